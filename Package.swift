@@ -1,0 +1,133 @@
+// swift-tools-version: 6.2
+
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "xi-gateway",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "xi-gateway", targets: ["XIGateway"]),
+        .library(name: "GatewayCore", targets: ["GatewayCore"]),
+        .library(name: "GatewayCurl", targets: ["GatewayCurl"]),
+        .library(name: "GatewayServer", targets: ["GatewayServer"]),
+        .library(name: "GatewayTesting", targets: ["GatewayTesting"]),
+    ],
+    dependencies: [
+        // The listener and ByteBuffer/HTTPHeaders everywhere.
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        // Structured logging, the interface every server library in the ecosystem speaks.
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        // proxy.conf plus environment overrides, with secrets redacted.
+        .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0"),
+        // FilePath, which swift-configuration's file provider takes (already in its dependency graph).
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+    ],
+    targets: [
+        .target(
+            name: "GatewayCore",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .systemLibrary(
+            name: "CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
+        .target(
+            name: "CCurlShim",
+            dependencies: ["CCurl"]
+        ),
+        .target(
+            name: "GatewayCurl",
+            dependencies: [
+                "GatewayCore",
+                "CCurlShim",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "GatewayServer",
+            dependencies: [
+                "GatewayCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "GatewayTesting",
+            dependencies: [
+                "GatewayCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "XIGateway",
+            dependencies: [
+                "GatewayCore",
+                "GatewayCurl",
+                "GatewayServer",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "GatewayCoreTests",
+            dependencies: ["GatewayCore", "GatewayTesting"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "GatewayCurlTests",
+            dependencies: [
+                "GatewayCurl",
+                "GatewayTesting",
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "GatewayServerTests",
+            dependencies: [
+                "GatewayServer",
+                "GatewayTesting",
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "GatewayTestingTests",
+            dependencies: ["GatewayTesting"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: [
+                "XIGateway",
+                "GatewayServer",
+                "GatewayCurl",
+                "GatewayTesting",
+            ],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

@@ -1,0 +1,167 @@
+/// Everything the gateway is configured with, validated.
+///
+/// Built from a key lookup (in the executable, `proxy.conf` overridden by the environment through
+/// swift-configuration), so the rules live here and are tested without files.
+public struct GatewayConfiguration: Sendable {
+    /// One configuration key: its name, its default as written in `proxy.conf`, and what it means.
+    public struct Key: Sendable, Hashable {
+        public let name: String
+        public let defaultValue: String?
+        public let summary: String
+    }
+
+    /// Every key, in the order `proxy.conf` and the README list them.
+    public static let keys: [Key] = [
+        Key(name: "LISTEN_HOST", defaultValue: "127.0.0.1", summary: "address to bind"),
+        Key(name: "LISTEN_PORT", defaultValue: "8080", summary: "port to bind (0 picks a free one)"),
+        Key(name: "UPSTREAM_URL", defaultValue: "https://api.elevenlabs.io", summary: "base URL of the upstream"),
+        Key(name: "ELEVENLABS_API_KEY", defaultValue: nil, summary: "the shared upstream key, sent as xi-api-key"),
+        Key(name: "UPSTREAM_TIMEOUT_MS", defaultValue: "10000", summary: "whole upstream request"),
+        Key(name: "UPSTREAM_CONNECT_TIMEOUT_MS", defaultValue: "3000", summary: "connect phase"),
+        Key(name: "CACHE_TTL_SECONDS", defaultValue: "30", summary: "freshness of a stored page"),
+        Key(name: "CACHE_MAX_BYTES", defaultValue: "67108864", summary: "memory bound of the cache"),
+        Key(name: "IDLE_TIMEOUT_SECONDS", defaultValue: "60", summary: "close client connections idle this long"),
+    ]
+
+    public var listenHost: String
+    public var listenPort: Int
+    public var upstreamURL: UpstreamURL
+    public var apiKey: Secret
+    public var upstreamTimeoutMilliseconds: Int
+    public var upstreamConnectTimeoutMilliseconds: Int
+    public var cacheTTLSeconds: Int
+    public var cacheMaxBytes: Int
+    public var idleTimeoutSeconds: Int
+
+    /// Reads and validates every key through `lookup`, which returns a key's value or `nil` when unset.
+    /// The first bad key stops reading with an error that names it.
+    public init(lookup: (String) -> String?) throws(ConfigurationError) {
+        func value(_ name: String) -> String? {
+            let raw = lookup(name)?.trimmingSpaces
+            if let raw, !raw.isEmpty { return raw }
+            return Self.keys.first { $0.name == name }?.defaultValue
+        }
+        func integer(_ name: String, in range: ClosedRange<Int>, _ meaning: String) throws(ConfigurationError) -> Int {
+            let text = value(name) ?? ""
+            guard let number = Int(text), range.contains(number) else {
+                throw ConfigurationError(key: name, problem: "must be \(meaning), got \"\(text)\"")
+            }
+            return number
+        }
+
+        let host = value("LISTEN_HOST") ?? ""
+        guard !host.isEmpty, host.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+            throw ConfigurationError(key: "LISTEN_HOST", problem: "must be an address such as 127.0.0.1 or 0.0.0.0")
+        }
+        self.listenHost = host
+        self.listenPort = try integer("LISTEN_PORT", in: 0...65535, "an integer from 0 to 65535")
+
+        let urlText = value("UPSTREAM_URL") ?? ""
+        do {
+            self.upstreamURL = try UpstreamURL(urlText)
+        } catch {
+            // A URL with credentials in it is a secret: never echo it.
+            let shown = error.carriesCredentials ? "" : ", got \"\(urlText)\""
+            throw ConfigurationError(key: "UPSTREAM_URL", problem: error.problem + shown)
+        }
+
+        guard let key = lookup("ELEVENLABS_API_KEY")?.trimmingSpaces, !key.isEmpty else {
+            throw ConfigurationError(
+                key: "ELEVENLABS_API_KEY",
+                problem: "is not set: put ELEVENLABS_API_KEY=<your key> in proxy.conf (or the file given with "
+                    + "--config), or set it in the environment"
+            )
+        }
+        // A control character would let the key split the header it is sent in. The value is never echoed.
+        guard key.utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x7F }) else {
+            throw ConfigurationError(key: "ELEVENLABS_API_KEY", problem: "contains a control character")
+        }
+        self.apiKey = Secret(key)
+
+        let day = 86_400_000
+        self.upstreamTimeoutMilliseconds = try integer("UPSTREAM_TIMEOUT_MS", in: 1...day, "a positive integer")
+        self.upstreamConnectTimeoutMilliseconds = try integer(
+            "UPSTREAM_CONNECT_TIMEOUT_MS",
+            in: 1...day,
+            "a positive integer"
+        )
+        self.cacheTTLSeconds = try integer("CACHE_TTL_SECONDS", in: 0...31_536_000, "an integer of seconds, 0 or more")
+        self.cacheMaxBytes = try integer(
+            "CACHE_MAX_BYTES",
+            in: 0...Int(Int32.max) * 64,
+            "an integer of bytes, 0 or more"
+        )
+        self.idleTimeoutSeconds = try integer("IDLE_TIMEOUT_SECONDS", in: 1...86_400, "a positive integer of seconds")
+    }
+}
+
+/// A configuration value that cannot be used; the message names the key and never holds a secret.
+public struct ConfigurationError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The key at fault.
+    public let key: String
+    /// What is wrong with it.
+    public let problem: String
+
+    public var description: String { "\(key) \(problem)" }
+}
+
+/// The upstream's base URL, checked: `http` or `https`, a host, an optional path prefix, nothing else.
+public struct UpstreamURL: Sendable, Hashable, CustomStringConvertible {
+    /// `http` or `https`, lowercased.
+    public let scheme: String
+    /// `host` or `host:port` (IPv6 in brackets).
+    public let authority: String
+    /// A path prefix without a trailing `/`, often empty.
+    public let pathPrefix: String
+
+    /// Why a text is not a usable upstream URL.
+    public struct Invalid: Error, Sendable, CustomStringConvertible {
+        public let problem: String
+        /// The text had `user:password@` in it, so it must not be shown.
+        public var carriesCredentials = false
+        public var description: String { problem }
+    }
+
+    /// Parses and checks `text`, e.g. `https://api.elevenlabs.io` or `http://127.0.0.1:9000/prefix/`.
+    public init(_ text: String) throws(Invalid) {
+        guard let colon = text.firstIndex(of: ":"), text[colon...].hasPrefix("://") else {
+            throw Invalid(problem: "must be an absolute http or https URL such as https://api.elevenlabs.io")
+        }
+        let scheme = text[..<colon].lowercased()
+        guard scheme == "http" || scheme == "https" else {
+            throw Invalid(problem: "must use http or https")
+        }
+        let rest = text[text.index(colon, offsetBy: 3)...]
+        guard rest.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+            throw Invalid(problem: "must not contain spaces or non-ASCII characters")
+        }
+        guard !rest.contains("?"), !rest.contains("#") else {
+            throw Invalid(problem: "must not have a query or fragment")
+        }
+        let slash = rest.firstIndex(of: "/") ?? rest.endIndex
+        let authority = String(rest[..<slash])
+        guard !authority.isEmpty else { throw Invalid(problem: "must name a host") }
+        guard !authority.contains("@") else {
+            throw Invalid(
+                problem: "must not carry credentials; set ELEVENLABS_API_KEY instead",
+                carriesCredentials: true
+            )
+        }
+        var path = String(rest[slash...])
+        while path.hasSuffix("/") { path.removeLast() }
+        self.scheme = scheme
+        self.authority = authority
+        self.pathPrefix = path
+    }
+
+    public var description: String { "\(scheme)://\(authority)\(pathPrefix)" }
+}
+
+extension String {
+    fileprivate var trimmingSpaces: String {
+        var scalars = Substring(self).unicodeScalars
+        while let first = scalars.first, first == " " || first == "\t" { scalars.removeFirst() }
+        while let last = scalars.last, last == " " || last == "\t" { scalars.removeLast() }
+        return String(scalars)
+    }
+}

@@ -1,0 +1,112 @@
+import NIOCore
+import Synchronization
+
+/// The in-memory page cache: TTL freshness, a byte bound with least-recently-used eviction, sharded by
+/// key hash so that every event loop can read at once.
+///
+/// Each shard holds `maxBytes / shardCount`; a page larger than that is not stored (it is still served).
+/// Every operation takes exactly one shard lock once.
+public final class ResponseCache: Sendable {
+    /// What a lookup found.
+    public enum Lookup: Sendable {
+        /// A fresh page, its age and its remaining freshness, in whole seconds.
+        case fresh(CachedPage, age: Int, ttlLeft: Int)
+        /// Nothing usable.
+        case miss
+    }
+
+    /// What a store did.
+    public enum StoreOutcome: Sendable, Hashable {
+        /// Stored, possibly evicting older pages.
+        case stored
+        /// Larger than a shard's bound; not stored.
+        case tooLarge
+    }
+
+    /// Counters for monitoring and tests.
+    public struct Statistics: Sendable, Hashable {
+        /// Pages held.
+        public var entries: Int
+        /// Bytes accounted for those pages (bodies, keys and a fixed overhead each).
+        public var bytes: Int
+        /// Pages dropped to make room.
+        public var evictions: Int
+    }
+
+    /// The fixed cost counted for each page beyond its body and key: the slot, the headers, the node.
+    public static let entryOverhead = 128
+
+    private let shards: [Shard]
+    private let clock: any CacheClock
+    private let ttlNanoseconds: Atomic<UInt64>
+
+    /// Creates a cache holding at most `maxBytes`, pages fresh for `ttlSeconds`.
+    public init(maxBytes: Int, ttlSeconds: Int, shardCount: Int = 16, clock: any CacheClock = SystemCacheClock()) {
+        precondition(shardCount > 0, "shardCount must be positive")
+        let perShard = max(0, maxBytes) / shardCount
+        self.shards = (0..<shardCount).map { _ in Shard(capacity: perShard) }
+        self.clock = clock
+        self.ttlNanoseconds = Atomic(UInt64(max(0, ttlSeconds)) * 1_000_000_000)
+    }
+
+    /// How long a page stays fresh, in seconds; can be changed while running.
+    public var ttlSeconds: Int {
+        get { Int(ttlNanoseconds.load(ordering: .relaxed) / 1_000_000_000) }
+        set { ttlNanoseconds.store(UInt64(max(0, newValue)) * 1_000_000_000, ordering: .relaxed) }
+    }
+
+    /// Looks `key` up, marking it recently used; a page past its freshness is dropped and reported as a miss.
+    public func lookup(_ key: CacheKey) -> Lookup {
+        let now = clock.nowNanoseconds()
+        let ttl = ttlNanoseconds.load(ordering: .relaxed)
+        return shard(for: key).store.withLock { store in
+            guard let page = store.value(for: key) else { return .miss }
+            let age = now &- page.storedAt
+            guard now >= page.storedAt, age < ttl else {
+                store.removeValue(for: key)
+                return .miss
+            }
+            let ageSeconds = Int(age / 1_000_000_000)
+            return .fresh(page, age: ageSeconds, ttlLeft: Int((ttl - age) / 1_000_000_000))
+        }
+    }
+
+    /// Stores `page` under `key`, replacing any page there and evicting the least recently used as needed.
+    @discardableResult
+    public func store(_ page: CachedPage, for key: CacheKey) -> StoreOutcome {
+        let cost = page.body.readableBytes + key.byteCount + Self.entryOverhead
+        return shard(for: key).store.withLock { store in
+            store.insert(page, for: key, cost: cost) ? .stored : .tooLarge
+        }
+    }
+
+    /// Drops the page under `key`, if any.
+    public func remove(_ key: CacheKey) {
+        shard(for: key).store.withLock { store in _ = store.removeValue(for: key) }
+    }
+
+    /// The current counters, summed over shards.
+    public var statistics: Statistics {
+        shards.reduce(into: Statistics(entries: 0, bytes: 0, evictions: 0)) { total, shard in
+            shard.store.withLock { store in
+                total.entries += store.count
+                total.bytes += store.totalCost
+                total.evictions += store.evictions
+            }
+        }
+    }
+
+    /// The current clock reading, so callers stamp pages with the cache's notion of time.
+    public func now() -> UInt64 { clock.nowNanoseconds() }
+
+    private func shard(for key: CacheKey) -> Shard {
+        shards[Int(UInt(bitPattern: key.hashValue) % UInt(shards.count))]
+    }
+
+    /// One lock and the pages behind it.
+    private final class Shard: Sendable {
+        let store: Mutex<LRUStore<CacheKey, CachedPage>>
+
+        init(capacity: Int) { self.store = Mutex(LRUStore(capacity: capacity)) }
+    }
+}

@@ -1,0 +1,35 @@
+import GatewayCore
+
+/// How ``CurlUpstreamClient`` reaches the upstream.
+public struct CurlClientConfiguration: Sendable {
+    /// The upstream's base URL; each request's target is appended to it.
+    public var baseURL: UpstreamURL
+    /// The whole request, connect to last byte.
+    public var timeoutMilliseconds: Int
+    /// The connect phase (TCP and TLS).
+    public var connectTimeoutMilliseconds: Int
+    /// A larger body fails the request with ``UpstreamError/responseTooLarge(_:)``; memory stays bounded.
+    public var maxResponseBytes: Int
+
+    /// Creates a configuration.
+    public init(
+        baseURL: UpstreamURL,
+        timeoutMilliseconds: Int,
+        connectTimeoutMilliseconds: Int,
+        maxResponseBytes: Int = 8 * 1024 * 1024
+    ) {
+        self.baseURL = baseURL
+        self.timeoutMilliseconds = timeoutMilliseconds
+        self.connectTimeoutMilliseconds = connectTimeoutMilliseconds
+        self.maxResponseBytes = maxResponseBytes
+    }
+
+    /// The configuration the gateway's settings describe.
+    public init(_ configuration: GatewayConfiguration) {
+        self.init(
+            baseURL: configuration.upstreamURL,
+            timeoutMilliseconds: configuration.upstreamTimeoutMilliseconds,
+            connectTimeoutMilliseconds: configuration.upstreamConnectTimeoutMilliseconds
+        )
+    }
+}

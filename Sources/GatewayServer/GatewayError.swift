@@ -1,0 +1,122 @@
+import GatewayCore
+import NIOCore
+import NIOHTTP1
+
+/// Every error the gateway answers itself. This is the one place where errors become HTTP responses.
+public struct GatewayError: Error, Sendable, CustomStringConvertible {
+    private enum Code: Sendable {
+        case invalidQuery([ValidationIssue])
+        case malformedQuery(FormDecoder.Failure)
+        case notFound
+        case methodNotAllowed
+        case badRequest(String)
+        case headersTooLarge
+        case bodyTooLarge
+        case upstreamUnavailable
+        case upstreamTimeout
+        case badUpstreamResponse
+    }
+
+    private let code: Code
+
+    private init(_ code: Code) { self.code = code }
+
+    /// The query failed the schema: 422 with FastAPI's body.
+    public static func invalidQuery(_ issues: [ValidationIssue]) -> Self { Self(.invalidQuery(issues)) }
+    /// The query could not be decoded: 400.
+    public static func malformedQuery(_ failure: FormDecoder.Failure) -> Self { Self(.malformedQuery(failure)) }
+    /// No such path: 404.
+    public static let notFound = Self(.notFound)
+    /// A method other than GET or HEAD on the list path: 405.
+    public static let methodNotAllowed = Self(.methodNotAllowed)
+    /// Not HTTP the gateway serves: 400.
+    public static func badRequest(_ reason: String) -> Self { Self(.badRequest(reason)) }
+    /// The request head is over the limit: 431.
+    public static let headersTooLarge = Self(.headersTooLarge)
+    /// A request body over the limit: 413.
+    public static let bodyTooLarge = Self(.bodyTooLarge)
+    /// The upstream refused, reset or could not be reached: 502.
+    public static let upstreamUnavailable = Self(.upstreamUnavailable)
+    /// The upstream did not answer in time: 504.
+    public static let upstreamTimeout = Self(.upstreamTimeout)
+    /// The upstream answered something unusable: 502.
+    public static let badUpstreamResponse = Self(.badUpstreamResponse)
+
+    /// The error an upstream failure becomes.
+    public init(_ error: UpstreamError) {
+        if error.isTimeout {
+            self = .upstreamTimeout
+        } else if error.isBadResponse {
+            self = .badUpstreamResponse
+        } else {
+            self = .upstreamUnavailable
+        }
+    }
+
+    /// Whether the connection must close after this answer (the request stream can no longer be trusted).
+    public var closesConnection: Bool {
+        switch code {
+        case .badRequest, .headersTooLarge, .bodyTooLarge: return true
+        default: return false
+        }
+    }
+
+    /// A short, bounded label for logs and the `Cache-Status` detail.
+    public var shortDescription: String {
+        switch code {
+        case .invalidQuery: return "invalid-query"
+        case .malformedQuery: return "malformed-query"
+        case .notFound: return "not-found"
+        case .methodNotAllowed: return "method-not-allowed"
+        case .badRequest: return "bad-request"
+        case .headersTooLarge: return "headers-too-large"
+        case .bodyTooLarge: return "body-too-large"
+        case .upstreamUnavailable: return "upstream-unavailable"
+        case .upstreamTimeout: return "upstream-timeout"
+        case .badUpstreamResponse: return "bad-upstream-response"
+        }
+    }
+
+    public var description: String { shortDescription }
+
+    /// The response: status, JSON body in the upstream's style, and the headers this error needs.
+    public func response(allocator: ByteBufferAllocator = ByteBufferAllocator()) -> GatewayResponse {
+        let status: HTTPResponseStatus
+        let body: String
+        var headers = HTTPHeaders([("Content-Type", "application/json")])
+        switch code {
+        case .invalidQuery(let issues):
+            status = .unprocessableEntity
+            body = ValidationIssue.body(for: issues)
+        case .malformedQuery(let failure):
+            status = .badRequest
+            body = ErrorBody.json(status: "invalid_query_encoding", message: failure.description)
+        case .notFound:
+            status = .notFound
+            body = ErrorBody.json(status: "not_found", message: "Not Found")
+        case .methodNotAllowed:
+            status = .methodNotAllowed
+            body = ErrorBody.json(status: "method_not_allowed", message: "Method Not Allowed")
+            headers.add(name: "Allow", value: "GET, HEAD")
+        case .badRequest(let reason):
+            status = .badRequest
+            body = ErrorBody.json(status: "bad_request", message: reason)
+        case .headersTooLarge:
+            status = .requestHeaderFieldsTooLarge
+            body = ErrorBody.json(status: "request_header_fields_too_large", message: "the request head is too large")
+        case .bodyTooLarge:
+            status = .payloadTooLarge
+            body = ErrorBody.json(status: "payload_too_large", message: "the request body is too large")
+        case .upstreamUnavailable:
+            status = .badGateway
+            body = ErrorBody.json(status: "upstream_unavailable", message: "the upstream could not be reached")
+        case .upstreamTimeout:
+            status = .gatewayTimeout
+            body = ErrorBody.json(status: "upstream_timeout", message: "the upstream did not answer in time")
+        case .badUpstreamResponse:
+            status = .badGateway
+            body = ErrorBody.json(status: "bad_upstream_response", message: "the upstream's answer was not usable")
+        }
+        return GatewayResponse(status: status, headers: headers, body: allocator.buffer(string: body))
+    }
+}

@@ -1,0 +1,239 @@
+import GatewayCore
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+
+/// A scriptable upstream on `127.0.0.1`, for tests and benchmarks: it answers each request with whatever
+/// its script says (status, headers, body, delay, or a dropped connection) and records what it received.
+public final class FakeUpstream: Sendable {
+    /// What the fake does with one request.
+    public struct Reply: Sendable {
+        /// How the answer is delivered.
+        public enum Delivery: Sendable {
+            /// A complete response.
+            case normal
+            /// Close the connection without answering.
+            case dropConnection
+            /// Send the head and half the body, then close.
+            case dropMidBody
+        }
+
+        public var status: Int
+        public var headers: [(String, String)]
+        public var body: String
+        public var delay: TimeAmount
+        public var delivery: Delivery
+
+        /// Creates a reply.
+        public init(
+            status: Int = 200,
+            headers: [(String, String)] = [("Content-Type", "application/json")],
+            body: String,
+            delay: TimeAmount = .zero,
+            delivery: Delivery = .normal
+        ) {
+            self.status = status
+            self.headers = headers
+            self.body = body
+            self.delay = delay
+            self.delivery = delivery
+        }
+
+        /// A `200` with a realistic page for `uri` (see ``FakeUpstream/page(for:)``).
+        public static func page(for uri: String, delay: TimeAmount = .zero) -> Reply {
+            Reply(body: FakeUpstream.page(for: uri), delay: delay)
+        }
+    }
+
+    /// One request as the fake received it.
+    public struct ReceivedRequest: Sendable {
+        public var method: HTTPMethod
+        public var uri: String
+        public var headers: HTTPHeaders
+        /// Which connection it came on, numbered from 1 in order of acceptance.
+        public var connection: Int
+    }
+
+    private struct Record {
+        var requests: [ReceivedRequest] = []
+        var connections = 0
+        var inFlight = 0
+        var maxInFlight = 0
+    }
+
+    private let channel: any Channel
+    private let group: any EventLoopGroup
+    private let record = Mutex(Record())
+    private let script: @Sendable (ReceivedRequest) -> Reply
+
+    /// The port it listens on.
+    public let port: Int
+
+    /// `http://127.0.0.1:<port>`.
+    public var baseURL: String { "http://127.0.0.1:\(port)" }
+
+    /// Every request received so far, in order.
+    public var requests: [ReceivedRequest] { record.withLock { $0.requests } }
+
+    /// How many connections were accepted.
+    public var connectionCount: Int { record.withLock { $0.connections } }
+
+    /// The most requests that were being answered at once.
+    public var maxConcurrentRequests: Int { record.withLock { $0.maxInFlight } }
+
+    private init(
+        channel: any Channel,
+        group: any EventLoopGroup,
+        script: @escaping @Sendable (ReceivedRequest) -> Reply
+    ) {
+        self.channel = channel
+        self.group = group
+        self.script = script
+        self.port = channel.localAddress?.port ?? 0
+    }
+
+    /// Starts a fake on `127.0.0.1`, port 0, answering with `script`.
+    public static func start(
+        script: @escaping @Sendable (ReceivedRequest) -> Reply = { .page(for: $0.uri) }
+    ) async throws -> FakeUpstream {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let box = Mutex<FakeUpstream?>(nil)
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    guard let upstream = box.withLock({ $0 }) else { throw ChannelError.ioOnClosedChannel }
+                    let number = upstream.record.withLock { record in
+                        record.connections += 1
+                        return record.connections
+                    }
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(
+                        FakeUpstreamHandler(upstream: upstream, connection: number)
+                    )
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0)
+            .get()
+        let upstream = FakeUpstream(channel: channel, group: group, script: script)
+        box.withLock { $0 = upstream }
+        return upstream
+    }
+
+    /// Stops listening and releases the fake's thread.
+    public func shutdown() async throws {
+        try? await channel.close()
+        try await group.shutdownGracefully()
+    }
+
+    func received(_ request: ReceivedRequest) -> Reply {
+        record.withLock { record in
+            record.requests.append(request)
+            record.inFlight += 1
+            record.maxInFlight = max(record.maxInFlight, record.inFlight)
+        }
+        return script(request)
+    }
+
+    func answered() {
+        record.withLock { $0.inFlight -= 1 }
+    }
+
+    /// A page in the upstream's shape whose items echo the query, so a test (or a soak) can tell which
+    /// question a page answers: `page_size` items of about 330 bytes each, and `next_cursor`.
+    public static func page(for uri: String) -> String {
+        let query = uri.firstIndex(of: "?").map { String(uri[uri.index(after: $0)...]) } ?? ""
+        var pageSize = 30
+        var agent = "agent_default"
+        if let parsed = try? ListQuery.parse(Substring(query)) {
+            pageSize = parsed["page_size"].flatMap { Int($0) } ?? 30
+            agent = parsed["agent_id"] ?? agent
+        }
+        let echo = JSONText.quoted(query)
+        let agentText = JSONText.quoted(agent)
+        var items: [String] = []
+        for index in 0..<pageSize {
+            items.append(
+                "{\"id\":\"inv_\(index)\",\"created_at_unix_secs\":\(1_760_000_000 + index),"
+                    + "\"test_run_count\":5,\"passed_count\":4,\"failed_count\":1,\"pending_count\":0,"
+                    + "\"title\":\"Regression suite \(index)\",\"agent_id\":\(agentText),\"branch_id\":null,"
+                    + "\"access_info\":{\"is_creator\":true,\"creator_name\":\"Test Runner\","
+                    + "\"creator_email\":\"runner@example.com\",\"role\":\"admin\"},\"query\":\(echo)}"
+            )
+        }
+        return "{\"results\":[" + items.joined(separator: ",") + "],\"has_more\":true,"
+            + "\"meta\":{\"total\":1000,\"page\":1,\"page_size\":\(pageSize)},\"next_cursor\":\"cursor_after_\(pageSize)\"}"
+    }
+}
+
+/// One connection of the fake: runs on its event loop only.
+private final class FakeUpstreamHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let upstream: FakeUpstream
+    private let connection: Int
+    private var head: HTTPRequestHead?
+
+    init(upstream: FakeUpstream, connection: Int) {
+        self.upstream = upstream
+        self.connection = connection
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+        case .body:
+            break
+        case .end:
+            guard let head else { return }
+            self.head = nil
+            let reply = upstream.received(
+                FakeUpstream.ReceivedRequest(
+                    method: head.method,
+                    uri: head.uri,
+                    headers: head.headers,
+                    connection: connection
+                )
+            )
+            if reply.delay > .zero {
+                context.eventLoop.assumeIsolated().scheduleTask(in: reply.delay) {
+                    self.send(reply, keepAlive: head.isKeepAlive, context: context)
+                }
+            } else {
+                send(reply, keepAlive: head.isKeepAlive, context: context)
+            }
+        }
+    }
+
+    private func send(_ reply: FakeUpstream.Reply, keepAlive: Bool, context: ChannelHandlerContext) {
+        defer { upstream.answered() }
+        var body = context.channel.allocator.buffer(string: reply.body)
+        var headers = HTTPHeaders(reply.headers)
+        headers.replaceOrAdd(name: "Content-Length", value: String(body.readableBytes))
+        let head = HTTPResponseHead(
+            version: .http1_1,
+            status: HTTPResponseStatus(statusCode: reply.status),
+            headers: headers
+        )
+        switch reply.delivery {
+        case .dropConnection:
+            context.close(promise: nil)
+        case .dropMidBody:
+            context.write(wrapOutboundOut(.head(head)), promise: nil)
+            let half = body.readSlice(length: body.readableBytes / 2) ?? body
+            context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(half))), promise: nil)
+            context.close(promise: nil)
+        case .normal:
+            context.write(wrapOutboundOut(.head(head)), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            if !keepAlive { context.close(promise: nil) }
+        }
+    }
+}
+
+@available(*, unavailable)
+extension FakeUpstreamHandler: Sendable {}

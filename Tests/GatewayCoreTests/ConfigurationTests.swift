@@ -1,0 +1,195 @@
+import Testing
+
+@testable import GatewayCore
+
+private let apiKey = "sk_test_Zq9SecretValue"
+
+/// Builds a configuration from `values` (unset keys are `nil`), with the API key set unless overridden.
+private func configuration(_ values: [String: String]) -> Result<GatewayConfiguration, ConfigurationError> {
+    var values = values
+    if values["ELEVENLABS_API_KEY"] == nil { values["ELEVENLABS_API_KEY"] = apiKey }
+    return Result { () throws(ConfigurationError) -> GatewayConfiguration in
+        try GatewayConfiguration(lookup: { values[$0] })
+    }
+}
+
+private func error(_ values: [String: String]) -> ConfigurationError? {
+    guard case .failure(let error) = configuration(values) else { return nil }
+    return error
+}
+
+@Suite("GatewayConfiguration: defaults and validation")
+struct ConfigurationTests {
+    @Test func defaultsNeedOnlyTheAPIKey() throws {
+        let config = try configuration([:]).get()
+        #expect(config.listenHost == "127.0.0.1")
+        #expect(config.listenPort == 8080)
+        #expect(config.upstreamURL.description == "https://api.elevenlabs.io")
+        #expect(config.apiKey.revealed == apiKey)
+        #expect(config.upstreamTimeoutMilliseconds == 10_000)
+        #expect(config.upstreamConnectTimeoutMilliseconds == 3000)
+        #expect(config.cacheTTLSeconds == 30)
+        #expect(config.cacheMaxBytes == 67_108_864)
+        #expect(config.idleTimeoutSeconds == 60)
+    }
+
+    @Test func keysAreListedInOrderAndOnlyTheAPIKeyHasNoDefault() {
+        #expect(
+            GatewayConfiguration.keys.map(\.name) == [
+                "LISTEN_HOST", "LISTEN_PORT", "UPSTREAM_URL", "ELEVENLABS_API_KEY", "UPSTREAM_TIMEOUT_MS",
+                "UPSTREAM_CONNECT_TIMEOUT_MS", "CACHE_TTL_SECONDS", "CACHE_MAX_BYTES", "IDLE_TIMEOUT_SECONDS",
+            ]
+        )
+        #expect(GatewayConfiguration.keys.filter { $0.defaultValue == nil }.map(\.name) == ["ELEVENLABS_API_KEY"])
+        #expect(GatewayConfiguration.keys.allSatisfy { !$0.summary.isEmpty })
+    }
+
+    @Test func emptyValuesFallBackToDefaultsAndSpacesAreTrimmed() throws {
+        let config = try configuration([
+            "LISTEN_HOST": "",
+            "LISTEN_PORT": " 9090\t",
+            "CACHE_TTL_SECONDS": "  ",
+            "ELEVENLABS_API_KEY": "  \(apiKey)\t",
+        ]).get()
+        #expect(config.listenHost == "127.0.0.1")
+        #expect(config.listenPort == 9090)
+        #expect(config.cacheTTLSeconds == 30)
+        #expect(config.apiKey.revealed == apiKey)
+    }
+
+    @Test func boundaryValuesAreAccepted() throws {
+        let config = try configuration([
+            "LISTEN_HOST": "0.0.0.0",
+            "LISTEN_PORT": "0",
+            "CACHE_TTL_SECONDS": "0",
+            "CACHE_MAX_BYTES": "0",
+            "UPSTREAM_TIMEOUT_MS": "1",
+            "IDLE_TIMEOUT_SECONDS": "86400",
+        ]).get()
+        #expect(config.listenHost == "0.0.0.0")
+        #expect(config.listenPort == 0)
+        #expect(config.cacheTTLSeconds == 0)
+        #expect(config.cacheMaxBytes == 0)
+        #expect(config.upstreamTimeoutMilliseconds == 1)
+        #expect(config.idleTimeoutSeconds == 86_400)
+        #expect(try configuration(["LISTEN_PORT": "65535"]).get().listenPort == 65_535)
+    }
+
+    @Test(arguments: [[:], ["ELEVENLABS_API_KEY": ""], ["ELEVENLABS_API_KEY": " \t "]] as [[String: String]])
+    func missingAPIKeyNamesTheKey(values: [String: String]) {
+        let found = Result { () throws(ConfigurationError) -> GatewayConfiguration in
+            try GatewayConfiguration(lookup: { values[$0] })
+        }
+        guard case .failure(let error) = found else {
+            Issue.record("a configuration without ELEVENLABS_API_KEY was accepted")
+            return
+        }
+        #expect(error.key == "ELEVENLABS_API_KEY")
+        #expect(error.description.hasPrefix("ELEVENLABS_API_KEY "))
+        #expect(error.problem.contains("proxy.conf"))
+    }
+
+    /// Every way a value can be wrong, with the key the error must name.
+    @Test(
+        arguments: [
+            (["LISTEN_HOST": "local host"], "LISTEN_HOST"),
+            (["LISTEN_HOST": "h\u{E9}te"], "LISTEN_HOST"),
+            (["LISTEN_PORT": "65536"], "LISTEN_PORT"),
+            (["LISTEN_PORT": "-1"], "LISTEN_PORT"),
+            (["LISTEN_PORT": "80.5"], "LISTEN_PORT"),
+            (["LISTEN_PORT": "http"], "LISTEN_PORT"),
+            (["LISTEN_PORT": "99999999999999999999"], "LISTEN_PORT"),
+            (["UPSTREAM_URL": "api.elevenlabs.io"], "UPSTREAM_URL"),
+            (["UPSTREAM_URL": "localhost:8080"], "UPSTREAM_URL"),
+            (["UPSTREAM_URL": "ftp://api.elevenlabs.io"], "UPSTREAM_URL"),
+            (["UPSTREAM_URL": "https://"], "UPSTREAM_URL"),
+            (["UPSTREAM_URL": "https:///v1"], "UPSTREAM_URL"),
+            (["UPSTREAM_URL": "https://api elevenlabs.io"], "UPSTREAM_URL"),
+            (["UPSTREAM_URL": "https://api.elevenlabs.io/?x=1"], "UPSTREAM_URL"),
+            (["UPSTREAM_URL": "https://api.elevenlabs.io/#top"], "UPSTREAM_URL"),
+            (["UPSTREAM_URL": "https://user:pw@api.elevenlabs.io"], "UPSTREAM_URL"),
+            (["ELEVENLABS_API_KEY": "sk\r\nX-Injected: 1"], "ELEVENLABS_API_KEY"),
+            (["ELEVENLABS_API_KEY": "sk\u{7F}"], "ELEVENLABS_API_KEY"),
+            (["UPSTREAM_TIMEOUT_MS": "0"], "UPSTREAM_TIMEOUT_MS"),
+            (["UPSTREAM_TIMEOUT_MS": "86400001"], "UPSTREAM_TIMEOUT_MS"),
+            (["UPSTREAM_CONNECT_TIMEOUT_MS": "abc"], "UPSTREAM_CONNECT_TIMEOUT_MS"),
+            (["CACHE_TTL_SECONDS": "-1"], "CACHE_TTL_SECONDS"),
+            (["CACHE_TTL_SECONDS": "1.5"], "CACHE_TTL_SECONDS"),
+            (["CACHE_MAX_BYTES": "-5"], "CACHE_MAX_BYTES"),
+            (["IDLE_TIMEOUT_SECONDS": "0"], "IDLE_TIMEOUT_SECONDS"),
+        ] as [([String: String], String)]
+    )
+    func badValueNamesItsKey(values: [String: String], key: String) throws {
+        let found = try #require(error(values))
+        #expect(found.key == key)
+        #expect(found.description == key + " " + found.problem)
+        #expect(!found.problem.isEmpty)
+        #expect(!found.description.contains(apiKey))
+        #expect(!String(reflecting: found).contains(apiKey))
+    }
+
+    @Test func rejectedAPIKeyIsNeverEchoed() throws {
+        let found = try #require(error(["ELEVENLABS_API_KEY": "sk_live_Hidden\nValue"]))
+        #expect(found.key == "ELEVENLABS_API_KEY")
+        #expect(!found.description.contains("sk_live_Hidden"))
+        #expect(!found.description.contains("Value"))
+    }
+
+    /// A key pasted into the URL as credentials is refused, and the refusal must not repeat it.
+    @Test func credentialsInTheURLAreNotEchoed() throws {
+        let found = try #require(error(["UPSTREAM_URL": "https://user:\(apiKey)@api.elevenlabs.io"]))
+        #expect(found.key == "UPSTREAM_URL")
+        #expect(!found.description.contains(apiKey))
+    }
+
+    @Test func configurationPrintsWithoutTheKey() throws {
+        let config = try configuration([:]).get()
+        #expect(!String(describing: config).contains(apiKey))
+        #expect(!String(reflecting: config).contains(apiKey))
+        var dumped = ""
+        dump(config, to: &dumped)
+        #expect(!dumped.contains(apiKey))
+    }
+
+    @Test func secretShowsOnlyAPlaceholder() {
+        let secret = Secret(apiKey)
+        #expect(secret.description == "<redacted>")
+        #expect(secret.debugDescription == "<redacted>")
+        #expect("\(secret)" == "<redacted>")
+        #expect(String(reflecting: secret) == "<redacted>")
+        #expect(Mirror(reflecting: secret).children.isEmpty)
+        var dumped = ""
+        dump(secret, to: &dumped)
+        #expect(!dumped.contains(apiKey))
+        #expect(secret.revealed == apiKey)
+    }
+}
+
+@Suite("UpstreamURL: normalisation")
+struct UpstreamURLTests {
+    /// Input, then scheme, authority, path prefix and the normalised text.
+    @Test(
+        arguments: [
+            ("https://api.elevenlabs.io", "https", "api.elevenlabs.io", "", "https://api.elevenlabs.io"),
+            ("https://api.elevenlabs.io/", "https", "api.elevenlabs.io", "", "https://api.elevenlabs.io"),
+            ("HTTPS://api.elevenlabs.io", "https", "api.elevenlabs.io", "", "https://api.elevenlabs.io"),
+            ("Http://127.0.0.1:9000", "http", "127.0.0.1:9000", "", "http://127.0.0.1:9000"),
+            ("http://127.0.0.1:9000/prefix//", "http", "127.0.0.1:9000", "/prefix", "http://127.0.0.1:9000/prefix"),
+            ("http://[::1]:8080/a/b/", "http", "[::1]:8080", "/a/b", "http://[::1]:8080/a/b"),
+        ]
+    )
+    func normalises(text: String, scheme: String, authority: String, pathPrefix: String, normalised: String) throws {
+        let url = try UpstreamURL(text)
+        #expect(url.scheme == scheme)
+        #expect(url.authority == authority)
+        #expect(url.pathPrefix == pathPrefix)
+        #expect(url.description == normalised)
+    }
+
+    @Test func configurationTrimsTheURL() throws {
+        let config = try configuration(["UPSTREAM_URL": "  http://localhost:8081/  "]).get()
+        let expected = try UpstreamURL("http://localhost:8081")
+        #expect(config.upstreamURL == expected)
+        #expect(config.upstreamURL.description == "http://localhost:8081")
+    }
+}

@@ -1,0 +1,198 @@
+import GatewayCore
+import GatewayCurl
+import GatewayTesting
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Testing
+
+@Suite("CurlUpstreamClient against a loopback fake upstream")
+struct CurlUpstreamClientTests {
+    private let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
+
+    private func makeClient(
+        _ upstream: FakeUpstream,
+        timeoutMilliseconds: Int = 5000,
+        maxResponseBytes: Int = 8 * 1024 * 1024
+    ) throws -> CurlUpstreamClient {
+        try CurlUpstreamClient(
+            configuration: CurlClientConfiguration(
+                baseURL: UpstreamURL(upstream.baseURL),
+                timeoutMilliseconds: timeoutMilliseconds,
+                connectTimeoutMilliseconds: 2000,
+                maxResponseBytes: maxResponseBytes
+            ),
+            logger: Logger(label: "test")
+        )
+    }
+
+    private func request(_ target: String = "/v1/convai/test-invocations?page_size=3") -> UpstreamRequest {
+        UpstreamRequest(
+            target: target,
+            headers: HTTPHeaders([("xi-api-key", "test-key"), ("Accept", "application/json")])
+        )
+    }
+
+    private func expectFailure(
+        _ future: EventLoopFuture<UpstreamResponse>,
+        _ expected: UpstreamError,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) async {
+        do {
+            let response = try await future.get()
+            Issue.record("expected \(expected), got status \(response.status)", sourceLocation: sourceLocation)
+        } catch let error as UpstreamError {
+            #expect(error == expected, "got \(error)", sourceLocation: sourceLocation)
+        } catch {
+            Issue.record("unexpected error \(error)", sourceLocation: sourceLocation)
+        }
+    }
+
+    @Test func returnsStatusHeadersAndExactBodyAndSendsTheGivenHeaders() async throws {
+        let upstream = try await FakeUpstream.start()
+        let client = try makeClient(upstream)
+        defer { client.shutdown() }
+
+        let response = try await client.execute(request(), on: eventLoop).get()
+
+        #expect(response.status == 200)
+        #expect(response.headers.first(name: "content-type") == "application/json")
+        #expect(String(buffer: response.body) == FakeUpstream.page(for: "/v1/convai/test-invocations?page_size=3"))
+        let received = try #require(upstream.requests.first)
+        #expect(received.method == .GET)
+        #expect(received.uri == "/v1/convai/test-invocations?page_size=3")
+        #expect(received.headers["xi-api-key"] == ["test-key"])
+        #expect(received.headers["accept"] == ["application/json"])
+        try await upstream.shutdown()
+    }
+
+    @Test func reusesOneConnectionForSequentialRequests() async throws {
+        let upstream = try await FakeUpstream.start()
+        let client = try makeClient(upstream)
+        defer { client.shutdown() }
+
+        for _ in 0..<5 {
+            let response = try await client.execute(request(), on: eventLoop).get()
+            #expect(response.status == 200)
+        }
+
+        #expect(upstream.requests.count == 5)
+        #expect(upstream.connectionCount == 1)
+        try await upstream.shutdown()
+    }
+
+    @Test func runsConcurrentRequestsAndAnswersEachWithItsOwnPage() async throws {
+        let upstream = try await FakeUpstream.start { .page(for: $0.uri, delay: .milliseconds(50)) }
+        let client = try makeClient(upstream)
+        defer { client.shutdown() }
+
+        let futures = (1...20).map { size in
+            client.execute(request("/v1/convai/test-invocations?page_size=\(size)"), on: eventLoop)
+        }
+        for (index, future) in futures.enumerated() {
+            let body = String(buffer: try await future.get().body)
+            #expect(body == FakeUpstream.page(for: "/v1/convai/test-invocations?page_size=\(index + 1)"))
+        }
+        #expect(upstream.maxConcurrentRequests > 1)
+        try await upstream.shutdown()
+    }
+
+    @Test func passesNonSuccessStatusesAndBodies() async throws {
+        let upstream = try await FakeUpstream.start { _ in
+            .init(
+                status: 429,
+                headers: [("Content-Type", "application/json"), ("Retry-After", "3")],
+                body: #"{"detail":{"status":"too_many_concurrent_requests","message":"busy"}}"#
+            )
+        }
+        let client = try makeClient(upstream)
+        defer { client.shutdown() }
+
+        let response = try await client.execute(request(), on: eventLoop).get()
+
+        #expect(response.status == 429)
+        #expect(response.headers.first(name: "retry-after") == "3")
+        #expect(String(buffer: response.body).contains("too_many_concurrent_requests"))
+        try await upstream.shutdown()
+    }
+
+    @Test func doesNotFollowRedirects() async throws {
+        let upstream = try await FakeUpstream.start { _ in
+            .init(status: 302, headers: [("Location", "http://127.0.0.1:9/elsewhere")], body: "")
+        }
+        let client = try makeClient(upstream)
+        defer { client.shutdown() }
+
+        let response = try await client.execute(request(), on: eventLoop).get()
+
+        #expect(response.status == 302)
+        #expect(upstream.requests.count == 1)
+        try await upstream.shutdown()
+    }
+
+    @Test func timesOut() async throws {
+        let upstream = try await FakeUpstream.start { .page(for: $0.uri, delay: .seconds(3)) }
+        let client = try makeClient(upstream, timeoutMilliseconds: 200)
+        defer { client.shutdown() }
+
+        await expectFailure(client.execute(request(), on: eventLoop), .timedOut())
+        try await upstream.shutdown()
+    }
+
+    @Test func reportsARefusedConnection() async throws {
+        let closed = try await FakeUpstream.start()
+        try await closed.shutdown()
+        let client = try makeClient(closed)
+        defer { client.shutdown() }
+
+        await expectFailure(client.execute(request(), on: eventLoop), .connectFailed())
+    }
+
+    @Test func reportsAConnectionDroppedBeforeAnswering() async throws {
+        let upstream = try await FakeUpstream.start { _ in .init(body: "", delivery: .dropConnection) }
+        let client = try makeClient(upstream)
+        defer { client.shutdown() }
+
+        await expectFailure(client.execute(request(), on: eventLoop), .connectionReset())
+        try await upstream.shutdown()
+    }
+
+    @Test func reportsAConnectionDroppedMidBody() async throws {
+        let upstream = try await FakeUpstream.start {
+            .init(body: FakeUpstream.page(for: $0.uri), delivery: .dropMidBody)
+        }
+        let client = try makeClient(upstream)
+        defer { client.shutdown() }
+
+        await expectFailure(client.execute(request(), on: eventLoop), .connectionReset())
+        try await upstream.shutdown()
+    }
+
+    @Test func refusesABodyOverTheLimit() async throws {
+        let upstream = try await FakeUpstream.start()
+        let client = try makeClient(upstream, maxResponseBytes: 1000)
+        defer { client.shutdown() }
+
+        await expectFailure(client.execute(request(), on: eventLoop), .responseTooLarge())
+        try await upstream.shutdown()
+    }
+
+    @Test func shutdownFailsRequestsInFlightAndLaterOnes() async throws {
+        let upstream = try await FakeUpstream.start { .page(for: $0.uri, delay: .seconds(10)) }
+        let client = try makeClient(upstream, timeoutMilliseconds: 20_000)
+
+        let inFlight = (0..<3).map { _ in client.execute(request(), on: eventLoop) }
+        // Wait until the fake has them, so they are really in flight.
+        for _ in 0..<200 where upstream.requests.count < 3 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(upstream.requests.count == 3)
+        let started = ContinuousClock.now
+        client.shutdown()
+        for future in inFlight { await expectFailure(future, .shutDown()) }
+        #expect(ContinuousClock.now - started < .seconds(5))
+
+        await expectFailure(client.execute(request(), on: eventLoop), .shutDown())
+        client.shutdown()
+        try await upstream.shutdown()
+    }
+}

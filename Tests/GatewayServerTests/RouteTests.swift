@@ -1,0 +1,28 @@
+import NIOHTTP1
+import Testing
+
+@testable import GatewayServer
+
+@Suite("Route")
+struct RouteTests {
+    @Test(
+        arguments: [
+            (HTTPMethod.GET, "/v1/convai/test-invocations", Route.list(query: "", isHead: false)),
+            (.GET, "/v1/convai/test-invocations?page_size=5", .list(query: "page_size=5", isHead: false)),
+            (.HEAD, "/v1/convai/test-invocations?a=b", .list(query: "a=b", isHead: true)),
+            (.GET, "/v1/convai/test-invocations?", .list(query: "", isHead: false)),
+            (.POST, "/v1/convai/test-invocations", .refuse(.methodNotAllowed)),
+            (.DELETE, "/v1/convai/test-invocations?page_size=5", .refuse(.methodNotAllowed)),
+            (.GET, "/v1/convai/test-invocations/", .refuse(.notFound)),
+            (.GET, "/v1/convai/test-invocations/abc", .refuse(.notFound)),
+            (.GET, "/", .refuse(.notFound)),
+            (.POST, "/nowhere", .refuse(.notFound)),
+            (.GET, "http://evil.example/v1/convai/test-invocations", .refuse(.notOriginForm)),
+            (.GET, "*", .refuse(.notOriginForm)),
+            (.GET, "", .refuse(.notOriginForm)),
+        ]
+    )
+    func routes(method: HTTPMethod, uri: String, expected: Route) {
+        #expect(Route(method: method, uri: uri) == expected)
+    }
+}

@@ -1,0 +1,58 @@
+import GatewayCore
+import GatewayCurl
+import GatewayServer
+import GatewayTesting
+import Logging
+import NIOCore
+import NIOPosix
+
+/// The real thing on loopback: a fake upstream, the libcurl client, the cache and the NIO listener.
+struct GatewayHarness {
+    static let apiKey = "sk_integration_0123456789abcdef"
+
+    let upstream: FakeUpstream
+    let client: CurlUpstreamClient
+    let cache: ResponseCache
+    let server: GatewayServer
+
+    var port: Int { server.localPort }
+
+    static func start(
+        timeoutMilliseconds: Int = 5000,
+        idleTimeout: TimeAmount = .seconds(60),
+        script: @escaping @Sendable (FakeUpstream.ReceivedRequest) -> FakeUpstream.Reply = { .page(for: $0.uri) }
+    ) async throws -> GatewayHarness {
+        let upstream = try await FakeUpstream.start(script: script)
+        let client = try CurlUpstreamClient(
+            configuration: CurlClientConfiguration(
+                baseURL: UpstreamURL(upstream.baseURL),
+                timeoutMilliseconds: timeoutMilliseconds,
+                connectTimeoutMilliseconds: 2000
+            ),
+            logger: Logger(label: "integration")
+        )
+        let cache = ResponseCache(maxBytes: 1 << 24, ttlSeconds: 30)
+        let service = ListService(
+            cache: cache,
+            upstream: client,
+            apiKey: Secret(apiKey),
+            logger: Logger(label: "integration")
+        )
+        let server = try await GatewayServer.start(
+            configuration: GatewayServer.Configuration(host: "127.0.0.1", port: 0, idleTimeout: idleTimeout),
+            service: service,
+            group: MultiThreadedEventLoopGroup.singleton
+        )
+        return GatewayHarness(upstream: upstream, client: client, cache: cache, server: server)
+    }
+
+    func get(_ target: String, method: String = "GET", headers: [(String, String)] = []) throws -> TestResponse {
+        try TestHTTPConnection.request(port: port, method: method, target: target, headers: headers)
+    }
+
+    func stop() async throws {
+        try await server.close()
+        client.shutdown()
+        try await upstream.shutdown()
+    }
+}
