@@ -122,7 +122,6 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "XIGateway",
                 "GatewayServer",
                 "GatewayCurl",
                 "GatewayTesting",

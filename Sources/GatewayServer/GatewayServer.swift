@@ -61,7 +61,11 @@ public final class GatewayServer: Sendable {
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try configurePipeline(channel.pipeline.syncOperations, configuration: configuration, service: service)
+                    try configurePipeline(
+                        channel.pipeline.syncOperations,
+                        configuration: configuration,
+                        service: service
+                    )
                 }
             }
             .bind(host: configuration.host, port: configuration.port)

@@ -1,0 +1,152 @@
+import Foundation
+import GatewayTesting
+import NIOHTTP1
+import Synchronization
+import Testing
+
+/// The built `xi-gateway` binary, started as a user would start it.
+final class GatewayProcess: Sendable {
+    let process = Process()
+    private let output = Mutex("")
+
+    /// The binary beside the test bundle (`swift build --build-tests` builds both).
+    static var executable: URL {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("xi-gateway")
+    }
+
+    init(arguments: [String], environment: [String: String], directory: URL) throws {
+        process.executableURL = Self.executable
+        process.arguments = arguments
+        process.environment = environment
+        process.currentDirectoryURL = directory
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        pipe.fileHandleForReading.readabilityHandler = { [self] handle in
+            let data = handle.availableData
+            self.output.withLock { $0 += String(decoding: data, as: UTF8.self) }
+        }
+        try process.run()
+    }
+
+    /// Everything printed so far, stdout and stderr together.
+    var printed: String { output.withLock { $0 } }
+
+    /// Waits until the output contains `text`, up to `seconds`.
+    func waitForOutput(containing text: String, seconds: Double = 20) async throws -> Bool {
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        while ContinuousClock.now < deadline {
+            if printed.contains(text) { return true }
+            if !process.isRunning { return printed.contains(text) }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return false
+    }
+
+    /// Waits for the process to exit, up to `seconds`, killing it past that; returns its status.
+    func waitForExit(seconds: Double = 20) async throws -> Int32 {
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        while process.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+            Issue.record("xi-gateway did not exit in time; output:\n\(printed)")
+        }
+        // Let the reader drain what was written just before exit.
+        try await Task.sleep(for: .milliseconds(50))
+        return process.terminationStatus
+    }
+}
+
+@Suite("The xi-gateway executable")
+struct ExecutableTests {
+    private func temporaryDirectory() throws -> URL {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("xi-gateway-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        return directory
+    }
+
+    private let baseEnvironment = ["PATH": "/usr/bin:/bin"]
+
+    @Test func printsItsVersion() async throws {
+        let gateway = try GatewayProcess(
+            arguments: ["--version"],
+            environment: baseEnvironment,
+            directory: try temporaryDirectory()
+        )
+        #expect(try await gateway.waitForExit() == 0)
+        #expect(gateway.printed.hasPrefix("xi-gateway "))
+    }
+
+    @Test func refusesToStartWithoutAKeyAndSaysWhichKeyToSet() async throws {
+        let gateway = try GatewayProcess(
+            arguments: [],
+            environment: baseEnvironment,
+            directory: try temporaryDirectory()
+        )
+
+        #expect(try await gateway.waitForExit() == 78)
+        #expect(gateway.printed.contains("ELEVENLABS_API_KEY is not set"))
+        #expect(gateway.printed.contains("proxy.conf"))
+    }
+
+    @Test func aBadValueStopsStartUpWithOneLineNamingTheKey() async throws {
+        let directory = try temporaryDirectory()
+        try "ELEVENLABS_API_KEY=sk_file_key_123\nCACHE_TTL_SECONDS=-5\n"
+            .write(to: directory.appendingPathComponent("proxy.conf"), atomically: true, encoding: .utf8)
+
+        let gateway = try GatewayProcess(arguments: [], environment: baseEnvironment, directory: directory)
+
+        #expect(try await gateway.waitForExit() == 78)
+        #expect(gateway.printed.contains("CACHE_TTL_SECONDS must be an integer of seconds, 0 or more, got \"-5\""))
+        #expect(!gateway.printed.contains("sk_file_key_123"))
+    }
+
+    @Test func aMissingExplicitConfigFileIsAnError() async throws {
+        let gateway = try GatewayProcess(
+            arguments: ["--config", "/nonexistent/xi.conf"],
+            environment: baseEnvironment.merging(["ELEVENLABS_API_KEY": "k"]) { $1 },
+            directory: try temporaryDirectory()
+        )
+
+        #expect(try await gateway.waitForExit() == 78)
+        #expect(gateway.printed.contains("/nonexistent/xi.conf"))
+    }
+
+    @Test func servesFromItsConfigFileWithEnvironmentOverridesAndStopsOnSIGTERM() async throws {
+        let upstream = try await FakeUpstream.start()
+        let directory = try temporaryDirectory()
+        let key = "sk_exec_test_7d1e0c55b2"
+        let configFile = directory.appendingPathComponent("gateway.conf")
+        try """
+        # A test configuration
+        ELEVENLABS_API_KEY=\(key)
+        UPSTREAM_URL=\(upstream.baseURL)
+        LISTEN_PORT=not-a-port
+        CACHE_TTL_SECONDS=60
+        """.write(to: configFile, atomically: true, encoding: .utf8)
+
+        let gateway = try GatewayProcess(
+            arguments: ["--config", configFile.path],
+            environment: baseEnvironment.merging(["LISTEN_PORT": "0"]) { $1 },
+            directory: directory
+        )
+        #expect(try await gateway.waitForOutput(containing: "listening"))
+        let printedPort = gateway.printed.firstMatch(of: /listen=http:\/\/127\.0\.0\.1:(\d+)/).flatMap { Int($0.1) }
+        let port = try #require(printedPort, "no port in: \(gateway.printed)")
+        #expect(gateway.printed.contains("cache_ttl_seconds=60"))
+
+        let miss = try TestHTTPConnection.request(port: port, target: "/v1/convai/test-invocations?page_size=2")
+        let hit = try TestHTTPConnection.request(port: port, target: "/v1/convai/test-invocations?page_size=2")
+        #expect(miss.status == 200)
+        #expect(hit.header("Cache-Status")?.hasPrefix("xi-gateway; hit") == true)
+        #expect(upstream.requests.count == 1)
+        #expect(upstream.requests.first?.headers["xi-api-key"] == [key])
+
+        gateway.process.interrupt()
+        #expect(try await gateway.waitForExit() == 0)
+        #expect(gateway.printed.contains("stopped"))
+        #expect(!gateway.printed.contains(key))
+        try await upstream.shutdown()
+    }
+}
