@@ -15,7 +15,8 @@ COPY Sources ./Sources
 COPY Tests ./Tests
 # The Swift runtime is linked in, so the runtime image needs no toolchain.
 RUN swift build -c release --static-swift-stdlib --product xi-gateway \
-    && install -D -m 0755 "$(swift build -c release --show-bin-path)/xi-gateway" /out/xi-gateway
+    && install -D -m 0755 "$(swift build -c release --show-bin-path)/xi-gateway" /out/xi-gateway \
+    && strip /out/xi-gateway
 
 # Run: Debian 12 slim with libcurl and CA certificates, as an unprivileged user.
 FROM debian:bookworm-slim

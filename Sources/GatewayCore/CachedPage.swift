@@ -8,6 +8,8 @@ public struct CachedPage: Sendable {
     public var contentType: String
     /// ``CacheClock/nowNanoseconds()`` when the upstream's answer arrived.
     public var storedAt: UInt64
+    /// Whether the last attempt to refresh this page (once stale) failed, so serving it is stale-if-error.
+    public var revalidationFailed = false
 
     /// Creates a page.
     public init(body: ByteBuffer, contentType: String, storedAt: UInt64) {

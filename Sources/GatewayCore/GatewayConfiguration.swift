@@ -19,7 +19,12 @@ public struct GatewayConfiguration: Sendable {
         Key(name: "UPSTREAM_TIMEOUT_MS", defaultValue: "10000", summary: "whole upstream request"),
         Key(name: "UPSTREAM_CONNECT_TIMEOUT_MS", defaultValue: "3000", summary: "connect phase"),
         Key(name: "CACHE_TTL_SECONDS", defaultValue: "30", summary: "freshness of a stored page"),
+        Key(name: "CACHE_STALE_SECONDS", defaultValue: "300", summary: "how long a page may be served stale"),
         Key(name: "CACHE_MAX_BYTES", defaultValue: "67108864", summary: "memory bound of the cache"),
+        Key(name: "UPSTREAM_MAX_CONCURRENCY", defaultValue: "4", summary: "most upstream requests at once"),
+        Key(name: "UPSTREAM_MAX_QUEUE", defaultValue: "1024", summary: "most requests waiting for the upstream"),
+        Key(name: "UPSTREAM_QUEUE_TIMEOUT_MS", defaultValue: "5000", summary: "longest wait for an upstream slot"),
+        Key(name: "UPSTREAM_BACKOFF_MAX_SECONDS", defaultValue: "30", summary: "longest back-off after 429s"),
         Key(name: "IDLE_TIMEOUT_SECONDS", defaultValue: "60", summary: "close client connections idle this long"),
     ]
 
@@ -30,14 +35,19 @@ public struct GatewayConfiguration: Sendable {
     public var upstreamTimeoutMilliseconds: Int
     public var upstreamConnectTimeoutMilliseconds: Int
     public var cacheTTLSeconds: Int
+    public var cacheStaleSeconds: Int
     public var cacheMaxBytes: Int
+    public var upstreamMaxConcurrency: Int
+    public var upstreamMaxQueue: Int
+    public var upstreamQueueTimeoutMilliseconds: Int
+    public var upstreamBackoffMaxSeconds: Int
     public var idleTimeoutSeconds: Int
 
     /// Reads and validates every key through `lookup`, which returns a key's value or `nil` when unset.
     /// The first bad key stops reading with an error that names it.
     public init(lookup: (String) -> String?) throws(ConfigurationError) {
         func value(_ name: String) -> String? {
-            let raw = lookup(name)?.trimmingSpaces
+            let raw = lookup(name)?.trimmingASCIISpaces
             if let raw, !raw.isEmpty { return raw }
             return Self.keys.first { $0.name == name }?.defaultValue
         }
@@ -65,7 +75,7 @@ public struct GatewayConfiguration: Sendable {
             throw ConfigurationError(key: "UPSTREAM_URL", problem: error.problem + shown)
         }
 
-        guard let key = lookup("ELEVENLABS_API_KEY")?.trimmingSpaces, !key.isEmpty else {
+        guard let key = lookup("ELEVENLABS_API_KEY")?.trimmingASCIISpaces, !key.isEmpty else {
             throw ConfigurationError(
                 key: "ELEVENLABS_API_KEY",
                 problem: "is not set: put ELEVENLABS_API_KEY=<your key> in proxy.conf (or the file given with "
@@ -86,10 +96,27 @@ public struct GatewayConfiguration: Sendable {
             "a positive integer"
         )
         self.cacheTTLSeconds = try integer("CACHE_TTL_SECONDS", in: 0...31_536_000, "an integer of seconds, 0 or more")
+        self.cacheStaleSeconds = try integer(
+            "CACHE_STALE_SECONDS",
+            in: 0...31_536_000,
+            "an integer of seconds, 0 or more"
+        )
         self.cacheMaxBytes = try integer(
             "CACHE_MAX_BYTES",
             in: 0...Int(Int32.max) * 64,
             "an integer of bytes, 0 or more"
+        )
+        self.upstreamMaxConcurrency = try integer("UPSTREAM_MAX_CONCURRENCY", in: 1...1024, "an integer from 1 to 1024")
+        self.upstreamMaxQueue = try integer("UPSTREAM_MAX_QUEUE", in: 0...1_000_000, "an integer, 0 or more")
+        self.upstreamQueueTimeoutMilliseconds = try integer(
+            "UPSTREAM_QUEUE_TIMEOUT_MS",
+            in: 1...day,
+            "a positive integer"
+        )
+        self.upstreamBackoffMaxSeconds = try integer(
+            "UPSTREAM_BACKOFF_MAX_SECONDS",
+            in: 1...86_400,
+            "an integer of seconds from 1 to 86400"
         )
         self.idleTimeoutSeconds = try integer("IDLE_TIMEOUT_SECONDS", in: 1...86_400, "a positive integer of seconds")
     }
@@ -155,13 +182,4 @@ public struct UpstreamURL: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String { "\(scheme)://\(authority)\(pathPrefix)" }
-}
-
-extension String {
-    fileprivate var trimmingSpaces: String {
-        var scalars = Substring(self).unicodeScalars
-        while let first = scalars.first, first == " " || first == "\t" { scalars.removeFirst() }
-        while let last = scalars.last, last == " " || last == "\t" { scalars.removeLast() }
-        return String(scalars)
-    }
 }

@@ -38,6 +38,12 @@ struct LRUStore<Key: Hashable, Value> {
         return slots[index]?.value
     }
 
+    /// Changes the value for `key` in place, if present, without touching its recency or cost.
+    mutating func update(_ key: Key, _ change: (inout Value) -> Void) {
+        guard let index = indexByKey[key], slots[index] != nil else { return }
+        change(&slots[index]!.value)
+    }
+
     /// Inserts or replaces; `false` (and nothing stored, any old value removed) when `cost` exceeds capacity.
     mutating func insert(_ value: Value, for key: Key, cost: Int) -> Bool {
         removeValue(for: key)

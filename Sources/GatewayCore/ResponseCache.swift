@@ -1,8 +1,8 @@
 import NIOCore
 import Synchronization
 
-/// The in-memory page cache: TTL freshness, a byte bound with least-recently-used eviction, sharded by
-/// key hash so that every event loop can read at once.
+/// The in-memory page cache: TTL freshness, a stale window after it, a byte bound with
+/// least-recently-used eviction, sharded by key hash so that every event loop can read at once.
 ///
 /// Each shard holds `maxBytes / shardCount`; a page larger than that is not stored (it is still served).
 /// Every operation takes exactly one shard lock once.
@@ -11,6 +11,9 @@ public final class ResponseCache: Sendable {
     public enum Lookup: Sendable {
         /// A fresh page, its age and its remaining freshness, in whole seconds.
         case fresh(CachedPage, age: Int, ttlLeft: Int)
+        /// A page past its freshness but inside the stale window: its age, and how long ago it stopped
+        /// being fresh, in whole seconds.
+        case stale(CachedPage, age: Int, staleFor: Int)
         /// Nothing usable.
         case miss
     }
@@ -39,14 +42,29 @@ public final class ResponseCache: Sendable {
     private let shards: [Shard]
     private let clock: any CacheClock
     private let ttlNanoseconds: Atomic<UInt64>
+    private let staleNanoseconds: Atomic<UInt64>
 
-    /// Creates a cache holding at most `maxBytes`, pages fresh for `ttlSeconds`.
-    public init(maxBytes: Int, ttlSeconds: Int, shardCount: Int = 16, clock: any CacheClock = SystemCacheClock()) {
+    /// Creates a cache holding at most `maxBytes`, pages fresh for `ttlSeconds` and then kept, stale, for
+    /// `staleSeconds` more.
+    public init(
+        maxBytes: Int,
+        ttlSeconds: Int,
+        staleSeconds: Int = 0,
+        shardCount: Int = 16,
+        clock: any CacheClock = SystemCacheClock()
+    ) {
         precondition(shardCount > 0, "shardCount must be positive")
         let perShard = max(0, maxBytes) / shardCount
         self.shards = (0..<shardCount).map { _ in Shard(capacity: perShard) }
         self.clock = clock
         self.ttlNanoseconds = Atomic(UInt64(max(0, ttlSeconds)) * 1_000_000_000)
+        self.staleNanoseconds = Atomic(UInt64(max(0, staleSeconds)) * 1_000_000_000)
+    }
+
+    /// How long a page may be served stale after its freshness ends, in seconds; can be changed while running.
+    public var staleSeconds: Int {
+        get { Int(staleNanoseconds.load(ordering: .relaxed) / 1_000_000_000) }
+        set { staleNanoseconds.store(UInt64(max(0, newValue)) * 1_000_000_000, ordering: .relaxed) }
     }
 
     /// How long a page stays fresh, in seconds; can be changed while running.
@@ -55,20 +73,35 @@ public final class ResponseCache: Sendable {
         set { ttlNanoseconds.store(UInt64(max(0, newValue)) * 1_000_000_000, ordering: .relaxed) }
     }
 
-    /// Looks `key` up, marking it recently used; a page past its freshness is dropped and reported as a miss.
+    /// Looks `key` up, marking it recently used. A page past its stale window is dropped and reported as
+    /// a miss, as if it had never been stored.
     public func lookup(_ key: CacheKey) -> Lookup {
         let now = clock.nowNanoseconds()
         let ttl = ttlNanoseconds.load(ordering: .relaxed)
+        let stale = staleNanoseconds.load(ordering: .relaxed)
         return shard(for: key).store.withLock { store in
             guard let page = store.value(for: key) else { return .miss }
-            let age = now &- page.storedAt
-            guard now >= page.storedAt, age < ttl else {
+            // A stamp from the future cannot come from this clock: do not trust the page.
+            guard now >= page.storedAt else {
                 store.removeValue(for: key)
                 return .miss
             }
+            let age = now - page.storedAt
             let ageSeconds = Int(age / 1_000_000_000)
-            return .fresh(page, age: ageSeconds, ttlLeft: Int((ttl - age) / 1_000_000_000))
+            if age < ttl {
+                return .fresh(page, age: ageSeconds, ttlLeft: Int((ttl - age) / 1_000_000_000))
+            }
+            if age - ttl < stale {
+                return .stale(page, age: ageSeconds, staleFor: Int((age - ttl) / 1_000_000_000))
+            }
+            store.removeValue(for: key)
+            return .miss
         }
+    }
+
+    /// Notes that refreshing the (stale) page under `key` failed, so it is now served as stale-if-error.
+    public func markRevalidationFailed(_ key: CacheKey) {
+        shard(for: key).store.withLock { store in store.update(key) { $0.revalidationFailed = true } }
     }
 
     /// Stores `page` under `key`, replacing any page there and evicting the least recently used as needed.

@@ -15,6 +15,8 @@ public struct GatewayError: Error, Sendable, CustomStringConvertible {
         case upstreamUnavailable
         case upstreamTimeout
         case badUpstreamResponse
+        case upstreamBusy
+        case upstreamBackoff(secondsLeft: Int)
     }
 
     private let code: Code
@@ -41,6 +43,19 @@ public struct GatewayError: Error, Sendable, CustomStringConvertible {
     public static let upstreamTimeout = Self(.upstreamTimeout)
     /// The upstream answered something unusable: 502.
     public static let badUpstreamResponse = Self(.badUpstreamResponse)
+
+    /// Too many requests wait for the upstream already, or one waited too long for a slot: 503.
+    public static let upstreamBusy = Self(.upstreamBusy)
+    /// The upstream said 429 and the whole key is backing off for `secondsLeft` more seconds: 429.
+    public static func upstreamBackoff(secondsLeft: Int) -> Self { Self(.upstreamBackoff(secondsLeft: secondsLeft)) }
+
+    /// The error a refusal by the governor becomes.
+    public init(_ rejection: UpstreamGovernor.Rejection) {
+        switch rejection {
+        case .queueFull, .queueTimeout: self = .upstreamBusy
+        case .backingOff(let secondsLeft): self = .upstreamBackoff(secondsLeft: secondsLeft)
+        }
+    }
 
     /// The error an upstream failure becomes.
     public init(_ error: UpstreamError) {
@@ -74,6 +89,8 @@ public struct GatewayError: Error, Sendable, CustomStringConvertible {
         case .upstreamUnavailable: return "upstream-unavailable"
         case .upstreamTimeout: return "upstream-timeout"
         case .badUpstreamResponse: return "bad-upstream-response"
+        case .upstreamBusy: return "upstream-busy"
+        case .upstreamBackoff: return "upstream-backoff"
         }
     }
 
@@ -116,6 +133,17 @@ public struct GatewayError: Error, Sendable, CustomStringConvertible {
         case .badUpstreamResponse:
             status = .badGateway
             body = ErrorBody.json(status: "bad_upstream_response", message: "the upstream's answer was not usable")
+        case .upstreamBusy:
+            status = .serviceUnavailable
+            body = ErrorBody.json(status: "system_busy", message: "too many requests are waiting for the upstream")
+            headers.add(name: "Retry-After", value: "1")
+        case .upstreamBackoff(let secondsLeft):
+            status = .tooManyRequests
+            body = ErrorBody.json(
+                status: "rate_limit_exceeded",
+                message: "the upstream is rate limiting this gateway; retry after \(secondsLeft) seconds"
+            )
+            headers.add(name: "Retry-After", value: String(max(1, secondsLeft)))
         }
         return GatewayResponse(status: status, headers: headers, body: allocator.buffer(string: body))
     }

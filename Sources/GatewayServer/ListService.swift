@@ -3,32 +3,71 @@ import Logging
 import NIOCore
 import NIOHTTP1
 
-/// Answers list requests: validates the query, serves fresh pages from the cache, and asks the upstream
-/// for the rest, storing what may be stored.
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Answers list requests: validates the query, serves fresh pages from the cache, serves stale ones while
+/// one background refresh runs, and collapses concurrent misses for a key into one upstream request that
+/// waits its turn at the ``UpstreamGovernor``.
 public final class ListService: Sendable {
     /// The identity of this gateway, in `User-Agent` and `Cache-Status`.
     public static let cacheName = "xi-gateway"
     /// Sent upstream as `User-Agent`.
     public static let userAgent = "xi-gateway/\(GatewayVersion.current)"
 
+    /// What one upstream fetch for a key came to; every request waiting on it is answered from this.
+    enum FetchResult: Sendable {
+        /// A 200 with JSON, and what the cache did with it (`stored`, or a `detail=` reason).
+        case page(CachedPage, storage: String)
+        /// Any other upstream status, passed on as it came.
+        case passThrough(UpstreamResponse)
+        /// No usable answer.
+        case failed(GatewayError)
+    }
+
     private let cache: ResponseCache
     private let upstream: any UpstreamClient
+    private let governor: UpstreamGovernor
+    private let flights = SingleFlight<CacheKey, FetchResult>()
     private let apiKey: Secret
     private let credential: String
+    private let waitLimit: TimeAmount
+    private let wallClock: @Sendable () -> Int
     private let logger: Logger
     private let allocator = ByteBufferAllocator()
 
-    /// Creates the service; `apiKey` is sent upstream as `xi-api-key` and its fingerprint keys the cache.
-    public init(cache: ResponseCache, upstream: any UpstreamClient, apiKey: Secret, logger: Logger) {
+    /// Creates the service. `apiKey` is sent upstream as `xi-api-key` and its fingerprint keys the cache;
+    /// a request waiting for the upstream longer than `waitLimit` is answered 504 (the fetch goes on for
+    /// the others); `wallClock` gives seconds since 1970, for `Retry-After` dates.
+    public init(
+        cache: ResponseCache,
+        upstream: any UpstreamClient,
+        governor: UpstreamGovernor,
+        apiKey: Secret,
+        waitLimit: TimeAmount,
+        logger: Logger,
+        wallClock: @escaping @Sendable () -> Int = { Int(time(nil)) }
+    ) {
         self.cache = cache
         self.upstream = upstream
+        self.governor = governor
         self.apiKey = apiKey
         self.credential = apiKey.fingerprint
+        self.waitLimit = waitLimit
+        self.wallClock = wallClock
         self.logger = logger
     }
 
+    /// Requests waiting on upstream fetches right now, and how many fetches they wait on.
+    public var flightStatistics: (waiters: Int, flights: Int) { (flights.waiterCount, flights.flightCount) }
+
     /// The answer to a list request whose query (after `?`) is `query`. Never fails: every problem is an
-    /// answer. The future completes on `eventLoop`.
+    /// answer. Call it on `eventLoop`; the future completes there.
     public func respond(toQuery query: Substring, on eventLoop: any EventLoop) -> EventLoopFuture<GatewayResponse> {
         let listQuery: ListQuery
         do {
@@ -43,26 +82,76 @@ public final class ListService: Sendable {
         }
 
         let key = CacheKey(credential: credential, query: listQuery)
-        if case .fresh(let page, let age, let ttlLeft) = cache.lookup(key) {
+        switch cache.lookup(key) {
+        case .fresh(let page, let age, let ttlLeft):
             return eventLoop.makeSucceededFuture(
                 pageResponse(page, age: age, cacheStatus: "\(Self.cacheName); hit; ttl=\(ttlLeft)")
             )
+        case .stale(let page, let age, let staleFor):
+            refreshInBackground(key, on: eventLoop)
+            let detail = page.revalidationFailed ? "stale-if-error" : "stale-while-revalidate"
+            return eventLoop.makeSucceededFuture(
+                pageResponse(page, age: age, cacheStatus: "\(Self.cacheName); hit; ttl=-\(staleFor); detail=\(detail)")
+            )
+        case .miss:
+            return waitForFetch(key, on: eventLoop)
         }
+    }
 
-        let request = upstreamRequest(for: key)
-        return upstream.execute(request, on: eventLoop).map { response in
-            self.answer(for: response, key: key)
+    /// Joins (or leads) the fetch for `key` and answers from its result, or 504 after `waitLimit`.
+    private func waitForFetch(_ key: CacheKey, on eventLoop: any EventLoop) -> EventLoopFuture<GatewayResponse> {
+        let flight = eventLoop.makePromise(of: FetchResult.self)
+        let leads = flights.join(key, promise: flight)
+        if leads { fetch(key, on: eventLoop) }
+
+        let answer = eventLoop.makePromise(of: GatewayResponse.self)
+        let once = AnswerOnce()
+        let timeout = eventLoop.assumeIsolated().scheduleTask(in: waitLimit) {
+            guard once.claim() else { return }
+            let error = GatewayError.upstreamTimeout
+            answer.succeed(self.errorResponse(error, cacheStatus: "\(Self.cacheName); fwd=miss; detail=\(error)"))
+        }
+        flight.futureResult.assumeIsolated().whenComplete { result in
+            timeout.cancel()
+            guard once.claim() else { return }
+            switch result {
+            case .success(let fetched): answer.succeed(self.response(for: fetched, collapsed: !leads))
+            case .failure: answer.succeed(self.errorResponse(.badUpstreamResponse, cacheStatus: nil))
+            }
+        }
+        return answer.futureResult
+    }
+
+    /// Starts one refresh of a stale page unless one is already under way; nobody waits for it.
+    private func refreshInBackground(_ key: CacheKey, on eventLoop: any EventLoop) {
+        if flights.join(key, promise: eventLoop.makePromise(of: FetchResult.self)) {
+            fetch(key, on: eventLoop)
+        }
+    }
+
+    /// The leader's work: a slot from the governor, the upstream request, the cache updated, the flight
+    /// completed for every waiter.
+    private func fetch(_ key: CacheKey, on eventLoop: any EventLoop) {
+        let governor = self.governor
+        governor.acquire(on: eventLoop).flatMap {
+            self.upstream.execute(self.upstreamRequest(for: key), on: eventLoop).always { result in
+                governor.release(self.governorOutcome(of: result))
+            }
+        }.map { response in
+            self.settle(response, key: key)
         }.recover { error in
+            self.cache.markRevalidationFailed(key)
+            if let rejection = error as? UpstreamGovernor.Rejection {
+                return .failed(GatewayError(rejection))
+            }
             let upstreamError = error as? UpstreamError ?? .invalidResponse("\(error)")
             self.logger.warning(
                 "upstream request failed",
                 metadata: ["error": "\(upstreamError)", "query": "\(key.query)"]
             )
-            let gatewayError = GatewayError(upstreamError)
-            return self.errorResponse(
-                gatewayError,
-                cacheStatus: "\(Self.cacheName); fwd=miss; detail=\(gatewayError.shortDescription)"
-            )
+            return .failed(GatewayError(upstreamError))
+        }.whenComplete { result in
+            self.flights.complete(key, with: result)
         }
     }
 
@@ -76,37 +165,90 @@ public final class ListService: Sendable {
         return UpstreamRequest(target: Route.listPath + "?" + key.query, headers: headers)
     }
 
-    private func answer(for response: UpstreamResponse, key: CacheKey) -> GatewayResponse {
-        let contentType = response.headers.first(name: "content-type") ?? "application/json"
-        guard response.status == 200 else {
-            return passThrough(response, contentType: contentType)
-        }
-        guard response.body.withUnsafeReadableBytes({ JSONValidator.isValid($0) }) else {
-            logger.warning("upstream sent a 200 that is not JSON; not stored", metadata: ["query": "\(key.query)"])
-            let error = GatewayError.badUpstreamResponse
-            return errorResponse(
-                error,
-                cacheStatus: "\(Self.cacheName); fwd=miss; fwd-status=200; detail=\(error.shortDescription)"
+    private func governorOutcome(of result: Result<UpstreamResponse, any Error>) -> UpstreamGovernor.Outcome {
+        guard case .success(let response) = result else { return .other }
+        switch response.status {
+        case 200..<400:
+            return .success
+        case 429:
+            let retryAfter = response.headers.first(name: "retry-after").flatMap {
+                RetryAfter.seconds(from: $0, now: wallClock())
+            }
+            let maximum = response.headers.first(name: "maximum-concurrent-requests").flatMap {
+                $0.split(separator: " ").first.flatMap { Int($0) }
+            }
+            logger.warning(
+                "upstream answered 429: the key backs off",
+                metadata: ["retry_after": "\(retryAfter.map(String.init) ?? "none")", "maximum": "\(maximum ?? 0)"]
             )
+            return .rateLimited(retryAfterSeconds: retryAfter, maximumConcurrent: maximum)
+        default:
+            return .other
         }
-        let page = CachedPage(body: response.body, contentType: contentType, storedAt: cache.now())
-        let cacheStatus: String
-        switch cache.store(page, for: key) {
-        case .stored: cacheStatus = "\(Self.cacheName); fwd=miss; fwd-status=200; stored"
-        case .tooLarge: cacheStatus = "\(Self.cacheName); fwd=miss; fwd-status=200; detail=too-large"
-        }
-        return pageResponse(page, age: 0, cacheStatus: cacheStatus)
     }
 
-    /// Headers of an upstream error worth passing on: its body's type and what tells a client when to retry.
+    /// Applies an upstream answer to the cache and says what it came to.
+    private func settle(_ response: UpstreamResponse, key: CacheKey) -> FetchResult {
+        switch response.status {
+        case 200:
+            guard response.body.withUnsafeReadableBytes({ JSONValidator.isValid($0) }) else {
+                logger.warning("upstream sent a 200 that is not JSON; not stored", metadata: ["query": "\(key.query)"])
+                cache.markRevalidationFailed(key)
+                return .failed(.badUpstreamResponse)
+            }
+            let contentType = response.headers.first(name: "content-type") ?? "application/json"
+            let page = CachedPage(body: response.body, contentType: contentType, storedAt: cache.now())
+            guard cache.ttlSeconds > 0 else {
+                cache.remove(key)
+                return .page(page, storage: "detail=ttl-zero")
+            }
+            switch cache.store(page, for: key) {
+            case .stored: return .page(page, storage: "stored")
+            case .tooLarge: return .page(page, storage: "detail=too-large")
+            }
+        case 401, 403, 404, 422:
+            // The upstream says the page is no longer right: drop it.
+            cache.remove(key)
+            return .passThrough(response)
+        case 429, 500...599:
+            // Says nothing about the page: a stale copy stands in for it.
+            cache.markRevalidationFailed(key)
+            return .passThrough(response)
+        default:
+            return .passThrough(response)
+        }
+    }
+
+    private func response(for result: FetchResult, collapsed: Bool) -> GatewayResponse {
+        let suffix = collapsed ? "; collapsed" : ""
+        switch result {
+        case .page(let page, let storage):
+            let age = Int((cache.now() &- page.storedAt) / 1_000_000_000)
+            return pageResponse(
+                page,
+                age: age,
+                cacheStatus: "\(Self.cacheName); fwd=miss; fwd-status=200; \(storage)\(suffix)"
+            )
+        case .passThrough(let response):
+            return passThrough(
+                response,
+                cacheStatus: "\(Self.cacheName); fwd=miss; fwd-status=\(response.status)\(suffix)"
+            )
+        case .failed(let error):
+            return errorResponse(error, cacheStatus: "\(Self.cacheName); fwd=miss; detail=\(error)\(suffix)")
+        }
+    }
+
+    /// Headers of an upstream error worth passing on: what tells a client when to retry.
     private static let passedHeaders = ["retry-after", "current-concurrent-requests", "maximum-concurrent-requests"]
 
-    private func passThrough(_ response: UpstreamResponse, contentType: String) -> GatewayResponse {
-        var headers = HTTPHeaders([("Content-Type", contentType)])
+    private func passThrough(_ response: UpstreamResponse, cacheStatus: String) -> GatewayResponse {
+        var headers = HTTPHeaders([("Content-Type", response.headers.first(name: "content-type") ?? "application/json")]
+        )
         for name in Self.passedHeaders {
             for value in response.headers[name] { headers.add(name: name, value: value) }
         }
-        headers.add(name: "Cache-Status", value: "\(Self.cacheName); fwd=miss; fwd-status=\(response.status)")
+        headers.add(name: "Cache-Status", value: cacheStatus)
         headers.add(name: "Age", value: "0")
         return GatewayResponse(
             status: HTTPResponseStatus(statusCode: response.status),
@@ -132,5 +274,16 @@ public final class ListService: Sendable {
         )
         response.headers.add(name: "Age", value: "0")
         return response
+    }
+}
+
+/// Makes sure a request is answered once, by whichever comes first: its fetch or its deadline. Both run
+/// on the request's event loop, so no lock is needed.
+private final class AnswerOnce {
+    private var answered = false
+
+    func claim() -> Bool {
+        defer { answered = true }
+        return !answered
     }
 }

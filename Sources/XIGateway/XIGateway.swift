@@ -66,8 +66,27 @@ enum XIGateway {
             printError("xi-gateway: cannot start the upstream client: \(error)")
             exit(1)
         }
-        let cache = ResponseCache(maxBytes: configuration.cacheMaxBytes, ttlSeconds: configuration.cacheTTLSeconds)
-        let service = ListService(cache: cache, upstream: upstream, apiKey: configuration.apiKey, logger: logger)
+        let cache = ResponseCache(
+            maxBytes: configuration.cacheMaxBytes,
+            ttlSeconds: configuration.cacheTTLSeconds,
+            staleSeconds: configuration.cacheStaleSeconds
+        )
+        let governor = UpstreamGovernor(
+            configuration: UpstreamGovernor.Configuration(
+                maxConcurrency: configuration.upstreamMaxConcurrency,
+                maxQueue: configuration.upstreamMaxQueue,
+                queueTimeout: .milliseconds(Int64(configuration.upstreamQueueTimeoutMilliseconds)),
+                backoffMaxSeconds: configuration.upstreamBackoffMaxSeconds
+            )
+        )
+        let service = ListService(
+            cache: cache,
+            upstream: upstream,
+            governor: governor,
+            apiKey: configuration.apiKey,
+            waitLimit: .milliseconds(Int64(configuration.upstreamTimeoutMilliseconds)),
+            logger: logger
+        )
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
 
         let server: GatewayServer
@@ -96,6 +115,8 @@ enum XIGateway {
                 "listen": "http://\(configuration.listenHost):\(server.localPort)",
                 "upstream": "\(configuration.upstreamURL)",
                 "cache_ttl_seconds": "\(configuration.cacheTTLSeconds)",
+                "cache_stale_seconds": "\(configuration.cacheStaleSeconds)",
+                "upstream_max_concurrency": "\(configuration.upstreamMaxConcurrency)",
                 "cache_max_bytes": "\(configuration.cacheMaxBytes)",
             ]
         )

@@ -30,6 +30,11 @@ struct ConfigurationTests {
         #expect(config.upstreamConnectTimeoutMilliseconds == 3000)
         #expect(config.cacheTTLSeconds == 30)
         #expect(config.cacheMaxBytes == 67_108_864)
+        #expect(config.cacheStaleSeconds == 300)
+        #expect(config.upstreamMaxConcurrency == 4)
+        #expect(config.upstreamMaxQueue == 1024)
+        #expect(config.upstreamQueueTimeoutMilliseconds == 5000)
+        #expect(config.upstreamBackoffMaxSeconds == 30)
         #expect(config.idleTimeoutSeconds == 60)
     }
 
@@ -37,7 +42,9 @@ struct ConfigurationTests {
         #expect(
             GatewayConfiguration.keys.map(\.name) == [
                 "LISTEN_HOST", "LISTEN_PORT", "UPSTREAM_URL", "ELEVENLABS_API_KEY", "UPSTREAM_TIMEOUT_MS",
-                "UPSTREAM_CONNECT_TIMEOUT_MS", "CACHE_TTL_SECONDS", "CACHE_MAX_BYTES", "IDLE_TIMEOUT_SECONDS",
+                "UPSTREAM_CONNECT_TIMEOUT_MS", "CACHE_TTL_SECONDS", "CACHE_STALE_SECONDS", "CACHE_MAX_BYTES",
+                "UPSTREAM_MAX_CONCURRENCY", "UPSTREAM_MAX_QUEUE", "UPSTREAM_QUEUE_TIMEOUT_MS",
+                "UPSTREAM_BACKOFF_MAX_SECONDS", "IDLE_TIMEOUT_SECONDS",
             ]
         )
         #expect(GatewayConfiguration.keys.filter { $0.defaultValue == nil }.map(\.name) == ["ELEVENLABS_API_KEY"])

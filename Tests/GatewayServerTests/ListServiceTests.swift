@@ -20,15 +20,29 @@ struct ServiceFixture {
     init(
         apiKey: String = "secret-upstream-key",
         maxBytes: Int = 1 << 20,
+        staleSeconds: Int = 0,
         cache: ResponseCache? = nil,
         script: @escaping @Sendable (UpstreamRequest) -> Result<UpstreamResponse, UpstreamError> = Self.pages
     ) {
-        self.cache = cache ?? ResponseCache(maxBytes: maxBytes, ttlSeconds: 30, shardCount: 1, clock: clock)
+        self.cache =
+            cache
+            ?? ResponseCache(
+                maxBytes: maxBytes,
+                ttlSeconds: 30,
+                staleSeconds: staleSeconds,
+                shardCount: 1,
+                clock: clock
+            )
         self.upstream = ScriptedUpstreamClient(script: script)
         self.service = ListService(
             cache: self.cache,
             upstream: upstream,
+            governor: UpstreamGovernor(
+                configuration: .init(maxConcurrency: 4, maxQueue: 16, queueTimeout: .seconds(5), backoffMaxSeconds: 30),
+                clock: clock
+            ),
             apiKey: Secret(apiKey),
+            waitLimit: .seconds(10),
             logger: Logger(label: "test")
         )
     }
@@ -184,10 +198,10 @@ struct ListServiceTests {
     }
 
     @Test func otherStatusesArePassedThroughAndNotStored() throws {
-        let body = #"{"detail":{"status":"too_many_concurrent_requests","message":"slow down"}}"#
+        let body = #"{"detail":{"status":"system_busy","message":"slow down"}}"#
         let fixture = ServiceFixture(
             script: ServiceFixture.status(
-                429,
+                503,
                 body,
                 headers: [
                     ("Content-Type", "application/json"), ("Retry-After", "2"), ("maximum-concurrent-requests", "4"),
@@ -199,13 +213,13 @@ struct ListServiceTests {
         let first = try fixture.get("page_size=5")
         let second = try fixture.get("page_size=5")
 
-        #expect(first.status == .tooManyRequests)
+        #expect(first.status == .serviceUnavailable)
         #expect(String(buffer: first.body) == body)
         #expect(first.headers["Retry-After"] == ["2"])
         #expect(first.headers["maximum-concurrent-requests"] == ["4"])
         #expect(first.headers["Set-Cookie"].isEmpty)
-        #expect(first.headers["Cache-Status"] == ["xi-gateway; fwd=miss; fwd-status=429"])
-        #expect(second.status == .tooManyRequests)
+        #expect(first.headers["Cache-Status"] == ["xi-gateway; fwd=miss; fwd-status=503"])
+        #expect(second.status == .serviceUnavailable)
         #expect(fixture.upstream.requests.count == 2)
         #expect(fixture.cache.statistics.entries == 0)
     }

@@ -13,6 +13,7 @@ struct GatewayHarness {
     let upstream: FakeUpstream
     let client: CurlUpstreamClient
     let cache: ResponseCache
+    let governor: UpstreamGovernor
     let server: GatewayServer
 
     var port: Int { server.localPort }
@@ -20,6 +21,15 @@ struct GatewayHarness {
     static func start(
         timeoutMilliseconds: Int = 5000,
         idleTimeout: TimeAmount = .seconds(60),
+        ttlSeconds: Int = 30,
+        staleSeconds: Int = 300,
+        clock: any CacheClock = SystemCacheClock(),
+        governor: UpstreamGovernor.Configuration = .init(
+            maxConcurrency: 4,
+            maxQueue: 1024,
+            queueTimeout: .seconds(5),
+            backoffMaxSeconds: 30
+        ),
         script: @escaping @Sendable (FakeUpstream.ReceivedRequest) -> FakeUpstream.Reply = { .page(for: $0.uri) }
     ) async throws -> GatewayHarness {
         let upstream = try await FakeUpstream.start(script: script)
@@ -31,11 +41,14 @@ struct GatewayHarness {
             ),
             logger: Logger(label: "integration")
         )
-        let cache = ResponseCache(maxBytes: 1 << 24, ttlSeconds: 30)
+        let cache = ResponseCache(maxBytes: 1 << 24, ttlSeconds: ttlSeconds, staleSeconds: staleSeconds, clock: clock)
+        let governor = UpstreamGovernor(configuration: governor, clock: clock)
         let service = ListService(
             cache: cache,
             upstream: client,
+            governor: governor,
             apiKey: Secret(apiKey),
+            waitLimit: .milliseconds(Int64(timeoutMilliseconds)),
             logger: Logger(label: "integration")
         )
         let server = try await GatewayServer.start(
@@ -43,7 +56,7 @@ struct GatewayHarness {
             service: service,
             group: MultiThreadedEventLoopGroup.singleton
         )
-        return GatewayHarness(upstream: upstream, client: client, cache: cache, server: server)
+        return GatewayHarness(upstream: upstream, client: client, cache: cache, governor: governor, server: server)
     }
 
     func get(_ target: String, method: String = "GET", headers: [(String, String)] = []) throws -> TestResponse {

@@ -1,0 +1,166 @@
+import NIOCore
+import Synchronization
+
+/// Keeps the shared key inside the upstream's limits: at most a set number of upstream requests at once
+/// (fewer once the upstream says its own maximum), a bounded first-in-first-out queue for the rest, and a
+/// back-off for the whole key after any 429. Cache hits never come here.
+public final class UpstreamGovernor: Sendable {
+    /// The limits.
+    public struct Configuration: Sendable {
+        /// The most upstream requests in flight at once.
+        public var maxConcurrency: Int
+        /// The most requests waiting for a slot; more are refused at once.
+        public var maxQueue: Int
+        /// How long a request may wait for a slot.
+        public var queueTimeout: TimeAmount
+        /// The longest back-off after repeated 429s without `Retry-After`.
+        public var backoffMaxSeconds: Int
+
+        /// Creates limits.
+        public init(maxConcurrency: Int, maxQueue: Int, queueTimeout: TimeAmount, backoffMaxSeconds: Int) {
+            self.maxConcurrency = maxConcurrency
+            self.maxQueue = maxQueue
+            self.queueTimeout = queueTimeout
+            self.backoffMaxSeconds = backoffMaxSeconds
+        }
+    }
+
+    /// Why no slot was given.
+    public enum Rejection: Error, Hashable, Sendable {
+        /// The queue is full.
+        case queueFull
+        /// No slot came free in time.
+        case queueTimeout
+        /// The key is backing off after a 429, for this many more seconds (rounded up).
+        case backingOff(secondsLeft: Int)
+    }
+
+    /// The state, for monitoring and tests.
+    public struct Snapshot: Sendable, Hashable {
+        /// Upstream requests holding a slot.
+        public var inFlight: Int
+        /// Requests waiting for a slot.
+        public var queued: Int
+        /// The concurrency limit in force (the configured one, or the upstream's own if lower).
+        public var limit: Int
+        /// Seconds of back-off left (rounded up); 0 when not backing off.
+        public var backoffSecondsLeft: Int
+    }
+
+    /// How an upstream request that held a slot ended.
+    public enum Outcome: Equatable, Sendable {
+        /// A 2xx or 3xx: the upstream is well; back-off resets.
+        case success
+        /// A 429, with what its headers said.
+        case rateLimited(retryAfterSeconds: Int?, maximumConcurrent: Int?)
+        /// Anything else (errors, other statuses): changes nothing.
+        case other
+    }
+
+    private struct State {
+        var machine: StateMachine
+        var waiters: [Int: Waiter] = [:]
+        var nextID = 0
+    }
+
+    private struct Waiter {
+        var promise: EventLoopPromise<Void>
+        var timeout: Scheduled<Void>?
+    }
+
+    private let state: Mutex<State>
+    private let clock: any CacheClock
+    private let queueTimeout: TimeAmount
+
+    /// Creates a governor; `clock` times the back-off.
+    public init(configuration: Configuration, clock: any CacheClock = SystemCacheClock()) {
+        let settings = StateMachine.Settings(
+            maxConcurrency: max(1, configuration.maxConcurrency),
+            maxQueue: max(0, configuration.maxQueue),
+            backoffMaxNanoseconds: UInt64(max(1, configuration.backoffMaxSeconds)) * 1_000_000_000
+        )
+        self.state = Mutex(State(machine: StateMachine(settings: settings)))
+        self.clock = clock
+        self.queueTimeout = configuration.queueTimeout
+    }
+
+    /// Waits for a slot. The future succeeds on `eventLoop` once the caller holds one (and must then call
+    /// ``release(_:)`` exactly once), or fails with a ``Rejection``.
+    public func acquire(on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        let now = clock.nowNanoseconds()
+        let promise = eventLoop.makePromise(of: Void.self)
+        let (action, id) = state.withLock { state in
+            let id = state.nextID
+            state.nextID += 1
+            let action = state.machine.acquire(id, now: now)
+            if action == .queued { state.waiters[id] = Waiter(promise: promise, timeout: nil) }
+            return (action, id)
+        }
+        switch action {
+        case .granted:
+            promise.succeed()
+        case .rejectedQueueFull:
+            promise.fail(Rejection.queueFull)
+        case .rejectedBackoff(let until):
+            promise.fail(Rejection.backingOff(secondsLeft: Self.secondsLeft(until: until, now: now)))
+        case .queued:
+            let timeout = eventLoop.scheduleTask(in: queueTimeout) { [weak self] in
+                guard let self else { return }
+                self.timedOut(id)
+            }
+            let stillQueued = state.withLock { state in
+                guard state.waiters[id] != nil else { return false }
+                state.waiters[id]?.timeout = timeout
+                return true
+            }
+            if !stillQueued { timeout.cancel() }
+        }
+        return promise.futureResult
+    }
+
+    /// Returns a slot, saying how its request ended.
+    public func release(_ outcome: Outcome) {
+        let now = clock.nowNanoseconds()
+        let (granted, rejected, backoffUntil) = state.withLock { state in
+            let wakeups = state.machine.release(outcome, now: now)
+            let granted = wakeups.granted.compactMap { state.waiters.removeValue(forKey: $0) }
+            let rejected = wakeups.rejected.compactMap { state.waiters.removeValue(forKey: $0) }
+            return (granted, rejected, wakeups.backoffUntil)
+        }
+        for waiter in granted {
+            waiter.timeout?.cancel()
+            waiter.promise.succeed()
+        }
+        let secondsLeft = Self.secondsLeft(until: backoffUntil, now: now)
+        for waiter in rejected {
+            waiter.timeout?.cancel()
+            waiter.promise.fail(Rejection.backingOff(secondsLeft: secondsLeft))
+        }
+    }
+
+    /// The current state.
+    public var snapshot: Snapshot {
+        let now = clock.nowNanoseconds()
+        return state.withLock { state in
+            Snapshot(
+                inFlight: state.machine.inFlight,
+                queued: state.machine.queue.count,
+                limit: state.machine.limit,
+                backoffSecondsLeft: Self.secondsLeft(until: state.machine.backoffUntil, now: now)
+            )
+        }
+    }
+
+    private func timedOut(_ id: Int) {
+        let waiter = state.withLock { state -> Waiter? in
+            guard state.machine.cancel(id) else { return nil }
+            return state.waiters.removeValue(forKey: id)
+        }
+        waiter?.promise.fail(Rejection.queueTimeout)
+    }
+
+    private static func secondsLeft(until: UInt64, now: UInt64) -> Int {
+        guard until > now else { return 0 }
+        return Int((until - now + 999_999_999) / 1_000_000_000)
+    }
+}
