@@ -1,0 +1,87 @@
+import GatewayCore
+import GatewayCurl
+import GatewayServer
+import GatewayTesting
+import NIOCore
+import Synchronization
+import Testing
+
+@Suite("End to end: single flight, the governor and back-off over real sockets")
+struct ProtectionTests {
+    private let list = "/v1/convai/test-invocations"
+
+    @Test func aHundredConcurrentIdenticalColdRequestsCauseOneUpstreamRequest() async throws {
+        let gateway = try await GatewayHarness.start { .page(for: $0.uri, delay: .milliseconds(300)) }
+
+        let connections = try (0..<100).map { _ in try TestHTTPConnection(port: gateway.port) }
+        for connection in connections {
+            try connection.send("GET \(list)?agent_id=burst HTTP/1.1\r\nHost: x\r\n\r\n")
+        }
+        let responses = try connections.map { try $0.readResponse() }
+
+        #expect(gateway.upstream.requests.count == 1)
+        #expect(responses.allSatisfy { $0.status == 200 })
+        #expect(Set(responses.map(\.body)).count == 1)
+        #expect(responses.filter { $0.header("Cache-Status")?.hasSuffix("collapsed") == true }.count >= 90)
+        try await gateway.stop()
+    }
+
+    @Test func withACapOfTwoTwentyColdKeysNeverOverlapMoreThanTwo() async throws {
+        let gateway = try await GatewayHarness.start(
+            governor: .init(maxConcurrency: 2, maxQueue: 100, queueTimeout: .seconds(20), backoffMaxSeconds: 30)
+        ) { .page(for: $0.uri, delay: .milliseconds(100)) }
+
+        let connections = try (1...20).map { _ in try TestHTTPConnection(port: gateway.port) }
+        for (index, connection) in connections.enumerated() {
+            try connection.send("GET \(list)?page_size=\(index + 1) HTTP/1.1\r\nHost: x\r\n\r\n")
+        }
+        let responses = try connections.map { try $0.readResponse() }
+
+        #expect(responses.allSatisfy { $0.status == 200 })
+        #expect(gateway.upstream.requests.count == 20)
+        #expect(gateway.upstream.maxConcurrentRequests == 2)
+        try await gateway.stop()
+    }
+
+    @Test func aClientThatHangsUpDoesNotCancelTheRequestForOthers() async throws {
+        let gateway = try await GatewayHarness.start { .page(for: $0.uri, delay: .milliseconds(300)) }
+
+        do {
+            let impatient = try TestHTTPConnection(port: gateway.port)
+            try impatient.send("GET \(list)?agent_id=shared HTTP/1.1\r\nHost: x\r\n\r\n")
+        }
+        try await Task.sleep(for: .milliseconds(50))
+        let patient = try gateway.get("\(list)?agent_id=shared")
+
+        #expect(patient.status == 200)
+        #expect(gateway.upstream.requests.count == 1)
+        try await gateway.stop()
+    }
+
+    @Test func a429BacksOffEveryKeyForItsRetryAfterThenTrafficResumes() async throws {
+        let answered429 = Atomic<Bool>(false)
+        let gateway = try await GatewayHarness.start { request in
+            if !answered429.exchange(true, ordering: .relaxed) {
+                return .init(
+                    status: 429,
+                    headers: [("Content-Type", "application/json"), ("Retry-After", "1")],
+                    body: #"{"detail":{"status":"too_many_concurrent_requests","message":"busy"}}"#
+                )
+            }
+            return .page(for: request.uri)
+        }
+
+        let tripped = try gateway.get("\(list)?agent_id=one")
+        let refused = try gateway.get("\(list)?agent_id=two")
+        #expect(tripped.status == 429)
+        #expect(refused.status == 429)
+        #expect(refused.header("Retry-After") == "1")
+        #expect(gateway.upstream.requests.count == 1)
+
+        try await Task.sleep(for: .milliseconds(1100))
+        let resumed = try gateway.get("\(list)?agent_id=two")
+        #expect(resumed.status == 200)
+        #expect(gateway.upstream.requests.count == 2)
+        try await gateway.stop()
+    }
+}
