@@ -4,7 +4,7 @@
 SWIFT ?= swift
 CONFIG ?= proxy.conf
 
-.PHONY: deps build run test lint format clean
+.PHONY: deps bench-deps build run test bench lint format clean
 
 deps:
 	@./scripts/install-deps.sh
@@ -19,6 +19,15 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
 	$(MAKE) lint
+
+# The benchmark against nginx, HAProxy and Varnish (loopback only; about 10 minutes; see bench/bench.py).
+bench-deps: deps
+	@./scripts/install-deps.sh --bench
+
+bench: bench-deps
+	$(SWIFT) build -c release --product xi-gateway
+	$(SWIFT) build -c release --product xi-fake-upstream
+	python3 bench/bench.py $(BENCH_ARGS)
 
 lint:
 	$(SWIFT) format lint --strict --recursive Package.swift Sources Tests

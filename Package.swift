@@ -12,6 +12,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "xi-gateway", targets: ["XIGateway"]),
+        .executable(name: "xi-fake-upstream", targets: ["XIFakeUpstream"]),
         .library(name: "GatewayCore", targets: ["GatewayCore"]),
         .library(name: "GatewayCurl", targets: ["GatewayCurl"]),
         .library(name: "GatewayServer", targets: ["GatewayServer"]),
@@ -88,6 +89,15 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "XIFakeUpstream",
+            dependencies: [
+                "GatewayCore",
+                "GatewayTesting",
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

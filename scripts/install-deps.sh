@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # Installs what building xi-gateway needs on Debian or Ubuntu, only when it is missing:
 # libcurl's headers (libcurl4-openssl-dev) and pkg-config, which SwiftPM uses to find them.
+# With --bench: also wrk, nginx, HAProxy and Varnish for the benchmark.
 set -euo pipefail
+
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 
 missing=()
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
-if ! dpkg-query -W -f='${Status}' libcurl4-openssl-dev 2>/dev/null | grep -q 'install ok installed'; then
-    missing+=(libcurl4-openssl-dev)
+installed libcurl4-openssl-dev || missing+=(libcurl4-openssl-dev)
+if [ "${1:-}" = "--bench" ]; then
+    command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+    command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
+    command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
+    command -v varnishd >/dev/null 2>&1 || missing+=(varnish)
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 

@@ -47,8 +47,7 @@ public struct GatewayConfiguration: Sendable {
     /// The first bad key stops reading with an error that names it.
     public init(lookup: (String) -> String?) throws(ConfigurationError) {
         func value(_ name: String) -> String? {
-            let raw = lookup(name)?.trimmingASCIISpaces
-            if let raw, !raw.isEmpty { return raw }
+            if let raw = lookup(name).map(Self.unquoted), !raw.isEmpty { return raw }
             return Self.keys.first { $0.name == name }?.defaultValue
         }
         func integer(_ name: String, in range: ClosedRange<Int>, _ meaning: String) throws(ConfigurationError) -> Int {
@@ -75,7 +74,7 @@ public struct GatewayConfiguration: Sendable {
             throw ConfigurationError(key: "UPSTREAM_URL", problem: error.problem + shown)
         }
 
-        guard let key = lookup("ELEVENLABS_API_KEY")?.trimmingASCIISpaces, !key.isEmpty else {
+        guard let key = lookup("ELEVENLABS_API_KEY").map(Self.unquoted), !key.isEmpty else {
             throw ConfigurationError(
                 key: "ELEVENLABS_API_KEY",
                 problem: "is not set: put ELEVENLABS_API_KEY=<your key> in proxy.conf (or the file given with "
@@ -119,6 +118,20 @@ public struct GatewayConfiguration: Sendable {
             "an integer of seconds from 1 to 86400"
         )
         self.idleTimeoutSeconds = try integer("IDLE_TIMEOUT_SECONDS", in: 1...86_400, "a positive integer of seconds")
+    }
+}
+
+extension GatewayConfiguration {
+    /// A value as written: spaces (and a carriage return from a Windows editor) around it dropped, and one
+    /// pair of matching quotes around it, as env files and shells write them.
+    static func unquoted(_ raw: String) -> String {
+        var text = raw.trimmingASCIISpaces
+        while text.hasSuffix("\r") { text.removeLast() }
+        text = text.trimmingASCIISpaces
+        if text.count >= 2, let first = text.first, first == "\"" || first == "'", text.last == first {
+            text = String(text.dropFirst().dropLast())
+        }
+        return text
     }
 }
 
@@ -173,6 +186,12 @@ public struct UpstreamURL: Sendable, Hashable, CustomStringConvertible {
                 problem: "must not carry credentials; set ELEVENLABS_API_KEY instead",
                 carriesCredentials: true
             )
+        }
+        if let portStart = authority.lastIndex(of: ":"), !authority.hasSuffix("]") {
+            let port = authority[authority.index(after: portStart)...]
+            guard let number = Int(port), (1...65535).contains(number) else {
+                throw Invalid(problem: "has a port that is not a number from 1 to 65535")
+            }
         }
         var path = String(rest[slash...])
         while path.hasSuffix("/") { path.removeLast() }

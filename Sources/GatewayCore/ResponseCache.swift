@@ -5,6 +5,7 @@ import Synchronization
 /// least-recently-used eviction, sharded by key hash so that every event loop can read at once.
 ///
 /// Each shard holds `maxBytes / shardCount`; a page larger than that is not stored (it is still served).
+/// By default the shards are few enough that each can hold the largest page the gateway accepts.
 /// Every operation takes exactly one shard lock once.
 public final class ResponseCache: Sendable {
     /// What a lookup found.
@@ -50,37 +51,51 @@ public final class ResponseCache: Sendable {
         maxBytes: Int,
         ttlSeconds: Int,
         staleSeconds: Int = 0,
-        shardCount: Int = 16,
+        shardCount: Int? = nil,
         clock: any CacheClock = SystemCacheClock()
     ) {
+        let shardCount = shardCount ?? Self.shardCount(forMaxBytes: maxBytes)
         precondition(shardCount > 0, "shardCount must be positive")
         let perShard = max(0, maxBytes) / shardCount
         self.shards = (0..<shardCount).map { _ in Shard(capacity: perShard) }
         self.clock = clock
-        self.ttlNanoseconds = Atomic(UInt64(max(0, ttlSeconds)) * 1_000_000_000)
-        self.staleNanoseconds = Atomic(UInt64(max(0, staleSeconds)) * 1_000_000_000)
+        self.ttlNanoseconds = Atomic(Self.nanoseconds(ttlSeconds))
+        self.staleNanoseconds = Atomic(Self.nanoseconds(staleSeconds))
+    }
+
+    /// `seconds` as nanoseconds, negative as 0, saturating at about 584 years.
+    private static func nanoseconds(_ seconds: Int) -> UInt64 {
+        let (product, overflow) = UInt64(max(0, seconds)).multipliedReportingOverflow(by: 1_000_000_000)
+        return overflow ? UInt64.max : product
+    }
+
+    /// The number of shards for a bound: as many as 16, but each large enough for the largest page the
+    /// upstream client accepts (8 MiB), so that any page a smaller cache would store is stored here too.
+    public static func shardCount(forMaxBytes maxBytes: Int, largestPage: Int = 8 * 1024 * 1024) -> Int {
+        max(1, min(16, maxBytes / max(1, largestPage)))
     }
 
     /// How long a page may be served stale after its freshness ends, in seconds; can be changed while running.
     public var staleSeconds: Int {
         get { Int(staleNanoseconds.load(ordering: .relaxed) / 1_000_000_000) }
-        set { staleNanoseconds.store(UInt64(max(0, newValue)) * 1_000_000_000, ordering: .relaxed) }
+        set { staleNanoseconds.store(Self.nanoseconds(newValue), ordering: .relaxed) }
     }
 
     /// How long a page stays fresh, in seconds; can be changed while running.
     public var ttlSeconds: Int {
         get { Int(ttlNanoseconds.load(ordering: .relaxed) / 1_000_000_000) }
-        set { ttlNanoseconds.store(UInt64(max(0, newValue)) * 1_000_000_000, ordering: .relaxed) }
+        set { ttlNanoseconds.store(Self.nanoseconds(newValue), ordering: .relaxed) }
     }
 
     /// Looks `key` up, marking it recently used. A page past its stale window is dropped and reported as
     /// a miss, as if it had never been stored.
     public func lookup(_ key: CacheKey) -> Lookup {
-        let now = clock.nowNanoseconds()
         let ttl = ttlNanoseconds.load(ordering: .relaxed)
         let stale = staleNanoseconds.load(ordering: .relaxed)
         return shard(for: key).store.withLock { store in
             guard let page = store.value(for: key) else { return .miss }
+            // Read under the lock: a page stored just before, by another loop, is never "from the future".
+            let now = clock.nowNanoseconds()
             // A stamp from the future cannot come from this clock: do not trust the page.
             guard now >= page.storedAt else {
                 store.removeValue(for: key)

@@ -6,7 +6,9 @@ public enum RetryAfter {
         let trimmed = value.trimmingASCIISpaces
         if !trimmed.isEmpty, trimmed.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
             // Any number of digits: an absurd value is capped rather than refused.
-            return trimmed.utf8.count > 9 ? 999_999_999 : Int(trimmed)
+            let significant = trimmed.drop { $0 == "0" }
+            if significant.isEmpty { return 0 }
+            return significant.utf8.count > 9 ? 999_999_999 : Int(significant)
         }
         guard let date = httpDate(trimmed) else { return nil }
         return max(0, date - now)

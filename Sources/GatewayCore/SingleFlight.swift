@@ -26,6 +26,16 @@ public final class SingleFlight<Key: Hashable & Sendable, Value: Sendable>: Send
         }
     }
 
+    /// Starts a flight for `key` with no waiter when none is under way: `true` when the caller now leads
+    /// (and must call ``complete(_:with:)``), `false` when a flight already runs (nothing is added to it).
+    public func tryLead(_ key: Key) -> Bool {
+        shard(for: key).waiters.withLock { waiters in
+            guard waiters[key] == nil else { return false }
+            waiters[key] = []
+            return true
+        }
+    }
+
     /// Ends the flight for `key`: every waiter gets `result`, and the next ``join(_:promise:)`` leads anew.
     public func complete(_ key: Key, with result: Result<Value, any Error>) {
         let waiters = shard(for: key).waiters.withLock { $0.removeValue(forKey: key) } ?? []
@@ -33,7 +43,7 @@ public final class SingleFlight<Key: Hashable & Sendable, Value: Sendable>: Send
         for promise in waiters { promise.completeWith(result) }
     }
 
-    /// How many callers wait on flights right now, leaders included.
+    /// How many callers wait on flights right now, leaders included (a ``tryLead(_:)`` leader is not a waiter).
     public var waiterCount: Int {
         shards.reduce(0) { total, shard in total + shard.waiters.withLock { $0.values.reduce(0) { $0 + $1.count } } }
     }

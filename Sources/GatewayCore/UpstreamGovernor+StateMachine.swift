@@ -24,6 +24,10 @@ extension UpstreamGovernor {
             var backoffUntil: UInt64 = 0
         }
 
+        /// After this many successes in a row, a limit learned from the upstream is raised by one (until it
+        /// reaches the configured one), so one 429 during an incident does not cap the gateway for good.
+        static let successesToRaiseLimit = 50
+
         /// A `Retry-After` longer than this (an hour) is treated as this: a bad header must not stop the
         /// gateway for days.
         static let longestRetryAfterSeconds = 3_600
@@ -35,6 +39,7 @@ extension UpstreamGovernor {
         private(set) var learnedLimit: Int?
         private(set) var backoffUntil: UInt64 = 0
         private var consecutiveRateLimits = 0
+        private var consecutiveSuccesses = 0
 
         init(settings: Settings) { self.settings = settings }
 
@@ -64,8 +69,14 @@ extension UpstreamGovernor {
             switch outcome {
             case .success:
                 consecutiveRateLimits = 0
+                consecutiveSuccesses += 1
+                if let learned = learnedLimit, consecutiveSuccesses >= Self.successesToRaiseLimit {
+                    consecutiveSuccesses = 0
+                    learnedLimit = learned + 1 >= settings.maxConcurrency ? nil : learned + 1
+                }
             case .rateLimited(let retryAfterSeconds, let maximumConcurrent):
                 consecutiveRateLimits += 1
+                consecutiveSuccesses = 0
                 if let maximumConcurrent, maximumConcurrent > 0 {
                     learnedLimit = min(learnedLimit ?? Int.max, maximumConcurrent)
                 }

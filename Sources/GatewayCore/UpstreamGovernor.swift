@@ -57,6 +57,9 @@ public final class UpstreamGovernor: Sendable {
         case other
     }
 
+    /// After this many successes in a row, a limit learned from a 429 is raised by one, up to the configured one.
+    public static var successesToRaiseLimit: Int { StateMachine.successesToRaiseLimit }
+
     private struct State {
         var machine: StateMachine
         var waiters: [Int: Waiter] = [:]

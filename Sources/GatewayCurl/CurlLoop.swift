@@ -5,6 +5,14 @@ import NIOCore
 import NIOHTTP1
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// The state of the curl thread: the multi handle, the transfers it runs, and the queue other threads
 /// feed it through.
 final class CurlLoop: @unchecked Sendable {
@@ -27,6 +35,12 @@ final class CurlLoop: @unchecked Sendable {
         self.configuration = configuration
         self.logger = logger
         self.baseURL = configuration.baseURL.description
+    }
+
+    // Freed only when nothing can call `curl_multi_wakeup` any more: the client and the thread both hold
+    // this object, so it goes after the thread has finished and the client is gone.
+    deinit {
+        curl_multi_cleanup(multi)
     }
 
     /// Queues `transfer` for the curl thread; `false` once shutting down. Any thread.
@@ -59,14 +73,21 @@ final class CurlLoop: @unchecked Sendable {
                 break
             }
             for transfer in pending { start(transfer) }
-            curl_multi_perform(multi, &running)
+            let performed = curl_multi_perform(multi, &running)
             collectFinished()
-            curl_multi_poll(multi, nil, 0, 1000, nil)
+            let polled = curl_multi_poll(multi, nil, 0, 1000, nil)
+            if performed != CURLM_OK || polled != CURLM_OK {
+                // Not expected from a healthy multi handle; never spin on it.
+                logger.error(
+                    "libcurl's multi interface failed",
+                    metadata: ["perform": "\(performed.rawValue)", "poll": "\(polled.rawValue)"]
+                )
+                usleep(10_000)
+            }
         }
         for (_, transfer) in active {
             finish(transfer, with: .failure(.shutDown("the upstream client shut down during the request")))
         }
-        curl_multi_cleanup(multi)
     }
 
     private func start(_ transfer: CurlTransfer) {
@@ -84,7 +105,7 @@ final class CurlLoop: @unchecked Sendable {
         let context = Unmanaged.passUnretained(transfer).toOpaque()
         let url = baseURL + transfer.request.target
         var ok = gw_curl_easy_setopt_string(easy, CURLOPT_URL, url) == CURLE_OK
-        ok = ok && gw_curl_easy_setopt_string(easy, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK
+        ok = ok && gw_curl_easy_restrict_to_http(easy) == CURLE_OK
         ok = ok && gw_curl_easy_setopt_long(easy, CURLOPT_HTTPGET, 1) == CURLE_OK
         ok = ok && gw_curl_easy_setopt_slist(easy, CURLOPT_HTTPHEADER, list) == CURLE_OK
         ok = ok && gw_curl_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1) == CURLE_OK
@@ -166,8 +187,7 @@ final class CurlLoop: @unchecked Sendable {
         case CURLE_OPERATION_TIMEDOUT:
             return .timedOut(text)
         case CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY, CURLE_COULDNT_CONNECT, CURLE_SSL_CONNECT_ERROR,
-            CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CERTPROBLEM, CURLE_SSL_CIPHER, CURLE_SSL_CACERT_BADFILE,
-            CURLE_UNSUPPORTED_PROTOCOL:
+            CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CERTPROBLEM, CURLE_SSL_CIPHER, CURLE_SSL_CACERT_BADFILE:
             return .connectFailed(text)
         case CURLE_GOT_NOTHING, CURLE_SEND_ERROR, CURLE_RECV_ERROR, CURLE_PARTIAL_FILE:
             return .connectionReset(text)

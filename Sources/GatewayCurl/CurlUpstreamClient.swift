@@ -25,6 +25,10 @@ public final class CurlUpstreamClient: UpstreamClient {
     /// Starts the client and its thread. Call ``shutdown()`` before releasing it.
     public init(configuration: CurlClientConfiguration, logger: Logger) throws(UpstreamError) {
         _ = Self.globalInit
+        // curl_multi_wakeup and curl_multi_poll came in 7.68.0.
+        guard gw_curl_version_number() >= 0x07_44_00 else {
+            throw .connectFailed("libcurl 7.68.0 or later is needed; this one is \(Self.libcurlVersion)")
+        }
         guard let multi = curl_multi_init() else {
             throw .connectFailed("curl_multi_init failed")
         }
@@ -45,11 +49,13 @@ public final class CurlUpstreamClient: UpstreamClient {
         )
         guard result == 0 else {
             Unmanaged<CurlLoop>.fromOpaque(box).release()
-            curl_multi_cleanup(multi)
             throw .connectFailed("could not start the curl thread (\(result))")
         }
         self.thread = Mutex(thread)
     }
+
+    /// The version of the libcurl loaded at run time, e.g. `7.88.1`.
+    public static var libcurlVersion: String { String(cString: gw_curl_version_text()) }
 
     /// libcurl's process-wide set-up, done once before the first handle exists.
     private static let globalInit: Void = {

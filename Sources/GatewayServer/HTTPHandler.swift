@@ -7,8 +7,12 @@ import NIOHTTP1
 ///
 /// Runs on the connection's event loop only. `HTTPServerPipelineHandler` in front of it holds back
 /// pipelined requests until the answer to the current one is written, so there is one request at a time.
-final class HTTPHandler: ChannelInboundHandler {
+/// Two guards keep one client from hurting the process: answers are not written while the socket cannot
+/// take more (a client that does not read stops being read), and a request released by the previous
+/// answer's write is handled on a later turn of the loop, so a long pipeline never deepens the stack.
+final class HTTPHandler: ChannelDuplexHandler {
     typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
     private enum State {
@@ -16,11 +20,16 @@ final class HTTPHandler: ChannelInboundHandler {
         case idle
         /// A head arrived; its body (ignored, but counted) is arriving.
         case receiving(HTTPRequestHead, bodyBytes: Int)
+        /// The whole request is in, but the socket cannot take an answer yet.
+        case waitingForWritable(HTTPRequestHead)
         /// The answer is being prepared; reads are held back by the pipelining handler.
         case responding
         /// Closing; nothing more is read or written.
         case closed
     }
+
+    /// How long a connection refused for an oversized body may go on sending before it is cut off.
+    private static let lingerAfterRefusal = TimeAmount.seconds(2)
 
     private let service: ListService
     private let maxBodyBytes: Int
@@ -28,6 +37,11 @@ final class HTTPHandler: ChannelInboundHandler {
     private var state = State.idle
     /// Closes the connection when it fires: armed while waiting for a request and while one arrives.
     private var idleTimer: Scheduled<Void>?
+    /// Set while this handler writes the end of an answer, during which the pipelining handler may deliver
+    /// the next request re-entrantly.
+    private var isEndingAnswer = false
+    /// A `read` held back because the socket was not writable.
+    private var readPending = false
 
     init(service: ListService, maxBodyBytes: Int, idleTimeout: TimeAmount) {
         self.service = service
@@ -51,19 +65,43 @@ final class HTTPHandler: ChannelInboundHandler {
         context.fireChannelInactive()
     }
 
-    /// Idle between requests, or a client too slow to send a whole request: either way the timer closes the
-    /// connection. It does not run while an answer is being prepared (the upstream timeout bounds that).
+    /// Idle between requests, a client too slow to send a whole request, or one that stopped reading
+    /// answers: the timer closes the connection. It does not run while an answer is being prepared (the
+    /// upstream timeout bounds that).
     private func armIdleTimer(context: ChannelHandlerContext) {
         idleTimer?.cancel()
         idleTimer = context.eventLoop.assumeIsolated().scheduleTask(in: idleTimeout) {
             switch self.state {
-            case .idle, .receiving:
+            case .idle, .receiving, .waitingForWritable:
                 self.state = .closed
                 context.close(promise: nil)
             case .responding, .closed:
                 break
             }
         }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        // Back-pressure: while the client is not taking answers, stop taking requests.
+        guard context.channel.isWritable else {
+            readPending = true
+            return
+        }
+        context.read()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            if case .waitingForWritable(let head) = state {
+                state = .responding
+                respond(to: head, context: context)
+            }
+            if readPending {
+                readPending = false
+                context.read()
+            }
+        }
+        context.fireChannelWritabilityChanged()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -77,16 +115,33 @@ final class HTTPHandler: ChannelInboundHandler {
             let total = bodyBytes + chunk.readableBytes
             guard total <= maxBodyBytes else {
                 state = .responding
-                write(GatewayError.bodyTooLarge.response(), for: head, keepAlive: false, context: context)
+                write(
+                    GatewayError.bodyTooLarge.response(),
+                    version: head.version,
+                    isHead: false,
+                    keepAlive: false,
+                    linger: true,
+                    context: context
+                )
                 return
             }
             state = .receiving(head, bodyBytes: total)
         case .end:
             guard case .receiving(let head, _) = state else { return }
-            state = .responding
             idleTimer?.cancel()
             idleTimer = nil
-            respond(to: head, context: context)
+            guard context.channel.isWritable else {
+                state = .waitingForWritable(head)
+                armIdleTimer(context: context)
+                return
+            }
+            state = .responding
+            if isEndingAnswer {
+                // Delivered from inside the previous answer's write: answer on the next turn of the loop.
+                context.eventLoop.assumeIsolated().execute { self.respond(to: head, context: context) }
+            } else {
+                respond(to: head, context: context)
+            }
         }
     }
 
@@ -133,7 +188,7 @@ final class HTTPHandler: ChannelInboundHandler {
                 parserError == .headerOverflow ? .headersTooLarge : .badRequest("malformed HTTP request")
             state = .responding
             write(gatewayError.response(), version: .http1_1, isHead: false, keepAlive: false, context: context)
-        case .responding, .closed:
+        case .waitingForWritable, .responding, .closed:
             // An answer is already on its way; the stream cannot be trusted past it.
             state = .closed
             context.close(promise: nil)
@@ -150,11 +205,14 @@ final class HTTPHandler: ChannelInboundHandler {
         write(response, version: head.version, isHead: isHead, keepAlive: keepAlive, context: context)
     }
 
+    /// Writes a whole answer. After an answer that closes the connection, `linger` closes only the sending
+    /// side at first, so a client still sending (a refused body) reads the answer instead of a reset.
     private func write(
         _ response: GatewayResponse,
         version: HTTPVersion,
         isHead: Bool,
         keepAlive: Bool,
+        linger: Bool = false,
         context: ChannelHandlerContext
     ) {
         guard case .responding = state else { return }
@@ -172,13 +230,24 @@ final class HTTPHandler: ChannelInboundHandler {
         }
         if keepAlive {
             state = .idle
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
             armIdleTimer(context: context)
+            isEndingAnswer = true
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            isEndingAnswer = false
         } else {
             state = .closed
             let written = context.eventLoop.makePromise(of: Void.self)
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: written)
-            written.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            written.futureResult.assumeIsolated().whenComplete { _ in
+                guard linger else {
+                    context.close(promise: nil)
+                    return
+                }
+                context.close(mode: .output, promise: nil)
+                context.eventLoop.assumeIsolated().scheduleTask(in: Self.lingerAfterRefusal) {
+                    context.close(promise: nil)
+                }
+            }
         }
     }
 }

@@ -124,9 +124,7 @@ public final class ListService: Sendable {
 
     /// Starts one refresh of a stale page unless one is already under way; nobody waits for it.
     private func refreshInBackground(_ key: CacheKey, on eventLoop: any EventLoop) {
-        if flights.join(key, promise: eventLoop.makePromise(of: FetchResult.self)) {
-            fetch(key, on: eventLoop)
-        }
+        if flights.tryLead(key) { fetch(key, on: eventLoop) }
     }
 
     /// The leader's work: a slot from the governor, the upstream request, the cache updated, the flight

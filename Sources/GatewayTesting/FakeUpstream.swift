@@ -53,19 +53,24 @@ public final class FakeUpstream: Sendable {
         public var headers: HTTPHeaders
         /// Which connection it came on, numbered from 1 in order of acceptance.
         public var connection: Int
+        /// How many requests were being answered when this one arrived, itself included.
+        public var concurrent: Int = 0
     }
 
     private struct Record {
         var requests: [ReceivedRequest] = []
+        var requestCount = 0
         var connections = 0
         var inFlight = 0
         var maxInFlight = 0
+        var statuses: [Int: Int] = [:]
     }
 
     private let channel: any Channel
     private let group: any EventLoopGroup
     private let record = Mutex(Record())
     private let script: @Sendable (ReceivedRequest) -> Reply
+    private let recordRequests: Bool
 
     /// The port it listens on.
     public let port: Int
@@ -73,8 +78,24 @@ public final class FakeUpstream: Sendable {
     /// `http://127.0.0.1:<port>`.
     public var baseURL: String { "http://127.0.0.1:\(port)" }
 
-    /// Every request received so far, in order.
+    /// Every request received so far, in order (none when started with `recordRequests: false`).
     public var requests: [ReceivedRequest] { record.withLock { $0.requests } }
+
+    /// How many requests were received, recorded or not.
+    public var requestCount: Int { record.withLock { $0.requestCount } }
+
+    /// How many answers of each status were sent.
+    public var statusCounts: [Int: Int] { record.withLock { $0.statuses } }
+
+    /// Forgets the counts and the recorded requests.
+    public func resetCounts() {
+        record.withLock { record in
+            record.requests = []
+            record.requestCount = 0
+            record.maxInFlight = record.inFlight
+            record.statuses = [:]
+        }
+    }
 
     /// How many connections were accepted.
     public var connectionCount: Int { record.withLock { $0.connections } }
@@ -85,19 +106,25 @@ public final class FakeUpstream: Sendable {
     private init(
         channel: any Channel,
         group: any EventLoopGroup,
+        recordRequests: Bool,
         script: @escaping @Sendable (ReceivedRequest) -> Reply
     ) {
         self.channel = channel
         self.group = group
+        self.recordRequests = recordRequests
         self.script = script
         self.port = channel.localAddress?.port ?? 0
     }
 
-    /// Starts a fake on `127.0.0.1`, port 0, answering with `script`.
+    /// Starts a fake on `127.0.0.1` (port 0 picks a free one), answering with `script`. A long-running
+    /// fake (a benchmark's) passes `recordRequests: false` so memory stays flat; it still counts.
     public static func start(
+        port: Int = 0,
+        threads: Int = 1,
+        recordRequests: Bool = true,
         script: @escaping @Sendable (ReceivedRequest) -> Reply = { .page(for: $0.uri) }
     ) async throws -> FakeUpstream {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         let box = Mutex<FakeUpstream?>(nil)
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -114,9 +141,9 @@ public final class FakeUpstream: Sendable {
                     )
                 }
             }
-            .bind(host: "127.0.0.1", port: 0)
+            .bind(host: "127.0.0.1", port: port)
             .get()
-        let upstream = FakeUpstream(channel: channel, group: group, script: script)
+        let upstream = FakeUpstream(channel: channel, group: group, recordRequests: recordRequests, script: script)
         box.withLock { $0 = upstream }
         return upstream
     }
@@ -128,16 +155,22 @@ public final class FakeUpstream: Sendable {
     }
 
     func received(_ request: ReceivedRequest) -> Reply {
+        var request = request
         record.withLock { record in
-            record.requests.append(request)
             record.inFlight += 1
+            record.requestCount += 1
             record.maxInFlight = max(record.maxInFlight, record.inFlight)
+            request.concurrent = record.inFlight
+            if recordRequests { record.requests.append(request) }
         }
         return script(request)
     }
 
-    func answered() {
-        record.withLock { $0.inFlight -= 1 }
+    func answered(status: Int) {
+        record.withLock { record in
+            record.inFlight -= 1
+            record.statuses[status, default: 0] += 1
+        }
     }
 
     /// A page in the upstream's shape whose items echo the query, so a test (or a soak) can tell which
@@ -209,7 +242,7 @@ private final class FakeUpstreamHandler: ChannelInboundHandler {
     }
 
     private func send(_ reply: FakeUpstream.Reply, keepAlive: Bool, context: ChannelHandlerContext) {
-        defer { upstream.answered() }
+        defer { upstream.answered(status: reply.status) }
         var body = context.channel.allocator.buffer(string: reply.body)
         var headers = HTTPHeaders(reply.headers)
         headers.replaceOrAdd(name: "Content-Length", value: String(body.readableBytes))

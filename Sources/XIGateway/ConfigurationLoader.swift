@@ -8,33 +8,89 @@ enum ConfigurationLoader {
     /// The file read when `--config` is not given, if it exists.
     static let defaultFile = "proxy.conf"
 
+    /// A loaded configuration, and what in the file looked wrong without stopping start-up.
+    struct Loaded {
+        var configuration: GatewayConfiguration
+        var warnings: [String]
+    }
+
     /// Loads and validates; `explicitFile` must exist, the default file may be missing.
-    static func load(
-        explicitFile: String?,
-        environment: [String: String]
-    ) async throws -> GatewayConfiguration {
+    static func load(explicitFile: String?, environment: [String: String]) async throws -> Loaded {
+        let path = explicitFile ?? defaultFile
+        let warnings = try check(path: path, mustExist: explicitFile != nil)
         let secrets = SecretsSpecifier<String, String>.specific(["ELEVENLABS_API_KEY"])
         let fileProvider: EnvironmentVariablesProvider
         do {
             fileProvider = try await EnvironmentVariablesProvider(
-                environmentFilePath: FilePath(explicitFile ?? defaultFile),
+                environmentFilePath: FilePath(path),
                 allowMissing: explicitFile == nil,
                 secretsSpecifier: secrets
             )
         } catch {
-            throw LoadError(message: "cannot read the configuration file \(explicitFile ?? defaultFile): \(error)")
+            throw LoadError(message: "cannot read the configuration file \(path): \(error)")
         }
+        // An empty environment variable (an unset compose variable, say) does not hide the file's value.
+        let environment = environment.filter { !$0.value.isEmpty }
         let reader = ConfigReader(providers: [
             EnvironmentVariablesProvider(environmentVariables: environment, secretsSpecifier: secrets),
             fileProvider,
         ])
-        return try GatewayConfiguration { name in
+        let configuration = try GatewayConfiguration { name in
             reader.string(forKey: ConfigKey(name), isSecret: name == "ELEVENLABS_API_KEY")
         }
+        return Loaded(configuration: configuration, warnings: warnings)
+    }
+
+    /// What swift-configuration's reader would pass over in silence: Windows line endings (the whole file
+    /// would read as one line) are an error; a key the gateway does not know (a typo) is a warning.
+    static func check(path: String, mustExist: Bool) throws -> [String] {
+        let text: String
+        do {
+            let descriptor = try FileDescriptor.open(FilePath(path), .readOnly)
+            defer { try? descriptor.close() }
+            var bytes: [UInt8] = []
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let count = try chunk.withUnsafeMutableBytes { try descriptor.read(into: $0) }
+                if count == 0 { break }
+                bytes += chunk[..<count]
+            }
+            text = String(decoding: bytes, as: UTF8.self)
+        } catch Errno.noSuchFileOrDirectory where !mustExist {
+            return []
+        } catch {
+            throw LoadError(message: "cannot read the configuration file \(path): \(error)")
+        }
+        guard !text.utf8.contains(UInt8(ascii: "\r")) else {
+            throw LoadError(
+                message: "the configuration file \(path) has Windows (CRLF) line endings; convert it, "
+                    + "for example with dos2unix"
+            )
+        }
+        let known = Set(GatewayConfiguration.keys.map(\.name))
+        var warnings: [String] = []
+        for line in text.split(separator: "\n") {
+            let trimmed = line.drop { $0 == " " || $0 == "\t" }
+            guard !trimmed.hasPrefix("#"), let equals = trimmed.firstIndex(of: "=") else { continue }
+            let name = String(trimmed[..<equals]).trimmingCharacters(of: [" ", "\t"])
+            if !name.isEmpty, !known.contains(name) {
+                warnings.append("\(path): unknown key \(name) is ignored")
+            }
+        }
+        return warnings
     }
 
     struct LoadError: Error, CustomStringConvertible {
         let message: String
         var description: String { message }
+    }
+}
+
+extension String {
+    fileprivate func trimmingCharacters(of set: Set<Character>) -> String {
+        var text = Substring(self)
+        while let first = text.first, set.contains(first) { text.removeFirst() }
+        while let last = text.last, set.contains(last) { text.removeLast() }
+        return String(text)
     }
 }

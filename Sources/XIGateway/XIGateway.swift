@@ -50,10 +50,12 @@ enum XIGateway {
 
         let configuration: GatewayConfiguration
         do {
-            configuration = try await ConfigurationLoader.load(
+            let loaded = try await ConfigurationLoader.load(
                 explicitFile: configFile,
                 environment: environmentVariables()
             )
+            configuration = loaded.configuration
+            for warning in loaded.warnings { logger.warning("\(warning)") }
         } catch {
             printError("xi-gateway: configuration error: \(error)")
             exit(configurationExitCode)
@@ -147,6 +149,8 @@ enum XIGateway {
             }
         }
         for source in sources { source.cancel() }
+        // A second signal while stopping ends the process at once.
+        for (number, _) in signals { signal(number, SIG_DFL) }
         return name
     }
 

@@ -200,3 +200,27 @@ struct UpstreamURLTests {
         #expect(config.upstreamURL.description == "http://localhost:8081")
     }
 }
+
+@Suite("GatewayConfiguration: values as people write them")
+struct ConfigurationWritingTests {
+    @Test(arguments: [
+        ("\"sk_quoted\"", "sk_quoted"), ("'sk_single'", "sk_single"), ("sk_cr\r", "sk_cr"), (" sk ", "sk"),
+    ])
+    func quotesAndCarriageReturnsAreNotPartOfTheValue(written: String, expected: String) throws {
+        let configuration = try GatewayConfiguration { $0 == "ELEVENLABS_API_KEY" ? written : nil }
+        #expect(configuration.apiKey.revealed == expected)
+    }
+
+    @Test(arguments: ["https://host:abc", "https://host:0", "https://host:70000", "http://host:"])
+    func anUpstreamPortMustBeANumber(url: String) {
+        #expect(throws: ConfigurationError.self) {
+            try GatewayConfiguration { ["ELEVENLABS_API_KEY": "k", "UPSTREAM_URL": url][$0] }
+        }
+    }
+
+    @Test(arguments: ["https://host:8443", "http://[::1]:8080/base", "http://[::1]"])
+    func validPortsAndIPv6HostsAreAccepted(url: String) throws {
+        let configuration = try GatewayConfiguration { ["ELEVENLABS_API_KEY": "k", "UPSTREAM_URL": url][$0] }
+        #expect(configuration.upstreamURL.description.hasPrefix("http"))
+    }
+}

@@ -153,6 +153,7 @@ struct HTTPHandlerTests {
         )
 
         #expect(responses.first?.status == "HTTP/1.1 413 Payload Too Large")
+        connection.channel.embeddedEventLoop.advanceTime(by: .seconds(2))
         #expect(!connection.channel.isActive)
     }
 

@@ -362,3 +362,43 @@ struct ListServiceFlightTests {
         #expect(fixture.upstream.requests.count == 1)
     }
 }
+
+@Suite("ListService: refreshes do not pile up")
+struct ListServiceRefreshTests {
+    @Test func staleHitsDuringARefreshAddNoWaiters() throws {
+        let fixture = FlightFixture()
+        _ = fixture.request("")
+        fixture.answer(FlightFixture.json("{}"))
+        fixture.clock.advance(seconds: 31)
+
+        for _ in 0..<50 { _ = try fixture.answered(fixture.request("")) }
+
+        #expect(fixture.service.flightStatistics.flights == 1)
+        #expect(fixture.service.flightStatistics.waiters == 0)
+        #expect(fixture.upstream.openTargets.count == 1)
+    }
+
+    @Test func aLearnedLimitRisesAgainAfterARunOfSuccesses() throws {
+        let fixture = FlightFixture(maxConcurrency: 3)
+        _ = fixture.request("agent_id=trip")
+        fixture.answer(
+            FlightFixture.json(
+                "{}",
+                status: 429,
+                headers: [("Retry-After", "0"), ("maximum-concurrent-requests", "1")]
+            )
+        )
+        #expect(fixture.governor.snapshot.limit == 1)
+
+        for index in 0..<UpstreamGovernor.successesToRaiseLimit {
+            _ = fixture.request("agent_id=ok\(index)")
+            fixture.answer(FlightFixture.json("{}"))
+        }
+        #expect(fixture.governor.snapshot.limit == 2)
+        for index in 0..<UpstreamGovernor.successesToRaiseLimit {
+            _ = fixture.request("agent_id=more\(index)")
+            fixture.answer(FlightFixture.json("{}"))
+        }
+        #expect(fixture.governor.snapshot.limit == 3)
+    }
+}

@@ -102,6 +102,17 @@ struct ExecutableTests {
         #expect(!gateway.printed.contains("sk_file_key_123"))
     }
 
+    @Test func aFileWithWindowsLineEndingsIsRefusedClearly() async throws {
+        let directory = try temporaryDirectory()
+        try "ELEVENLABS_API_KEY=k\r\nLISTEN_PORT=0\r\n"
+            .write(to: directory.appendingPathComponent("proxy.conf"), atomically: true, encoding: .utf8)
+
+        let gateway = try GatewayProcess(arguments: [], environment: baseEnvironment, directory: directory)
+
+        #expect(try await gateway.waitForExit() == 78)
+        #expect(gateway.printed.contains("Windows (CRLF) line endings"))
+    }
+
     @Test func aMissingExplicitConfigFileIsAnError() async throws {
         let gateway = try GatewayProcess(
             arguments: ["--config", "/nonexistent/xi.conf"],
@@ -123,18 +134,20 @@ struct ExecutableTests {
         ELEVENLABS_API_KEY=\(key)
         UPSTREAM_URL=\(upstream.baseURL)
         LISTEN_PORT=not-a-port
-        CACHE_TTL_SECONDS=60
+        CACHE_TTL_SECONDS="60"
+        CACHE_TTL_SECOND=5
         """.write(to: configFile, atomically: true, encoding: .utf8)
 
         let gateway = try GatewayProcess(
             arguments: ["--config", configFile.path],
-            environment: baseEnvironment.merging(["LISTEN_PORT": "0"]) { $1 },
+            environment: baseEnvironment.merging(["LISTEN_PORT": "0", "UPSTREAM_URL": ""]) { $1 },
             directory: directory
         )
         #expect(try await gateway.waitForOutput(containing: "listening"))
         let printedPort = gateway.printed.firstMatch(of: /listen=http:\/\/127\.0\.0\.1:(\d+)/).flatMap { Int($0.1) }
         let port = try #require(printedPort, "no port in: \(gateway.printed)")
         #expect(gateway.printed.contains("cache_ttl_seconds=60"))
+        #expect(gateway.printed.contains("unknown key CACHE_TTL_SECOND is ignored"))
 
         let miss = try TestHTTPConnection.request(port: port, target: "/v1/convai/test-invocations?page_size=2")
         let hit = try TestHTTPConnection.request(port: port, target: "/v1/convai/test-invocations?page_size=2")

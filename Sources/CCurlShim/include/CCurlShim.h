@@ -7,6 +7,9 @@
 typedef size_t (*gw_curl_data_callback)(char *data, size_t size, size_t count, void *userdata);
 
 CURLcode gw_curl_global_init(void);
+/// The run-time libcurl's version as 0xXXYYZZ, and as text.
+unsigned int gw_curl_version_number(void);
+const char *gw_curl_version_text(void);
 void gw_curl_global_cleanup(void);
 
 CURLcode gw_curl_easy_setopt_long(CURL *handle, CURLoption option, long value);
@@ -18,6 +21,9 @@ CURLcode gw_curl_easy_setopt_header_function(CURL *handle, gw_curl_data_callback
 
 CURLcode gw_curl_easy_getinfo_long(CURL *handle, CURLINFO info, long *value);
 CURLcode gw_curl_easy_getinfo_pointer(CURL *handle, CURLINFO info, void **value);
+
+/// Allows only http and https (no file://, no redirects to other schemes), on any libcurl version.
+CURLcode gw_curl_easy_restrict_to_http(CURL *handle);
 
 CURLMcode gw_curl_multi_setopt_long(CURLM *handle, CURLMoption option, long value);
 
