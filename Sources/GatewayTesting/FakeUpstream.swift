@@ -24,6 +24,8 @@ public final class FakeUpstream: Sendable {
         public var body: String
         public var delay: TimeAmount
         public var delivery: Delivery
+        /// Answers a control request (`/__...`), which is not counted.
+        var isControl = false
 
         /// Creates a reply.
         public init(
@@ -156,6 +158,8 @@ public final class FakeUpstream: Sendable {
 
     func received(_ request: ReceivedRequest) -> Reply {
         var request = request
+        // Control requests of a benchmark's fake (`/__stats`, `/__reset`) are not counted.
+        if request.uri.hasPrefix("/__") { return script(request) }
         record.withLock { record in
             record.inFlight += 1
             record.requestCount += 1
@@ -223,7 +227,7 @@ private final class FakeUpstreamHandler: ChannelInboundHandler {
         case .end:
             guard let head else { return }
             self.head = nil
-            let reply = upstream.received(
+            var reply = upstream.received(
                 FakeUpstream.ReceivedRequest(
                     method: head.method,
                     uri: head.uri,
@@ -231,6 +235,7 @@ private final class FakeUpstreamHandler: ChannelInboundHandler {
                     connection: connection
                 )
             )
+            reply.isControl = head.uri.hasPrefix("/__")
             if reply.delay > .zero {
                 context.eventLoop.assumeIsolated().scheduleTask(in: reply.delay) {
                     self.send(reply, keepAlive: head.isKeepAlive, context: context)
@@ -242,7 +247,7 @@ private final class FakeUpstreamHandler: ChannelInboundHandler {
     }
 
     private func send(_ reply: FakeUpstream.Reply, keepAlive: Bool, context: ChannelHandlerContext) {
-        defer { upstream.answered(status: reply.status) }
+        defer { if !reply.isControl { upstream.answered(status: reply.status) } }
         var body = context.channel.allocator.buffer(string: reply.body)
         var headers = HTTPHeaders(reply.headers)
         headers.replaceOrAdd(name: "Content-Length", value: String(body.readableBytes))

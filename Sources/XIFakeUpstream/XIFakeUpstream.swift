@@ -80,9 +80,10 @@ enum XIFakeUpstream {
         print("xi-fake-upstream listening on 127.0.0.1:\(upstream.port)")
         fflush(nil)
 
+        let queue = DispatchQueue(label: "xi-fake-upstream.signals")
         let signals = [SIGINT, SIGTERM].map { number in
             signal(number, SIG_IGN)
-            return DispatchSource.makeSignalSource(signal: number, queue: .main)
+            return DispatchSource.makeSignalSource(signal: number, queue: queue)
         }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let once = OnceFlag()
@@ -91,6 +92,7 @@ enum XIFakeUpstream {
                 source.resume()
             }
         }
+        for source in signals { source.cancel() }
         try await upstream.shutdown()
     }
 }

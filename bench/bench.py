@@ -1,0 +1,472 @@
+#!/usr/bin/env python3
+"""xi-gateway benchmark harness: the gateway against nginx, HAProxy and Varnish on loopback.
+
+Starts a fake upstream (xi-fake-upstream), the gateway and each peer configured for the same job, drives
+them with wrk (and a small Python client for bursts), prints one table with ratios computed within this
+run, writes it to bench/results/, and stops everything it started, by process id.
+
+    python3 bench/bench.py [--quick] [--only SCENARIO,...] [--bin-dir .build/release]
+"""
+import argparse
+import concurrent.futures
+import datetime
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+LIST = "/v1/convai/test-invocations"
+API_KEY = "bench-upstream-key"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port, timeout=20.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port} after {timeout} s")
+
+
+def http_get(port, path, timeout=10.0):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as response:
+        return response.status, dict(response.headers), response.read()
+
+
+class Processes:
+    """Everything started, stopped by pid on exit whatever happens."""
+
+    def __init__(self):
+        self.procs = []
+
+    def start(self, name, argv, env=None, cwd=None):
+        log = open(os.path.join(WORK, f"{name}.log"), "w")
+        proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        self.procs.append((name, proc))
+        return proc
+
+    def stop(self, proc):
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+    def stop_all(self):
+        for _, proc in reversed(self.procs):
+            self.stop(proc)
+        self.procs = []
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+# ---------------------------------------------------------------- servers
+
+def start_fake(procs, latency_ms=50, max_concurrent=None, threads=1):
+    port = free_port()
+    argv = [os.path.join(BIN, "xi-fake-upstream"), "--port", str(port), "--latency-ms", str(latency_ms),
+            "--threads", str(threads)]
+    if max_concurrent:
+        argv += ["--max-concurrent", str(max_concurrent)]
+    procs.start(f"fake-{port}", argv)
+    wait_for_port(port)
+    return port
+
+
+def fake_stats(port):
+    return json.loads(http_get(port, "/__stats")[2])
+
+
+def fake_reset(port):
+    http_get(port, "/__reset")
+
+
+def start_gateway(procs, upstream_port, **settings):
+    port = free_port()
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "ELEVENLABS_API_KEY": API_KEY,
+           "UPSTREAM_URL": f"http://127.0.0.1:{upstream_port}", "LISTEN_PORT": str(port),
+           "CACHE_TTL_SECONDS": "3600", "CACHE_MAX_BYTES": str(512 << 20)}
+    env.update({k: str(v) for k, v in settings.items()})
+    config = os.path.join(WORK, "empty.conf")
+    open(config, "a").close()
+    proc = procs.start(f"xi-gateway-{port}", [os.path.join(BIN, "xi-gateway"), "--config", config], env=env, cwd=WORK)
+    wait_for_port(port)
+    return port, proc
+
+
+NGINX_CACHE = """
+worker_processes auto;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    proxy_cache_path {shm}/cache levels=1:2 keys_zone=pages:64m max_size=512m inactive=2h use_temp_path=off;
+    upstream fake {{ server 127.0.0.1:{upstream}; keepalive 64; }}
+    server {{
+        listen 127.0.0.1:{port} reuseport backlog=4096;
+        location / {{
+            proxy_pass http://fake;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header xi-api-key "{key}";
+            proxy_cache pages;
+            proxy_cache_key $request_uri;
+            proxy_cache_valid 200 {ttl}s;
+            proxy_cache_lock on;
+            proxy_cache_lock_timeout 10s;
+            proxy_cache_use_stale updating error timeout http_500 http_502 http_503 http_504 http_429;
+            proxy_cache_background_update on;
+            add_header X-Cache-Status $upstream_cache_status;
+        }}
+    }}
+}}
+"""
+
+NGINX_STATIC = """
+worker_processes auto;
+pid {dir}/nginx-static.pid;
+error_log {dir}/error-static.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    open_file_cache max=1000 inactive=1h;
+    default_type application/json;
+    server {{
+        listen 127.0.0.1:{port} reuseport backlog=4096;
+        location / {{ root {dir}/static; try_files /page.json =404; }}
+    }}
+}}
+"""
+
+HAPROXY = """
+global
+    maxconn 8192
+    nbthread {threads}
+defaults
+    mode http
+    timeout connect 3s
+    timeout client 30s
+    timeout server 30s
+    option http-keep-alive
+cache pages
+    total-max-size 512
+    max-object-size 1048576
+    max-age {ttl}
+backend fake
+    http-request set-header xi-api-key "{key}"
+    http-request cache-use pages
+    http-response set-header Cache-Control "max-age={ttl}"
+    http-response cache-store pages
+    server fake 127.0.0.1:{upstream}
+frontend web
+    bind 127.0.0.1:{port}
+    default_backend fake
+"""
+
+VARNISH = """
+vcl 4.1;
+backend fake {{ .host = "127.0.0.1"; .port = "{upstream}"; }}
+sub vcl_recv {{ set req.http.xi-api-key = "{key}"; return (hash); }}
+sub vcl_backend_response {{ set beresp.ttl = {ttl}s; set beresp.grace = 300s; }}
+"""
+
+
+def start_nginx(procs, upstream_port, ttl=3600):
+    port = free_port()
+    shm = tempfile.mkdtemp(prefix="xi-bench-nginx-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    CLEANUP.append(shm)
+    os.chmod(shm, 0o777)  # nginx's workers run as another user
+    conf = os.path.join(WORK, f"nginx-{port}.conf")
+    with open(conf, "w") as f:
+        f.write(NGINX_CACHE.format(dir=WORK, shm=shm, upstream=upstream_port, port=port, key=API_KEY, ttl=ttl))
+    proc = procs.start(f"nginx-{port}", ["nginx", "-p", WORK, "-c", conf, "-g", "daemon off;"])
+    wait_for_port(port)
+    return port, proc
+
+
+def start_nginx_static(procs, page):
+    port = free_port()
+    os.makedirs(os.path.join(WORK, "static"), exist_ok=True)
+    with open(os.path.join(WORK, "static", "page.json"), "wb") as f:
+        f.write(page)
+    conf = os.path.join(WORK, "nginx-static.conf")
+    with open(conf, "w") as f:
+        f.write(NGINX_STATIC.format(dir=WORK, port=port))
+    proc = procs.start("nginx-static", ["nginx", "-p", WORK, "-c", conf, "-g", "daemon off;"])
+    wait_for_port(port)
+    return port, proc
+
+
+def start_haproxy(procs, upstream_port, ttl=3600):
+    port = free_port()
+    conf = os.path.join(WORK, "haproxy.cfg")
+    with open(conf, "w") as f:
+        f.write(HAPROXY.format(threads=os.cpu_count(), ttl=ttl, key=API_KEY, upstream=upstream_port, port=port))
+    proc = procs.start("haproxy", ["haproxy", "-f", conf, "-db"])
+    wait_for_port(port)
+    return port, proc
+
+
+def start_varnish(procs, upstream_port, ttl=3600):
+    port = free_port()
+    vcl = os.path.join(WORK, "default.vcl")
+    with open(vcl, "w") as f:
+        f.write(VARNISH.format(upstream=upstream_port, key=API_KEY, ttl=ttl))
+    workdir = os.path.join(WORK, "varnish")
+    os.makedirs(workdir, exist_ok=True)
+    os.chmod(WORK, 0o755)
+    os.chmod(vcl, 0o644)
+    proc = procs.start("varnish", ["varnishd", "-F", "-a", f"127.0.0.1:{port}", "-f", vcl, "-s", "malloc,512m",
+                                   "-n", workdir, "-p", "thread_pool_min=50"])
+    wait_for_port(port, timeout=30)
+    return port, proc
+
+
+# ---------------------------------------------------------------- load
+
+def wrk(port, script, connections, seconds, env=None, threads=2):
+    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s",
+            os.path.join(HERE, script), f"http://127.0.0.1:{port}"]
+    out = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **(env or {})},
+                         timeout=seconds + 60).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = to_ms(re.search(r"\s50%\s+([\d.]+\w+)", out).group(1))
+    p99 = to_ms(re.search(r"\s99%\s+([\d.]+\w+)", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors:.*", out)
+    mixed = re.search(r"MIXED (\{.*\})", out)
+    return {"rps": rps, "p50": p50, "p99": p99, "non2xx": int(non2xx.group(1)) if non2xx else 0,
+            "socket_errors": errors.group(0) if errors else "", "mixed": json.loads(mixed.group(1)) if mixed else None}
+
+
+def to_ms(text):
+    value, unit = re.match(r"([\d.]+)(\w+)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def median_of(runs, key):
+    return statistics.median(run[key] for run in runs)
+
+
+def warm(port, keys):
+    for i in range(keys):
+        status, _, _ = http_get(port, f"{LIST}?agent_id=hot{i}&page_size=30")
+        assert status == 200, status
+
+
+def burst(port, path, clients=100):
+    """clients connections send the same request at once; returns each one's latency in ms."""
+    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
+    sockets = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(clients)]
+
+    def one(sock):
+        start = time.perf_counter()
+        sock.sendall(request)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        elapsed = (time.perf_counter() - start) * 1000
+        sock.close()
+        return elapsed, data[:12]
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=clients) as pool:
+        results = list(pool.map(one, sockets))
+    return [r[0] for r in results], [r[1] for r in results]
+
+
+def percentile(values, p):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+# ---------------------------------------------------------------- scenarios
+
+def scenario_hot(procs, rows, runs, seconds):
+    upstream = start_fake(procs, latency_ms=50)
+    page = http_get(upstream, f"{LIST}?agent_id=hot0&page_size=30")[2]
+    servers = {}
+    servers["xi-gateway"] = start_gateway(procs, upstream)[0]
+    servers["nginx"] = start_nginx(procs, upstream)[0]
+    servers["haproxy"] = start_haproxy(procs, upstream)[0]
+    servers["varnish"] = start_varnish(procs, upstream)[0]
+    servers["ceiling (nginx static)"] = start_nginx_static(procs, page)[0]
+    for name, port in servers.items():
+        if not name.startswith("ceiling"):
+            try:
+                warm(port, 100)
+            except Exception as error:
+                raise RuntimeError(f"warming {name} failed: {error}") from error
+    fake_reset(upstream)
+    results = {}
+    for connections in (64, 256):
+        for name, port in servers.items():
+            measured = [wrk(port, "hot.lua", connections, seconds, env={"KEYS": "100"}) for _ in range(runs)]
+            results[(name, connections)] = {"rps": median_of(measured, "rps"), "p99": median_of(measured, "p99"),
+                                            "non2xx": sum(m["non2xx"] for m in measured)}
+    upstream_during = fake_stats(upstream)["requests"]
+    base = results[("xi-gateway", 64)]
+    for name in servers:
+        r64, r256 = results[(name, 64)], results[(name, 256)]
+        rows.append([f"hot keys, {name}", f"{r64['rps']:,.0f} req/s", f"p99 {r64['p99']:.2f} ms",
+                     f"256 conn: {r256['rps']:,.0f} req/s, p99 {r256['p99']:.2f} ms ({r256['rps'] / r64['rps']:.0%} of 64)",
+                     f"xi/{name}: {base['rps'] / r64['rps']:.2f}x" if name != "xi-gateway" else f"non-2xx {r64['non2xx'] + r256['non2xx']}"])
+    rows.append(["hot keys: upstream requests during the runs (all should be hits)", str(upstream_during), "", "", ""])
+    return results
+
+
+def scenario_burst(procs, rows):
+    upstream = start_fake(procs, latency_ms=50)
+    servers = {"xi-gateway": start_gateway(procs, upstream)[0], "nginx": start_nginx(procs, upstream)[0],
+               "haproxy": start_haproxy(procs, upstream)[0], "varnish": start_varnish(procs, upstream)[0]}
+    for name, port in servers.items():
+        p99s, upstream_counts = [], []
+        for run in range(3):
+            fake_reset(upstream)
+            latencies, heads = burst(port, f"{LIST}?agent_id=burst-{name.replace(' ', '')}-{run}-{time.time_ns()}")
+            upstream_counts.append(fake_stats(upstream)["requests"])
+            p99s.append(percentile(latencies, 99))
+            assert all(h.startswith(b"HTTP/1.1 200") for h in heads), set(heads)
+        rows.append([f"cold burst (100 clients, one key), {name}", f"upstream requests {statistics.median(upstream_counts):.0f}",
+                     f"p99 {statistics.median(p99s):.1f} ms", "upstream latency 50 ms", ""])
+
+
+def scenario_misses(procs, rows, runs, seconds):
+    upstream = start_fake(procs, latency_ms=50)
+    gateway = start_gateway(procs, upstream, UPSTREAM_MAX_CONCURRENCY=8)[0]
+    direct, through = [], []
+    for run in range(runs):
+        direct.append(wrk(upstream, "unique.lua", 4, seconds, env={"PREFIX": f"d{run}{time.time_ns()}"}))
+        through.append(wrk(gateway, "unique.lua", 4, seconds, env={"PREFIX": f"g{run}{time.time_ns()}"}))
+    d50, g50 = median_of(direct, "p50"), median_of(through, "p50")
+    d99, g99 = median_of(direct, "p99"), median_of(through, "p99")
+    rows.append(["misses only (4 connections), added latency", f"p50 +{g50 - d50:.2f} ms", f"p99 +{g99 - d99:.2f} ms",
+                 f"direct p50 {d50:.2f} ms, gateway p50 {g50:.2f} ms", f"non-2xx {sum(t['non2xx'] for t in through)}"])
+
+
+def scenario_memory(procs, rows, pages=10000):
+    upstream = start_fake(procs, latency_ms=0, threads=2)
+    port, proc = start_gateway(procs, upstream, UPSTREAM_MAX_CONCURRENCY=32, CACHE_MAX_BYTES=str(2 << 30))
+    http_get(port, f"{LIST}?agent_id=m-warm&page_size=30")
+    time.sleep(0.5)
+    before = rss_kib(proc.pid)
+    page_bytes = len(http_get(upstream, f"{LIST}?agent_id=m0&page_size=30")[2])
+
+    def fetch(i):
+        return http_get(port, f"{LIST}?agent_id=m{i}&page_size=30")[0]
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
+        statuses = list(pool.map(fetch, range(pages)))
+    time.sleep(0.5)
+    after = rss_kib(proc.pid)
+    per_page = (after - before) * 1024 / pages
+    rows.append([f"memory, {pages:,} pages cached", f"{per_page:,.0f} B/page", f"page {page_bytes:,} B",
+                 f"ratio {per_page / page_bytes:.2f}", f"RSS {before // 1024} -> {after // 1024} MiB; non-200 {sum(s != 200 for s in statuses)}"])
+
+
+def scenario_mixed(procs, rows, seconds, limit=4):
+    upstream = start_fake(procs, latency_ms=50, max_concurrent=limit)
+    # Pages fresh for 5 s, so popular ones are refreshed (stale-while-revalidate) many times in a run.
+    servers = {"xi-gateway": start_gateway(procs, upstream, CACHE_TTL_SECONDS=5, CACHE_STALE_SECONDS=300,
+                                           UPSTREAM_MAX_CONCURRENCY=limit)[0],
+               "nginx": start_nginx(procs, upstream, ttl=5)[0]}
+    for name, port in servers.items():
+        fake_reset(upstream)
+        result = wrk(port, "zipf.lua", 64, seconds, env={"KEYS": "5000", "PREFIX": f"{name[:2]}{time.time_ns()}"})
+        stats = fake_stats(upstream)
+        mixed = result["mixed"]
+        errors = sum(v for k, v in mixed["statuses"].items() if not k.startswith("2"))
+        rows.append([f"mixed Zipf load, upstream 429s above {limit} at once, {name}",
+                     f"upstream {stats['requests']:,} requests, {stats['statuses'].get('429', 0):,} answered 429",
+                     f"client errors {errors:,} of {mixed['answers']:,}",
+                     f"hit ratio {mixed['hits'] / max(1, mixed['answers']):.1%}",
+                     f"p50 {mixed['p50_us'] / 1000:.2f} ms, p99 {mixed['p99_us'] / 1000:.2f} ms"])
+
+
+def main():
+    global WORK, BIN, CLEANUP
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="1 run of 3 s each, for trying the harness")
+    parser.add_argument("--only", default="hot,burst,misses,memory,mixed")
+    parser.add_argument("--bin-dir", default=os.path.join(ROOT, ".build", "release"))
+    parser.add_argument("--output", default=None)
+    args = parser.parse_args()
+    for tool in ("wrk", "nginx", "haproxy", "varnishd"):
+        if not shutil.which(tool):
+            sys.exit(f"bench: {tool} is missing (make bench installs it)")
+    BIN = args.bin_dir
+    WORK = tempfile.mkdtemp(prefix="xi-bench-")
+    os.chmod(WORK, 0o755)  # nginx's and Varnish's workers run as other users
+    CLEANUP = [WORK]
+    runs, seconds = (1, 3) if args.quick else (3, 8)
+    rows = []
+    procs = Processes()
+    started = time.time()
+    try:
+        for name in args.only.split(","):
+            {"hot": lambda: scenario_hot(procs, rows, runs, seconds),
+             "burst": lambda: scenario_burst(procs, rows),
+             "misses": lambda: scenario_misses(procs, rows, runs, seconds),
+             "memory": lambda: scenario_memory(procs, rows),
+             "mixed": lambda: scenario_mixed(procs, rows, seconds * 2)}[name]()
+            procs.stop_all()
+    except Exception:
+        for log in sorted(os.listdir(WORK)):
+            if log.endswith(".log"):
+                with open(os.path.join(WORK, log), errors="replace") as f:
+                    tail = f.read()[-1500:]
+                print(f"--- {log}\n{tail}", file=sys.stderr)
+        raise
+    finally:
+        procs.stop_all()
+        for path in CLEANUP:
+            shutil.rmtree(path, ignore_errors=True)
+    header = (f"xi-gateway benchmark, {datetime.date.today().isoformat()}, {os.cpu_count()} cores, "
+              f"wrk on the same machine, {'quick' if args.quick else f'median of {runs} runs of {seconds} s'}, "
+              f"{time.time() - started:.0f} s in all")
+    widths = [max(len(str(r[i])) for r in rows) for i in range(5)]
+    table = "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+    text = f"{header}\n\n{table}\n"
+    print(text)
+    output = args.output or os.path.join(HERE, "results",
+                                         f"{datetime.date.today().isoformat()}-{os.cpu_count()}cores{'-quick' if args.quick else ''}.txt")
+    with open(output, "w") as f:
+        f.write(text)
+    print(f"written to {os.path.relpath(output, ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
