@@ -1,20 +1,22 @@
 /// A map with a cost bound that forgets its least recently used entries first.
 ///
-/// Entries live in a slab of slots linked into a recency list by index, so a hit is one hash lookup and a
-/// few index writes: no allocation, no reference counting of list nodes. Not thread-safe; ``ResponseCache``
-/// keeps each one behind a lock.
+/// Entries live in a slab of slots; the recency list links slots by index in two plain integer arrays,
+/// so a hit is one hash lookup and a few integer writes: no allocation, no copy of the entry, no
+/// reference counting of list nodes. Not thread-safe; ``ResponseCache`` keeps each one behind a lock.
 struct LRUStore<Key: Hashable, Value> {
-    private struct Slot {
+    private struct Entry {
         var key: Key
         var value: Value
         var cost: Int
-        var newer: Int
-        var older: Int
     }
 
     private static var none: Int { -1 }
 
-    private var slots: [Slot?] = []
+    private var entries: [Entry?] = []
+    /// For each slot, the next more recently used slot.
+    private var newer: [Int] = []
+    /// For each slot, the next less recently used slot.
+    private var older: [Int] = []
     private var freeSlots: [Int] = []
     private var indexByKey: [Key: Int] = [:]
     /// Most recently used.
@@ -35,13 +37,13 @@ struct LRUStore<Key: Hashable, Value> {
     mutating func value(for key: Key) -> Value? {
         guard let index = indexByKey[key] else { return nil }
         moveToFront(index)
-        return slots[index]?.value
+        return entries[index]?.value
     }
 
     /// Changes the value for `key` in place, if present, without touching its recency or cost.
     mutating func update(_ key: Key, _ change: (inout Value) -> Void) {
-        guard let index = indexByKey[key], slots[index] != nil else { return }
-        change(&slots[index]!.value)
+        guard let index = indexByKey[key], entries[index] != nil else { return }
+        change(&entries[index]!.value)
     }
 
     /// Inserts or replaces; `false` (and nothing stored, any old value removed) when `cost` exceeds capacity.
@@ -51,18 +53,18 @@ struct LRUStore<Key: Hashable, Value> {
         while totalCost + cost > capacity, oldest != Self.none {
             evict(oldest)
         }
-        let slot = Slot(key: key, value: value, cost: cost, newer: Self.none, older: newest)
+        let entry = Entry(key: key, value: value, cost: cost)
         let index: Int
         if let free = freeSlots.popLast() {
             index = free
-            slots[index] = slot
+            entries[index] = entry
         } else {
-            index = slots.count
-            slots.append(slot)
+            index = entries.count
+            entries.append(entry)
+            newer.append(Self.none)
+            older.append(Self.none)
         }
-        if newest != Self.none { slots[newest]?.newer = index }
-        newest = index
-        if oldest == Self.none { oldest = index }
+        linkAsNewest(index)
         indexByKey[key] = index
         totalCost += cost
         return true
@@ -71,27 +73,27 @@ struct LRUStore<Key: Hashable, Value> {
     /// Removes `key`'s entry, if any.
     @discardableResult
     mutating func removeValue(for key: Key) -> Value? {
-        guard let index = indexByKey.removeValue(forKey: key), let slot = slots[index] else { return nil }
+        guard let index = indexByKey.removeValue(forKey: key), let entry = entries[index] else { return nil }
         unlink(index)
-        slots[index] = nil
+        entries[index] = nil
         freeSlots.append(index)
-        totalCost -= slot.cost
-        return slot.value
+        totalCost -= entry.cost
+        return entry.value
     }
 
     /// Keys from most to least recently used (for tests).
     var keysByRecency: [Key] {
         var keys: [Key] = []
         var index = newest
-        while index != Self.none, let slot = slots[index] {
-            keys.append(slot.key)
-            index = slot.older
+        while index != Self.none, let entry = entries[index] {
+            keys.append(entry.key)
+            index = older[index]
         }
         return keys
     }
 
     private mutating func evict(_ index: Int) {
-        guard let key = slots[index]?.key else { return }
+        guard let key = entries[index]?.key else { return }
         removeValue(for: key)
         evictions += 1
     }
@@ -99,18 +101,23 @@ struct LRUStore<Key: Hashable, Value> {
     private mutating func moveToFront(_ index: Int) {
         guard index != newest else { return }
         unlink(index)
-        slots[index]?.older = newest
-        slots[index]?.newer = Self.none
-        if newest != Self.none { slots[newest]?.newer = index }
+        linkAsNewest(index)
+    }
+
+    private mutating func linkAsNewest(_ index: Int) {
+        older[index] = newest
+        newer[index] = Self.none
+        if newest != Self.none { newer[newest] = index }
         newest = index
         if oldest == Self.none { oldest = index }
     }
 
     private mutating func unlink(_ index: Int) {
-        guard let slot = slots[index] else { return }
-        if slot.newer != Self.none { slots[slot.newer]?.older = slot.older } else { newest = slot.older }
-        if slot.older != Self.none { slots[slot.older]?.newer = slot.newer } else { oldest = slot.newer }
-        slots[index]?.newer = Self.none
-        slots[index]?.older = Self.none
+        let newerIndex = newer[index]
+        let olderIndex = older[index]
+        if newerIndex != Self.none { older[newerIndex] = olderIndex } else { newest = olderIndex }
+        if olderIndex != Self.none { newer[olderIndex] = newerIndex } else { oldest = newerIndex }
+        newer[index] = Self.none
+        older[index] = Self.none
     }
 }

@@ -18,6 +18,7 @@ public enum LaxInteger {
 
     /// Reads `input`.
     public static func parse(_ input: String) -> Outcome {
+        if let plain = plainDigits(input) { return .value(plain) }
         let scalars = Array(input.unicodeScalars)
         var start = 0
         var end = scalars.count
@@ -37,6 +38,17 @@ public enum LaxInteger {
             }
         }
         return .notAnInteger
+    }
+
+    /// The common case without any Unicode work: 1 to 18 ASCII digits and nothing else.
+    private static func plainDigits(_ input: String) -> String? {
+        let utf8 = input.utf8
+        guard !utf8.isEmpty, utf8.count <= 18,
+            utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") })
+        else { return nil }
+        guard utf8.first == UInt8(ascii: "0") else { return input }
+        let significant = utf8.drop { $0 == UInt8(ascii: "0") }
+        return significant.isEmpty ? "0" : String(decoding: significant, as: UTF8.self)
     }
 
     /// Python's `int(s)` for base 10, ASCII digits only; `nil` when it would raise.

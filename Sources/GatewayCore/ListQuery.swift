@@ -117,6 +117,7 @@ public struct ListQuery: Sendable, Hashable {
 public enum PercentEncoding {
     /// `value` with every byte outside `A-Z a-z 0-9 - . _ ~` written as `%XX`.
     public static func encode(_ value: String) -> String {
+        if value.utf8.allSatisfy(isUnreserved) { return value }
         let hex: [UInt8] = Array("0123456789ABCDEF".utf8)
         var bytes: [UInt8] = []
         bytes.reserveCapacity(value.utf8.count)
@@ -133,5 +134,16 @@ public enum PercentEncoding {
             }
         }
         return String(decoding: bytes, as: UTF8.self)
+    }
+
+    private static func isUnreserved(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
+            UInt8(ascii: "~"):
+            return true
+        default:
+            return false
+        }
     }
 }

@@ -35,8 +35,10 @@ final class HTTPHandler: ChannelDuplexHandler {
     private let maxBodyBytes: Int
     private let idleTimeout: TimeAmount
     private var state = State.idle
-    /// Closes the connection when it fires: armed while waiting for a request and while one arrives.
+    /// Checks for idleness; at most one is scheduled at a time.
     private var idleTimer: Scheduled<Void>?
+    /// When the connection last started waiting for a request, or a request last began.
+    private var lastActivity = NIODeadline.uptimeNanoseconds(0)
     /// Set while this handler writes the end of an answer, during which the pipelining handler may deliver
     /// the next request re-entrantly.
     private var isEndingAnswer = false
@@ -68,14 +70,32 @@ final class HTTPHandler: ChannelDuplexHandler {
     /// Idle between requests, a client too slow to send a whole request, or one that stopped reading
     /// answers: the timer closes the connection. It does not run while an answer is being prepared (the
     /// upstream timeout bounds that).
+    ///
+    /// Each request only moves `lastActivity`; the one timer, when it fires early, re-arms itself for what
+    /// is left. Scheduling and cancelling a timer per request would cost more than the rest of a cache hit.
     private func armIdleTimer(context: ChannelHandlerContext) {
-        idleTimer?.cancel()
-        idleTimer = context.eventLoop.assumeIsolated().scheduleTask(in: idleTimeout) {
+        lastActivity = context.eventLoop.now
+        guard idleTimer == nil else { return }
+        scheduleIdleCheck(in: idleTimeout, context: context)
+    }
+
+    private func scheduleIdleCheck(in delay: TimeAmount, context: ChannelHandlerContext) {
+        idleTimer = context.eventLoop.assumeIsolated().scheduleTask(in: delay) {
+            self.idleTimer = nil
             switch self.state {
             case .idle, .receiving, .waitingForWritable:
-                self.state = .closed
-                context.close(promise: nil)
-            case .responding, .closed:
+                let deadline = self.lastActivity + self.idleTimeout
+                let now = context.eventLoop.now
+                if now >= deadline {
+                    self.state = .closed
+                    context.close(promise: nil)
+                } else {
+                    self.scheduleIdleCheck(in: deadline - now, context: context)
+                }
+            case .responding:
+                // Looked at again after the answer; `write` moves `lastActivity` then.
+                self.scheduleIdleCheck(in: self.idleTimeout, context: context)
+            case .closed:
                 break
             }
         }
@@ -128,8 +148,6 @@ final class HTTPHandler: ChannelDuplexHandler {
             state = .receiving(head, bodyBytes: total)
         case .end:
             guard case .receiving(let head, _) = state else { return }
-            idleTimer?.cancel()
-            idleTimer = nil
             guard context.channel.isWritable else {
                 state = .waitingForWritable(head)
                 armIdleTimer(context: context)
@@ -148,8 +166,13 @@ final class HTTPHandler: ChannelDuplexHandler {
     private func respond(to head: HTTPRequestHead, context: ChannelHandlerContext) {
         switch Route(method: head.method, uri: head.uri) {
         case .list(let query, let isHead):
-            service.respond(toQuery: query, on: context.eventLoop).assumeIsolated().whenSuccess { response in
-                self.write(response, for: head, isHead: isHead, keepAlive: head.isKeepAlive, context: context)
+            switch service.answer(toQuery: query, on: context.eventLoop) {
+            case .ready(let response):
+                write(response, for: head, isHead: isHead, keepAlive: head.isKeepAlive, context: context)
+            case .pending(let future):
+                future.assumeIsolated().whenSuccess { response in
+                    self.write(response, for: head, isHead: isHead, keepAlive: head.isKeepAlive, context: context)
+                }
             }
         case .refuse(let refusal):
             let error: GatewayError
@@ -216,12 +239,13 @@ final class HTTPHandler: ChannelDuplexHandler {
         context: ChannelHandlerContext
     ) {
         guard case .responding = state else { return }
+        // GatewayResponse never carries these two: add, without searching.
         var headers = response.headers
-        headers.replaceOrAdd(name: "Content-Length", value: String(response.body.readableBytes))
+        headers.add(name: "Content-Length", value: String(response.body.readableBytes))
         if !keepAlive {
-            headers.replaceOrAdd(name: "Connection", value: "close")
+            headers.add(name: "Connection", value: "close")
         } else if version.major == 1, version.minor == 0 {
-            headers.replaceOrAdd(name: "Connection", value: "keep-alive")
+            headers.add(name: "Connection", value: "keep-alive")
         }
         let responseHead = HTTPResponseHead(version: version, status: response.status, headers: headers)
         context.write(wrapOutboundOut(.head(responseHead)), promise: nil)

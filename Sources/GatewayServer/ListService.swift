@@ -66,9 +66,24 @@ public final class ListService: Sendable {
     /// Requests waiting on upstream fetches right now, and how many fetches they wait on.
     public var flightStatistics: (waiters: Int, flights: Int) { (flights.waiterCount, flights.flightCount) }
 
-    /// The answer to a list request whose query (after `?`) is `query`. Never fails: every problem is an
-    /// answer. Call it on `eventLoop`; the future completes there.
+    /// An answer now (a hit, a stale page, a refusal) or later (after the upstream).
+    public enum Answer {
+        case ready(GatewayResponse)
+        case pending(EventLoopFuture<GatewayResponse>)
+    }
+
+    /// The answer to a list request whose query (after `?`) is `query`, as a future. Never fails: every
+    /// problem is an answer. Call it on `eventLoop`; the future completes there.
     public func respond(toQuery query: Substring, on eventLoop: any EventLoop) -> EventLoopFuture<GatewayResponse> {
+        switch answer(toQuery: query, on: eventLoop) {
+        case .ready(let response): return eventLoop.makeSucceededFuture(response)
+        case .pending(let future): return future
+        }
+    }
+
+    /// The answer to a list request whose query (after `?`) is `query`: at once when it needs no upstream
+    /// request, which spares a hit the cost of a future. Call it on `eventLoop`.
+    public func answer(toQuery query: Substring, on eventLoop: any EventLoop) -> Answer {
         let listQuery: ListQuery
         do {
             listQuery = try ListQuery.parse(query)
@@ -78,23 +93,21 @@ public final class ListService: Sendable {
             case .invalid(let issues): gatewayError = .invalidQuery(issues)
             case .malformed(let failure): gatewayError = .malformedQuery(failure)
             }
-            return eventLoop.makeSucceededFuture(errorResponse(gatewayError, cacheStatus: nil))
+            return .ready(errorResponse(gatewayError, cacheStatus: nil))
         }
 
         let key = CacheKey(credential: credential, query: listQuery)
         switch cache.lookup(key) {
         case .fresh(let page, let age, let ttlLeft):
-            return eventLoop.makeSucceededFuture(
-                pageResponse(page, age: age, cacheStatus: "\(Self.cacheName); hit; ttl=\(ttlLeft)")
-            )
+            return .ready(pageResponse(page, age: age, cacheStatus: "\(Self.cacheName); hit; ttl=\(ttlLeft)"))
         case .stale(let page, let age, let staleFor):
             refreshInBackground(key, on: eventLoop)
             let detail = page.revalidationFailed ? "stale-if-error" : "stale-while-revalidate"
-            return eventLoop.makeSucceededFuture(
+            return .ready(
                 pageResponse(page, age: age, cacheStatus: "\(Self.cacheName); hit; ttl=-\(staleFor); detail=\(detail)")
             )
         case .miss:
-            return waitForFetch(key, on: eventLoop)
+            return .pending(waitForFetch(key, on: eventLoop))
         }
     }
 
@@ -195,7 +208,7 @@ public final class ListService: Sendable {
                 return .failed(.badUpstreamResponse)
             }
             let contentType = response.headers.first(name: "content-type") ?? "application/json"
-            let page = CachedPage(body: response.body, contentType: contentType, storedAt: cache.now())
+            let page = CachedPage(body: response.body.compacted(), contentType: contentType, storedAt: cache.now())
             guard cache.ttlSeconds > 0 else {
                 cache.remove(key)
                 return .page(page, storage: "detail=ttl-zero")
