@@ -1,25 +1,65 @@
+/// The identity of an upstream credential: its SHA-256, never the credential itself. Compared and hashed
+/// as four machine words, which costs a lookup far less than a 64-character string would.
+public struct CredentialID: Sendable, Hashable {
+    private let words: (UInt64, UInt64, UInt64, UInt64)
+
+    /// The identity of `secret`.
+    public init(_ secret: Secret) { self.init(hashing: secret.revealed) }
+
+    /// The identity of any string (a team token, or a test's stand-in).
+    public init(hashing text: String) {
+        let digest = SHA256.hash(text.utf8)
+        func word(_ offset: Int) -> UInt64 {
+            digest[offset..<(offset + 8)].reduce(0) { $0 << 8 | UInt64($1) }
+        }
+        self.words = (word(0), word(8), word(16), word(24))
+    }
+
+    public static func == (lhs: CredentialID, rhs: CredentialID) -> Bool {
+        lhs.words.0 == rhs.words.0 && lhs.words.1 == rhs.words.1 && lhs.words.2 == rhs.words.2
+            && lhs.words.3 == rhs.words.3
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(words.0)
+        hasher.combine(words.1)
+        hasher.combine(words.2)
+        hasher.combine(words.3)
+    }
+}
+
 /// What a cached page answers: whose question (the credential's identity) and which question (the
 /// canonical query). Pages for different upstream keys never mix, because each page's `access_info`
 /// describes the caller.
 public struct CacheKey: Sendable, Hashable, CustomStringConvertible {
-    /// An identity of the upstream credential, e.g. ``Secret/fingerprint``; never the credential.
-    public var credential: String
+    /// Whose question.
+    public var credential: CredentialID
     /// ``ListQuery/canonicalQuery``.
     public var query: String
 
     /// Creates a key.
-    public init(credential: String, query: String) {
+    public init(credential: CredentialID, query: String) {
         self.credential = credential
         self.query = query
     }
 
     /// Creates the key of `query` asked with the credential whose identity is `credential`.
-    public init(credential: String, query: ListQuery) {
+    public init(credential: CredentialID, query: ListQuery) {
         self.init(credential: credential, query: query.canonicalQuery)
     }
 
+    /// A key for the credential named by `credential` (hashed), for tests and tools.
+    public init(credential: String, query: String) {
+        self.init(credential: CredentialID(hashing: credential), query: query)
+    }
+
+    /// The key of `query` for the credential named by `credential` (hashed), for tests and tools.
+    public init(credential: String, query: ListQuery) {
+        self.init(credential: CredentialID(hashing: credential), query: query.canonicalQuery)
+    }
+
     /// The bytes this key holds, for the cache's memory accounting.
-    var byteCount: Int { credential.utf8.count + query.utf8.count }
+    public var byteCount: Int { 32 + query.utf8.count }
 
     public var description: String { query }
 }

@@ -35,7 +35,7 @@ public final class ListService: Sendable {
     private let governor: UpstreamGovernor
     private let flights = SingleFlight<CacheKey, FetchResult>()
     private let apiKey: Secret
-    private let credential: String
+    private let credential: CredentialID
     private let waitLimit: TimeAmount
     private let wallClock: @Sendable () -> Int
     private let logger: Logger
@@ -57,7 +57,7 @@ public final class ListService: Sendable {
         self.upstream = upstream
         self.governor = governor
         self.apiKey = apiKey
-        self.credential = apiKey.fingerprint
+        self.credential = CredentialID(apiKey)
         self.waitLimit = waitLimit
         self.wallClock = wallClock
         self.logger = logger

@@ -20,19 +20,20 @@ enum Route: Equatable {
     init(method: HTTPMethod, uri: String) {
         // Only origin-form is served: an absolute-form target ("http://other/...") must never choose the
         // host the gateway talks to.
-        guard uri.utf8.first == UInt8(ascii: "/") else {
+        let bytes = uri.utf8
+        guard bytes.first == UInt8(ascii: "/") else {
             self = .refuse(.notOriginForm)
             return
         }
-        let questionMark = uri.firstIndex(of: "?")
-        let path = uri[..<(questionMark ?? uri.endIndex)]
-        guard path == Self.listPath else {
+        // Byte-wise: Character comparison would cost more than the rest of routing.
+        let questionMark = bytes.firstIndex(of: UInt8(ascii: "?"))
+        guard bytes[..<(questionMark ?? bytes.endIndex)].elementsEqual(Self.listPath.utf8) else {
             self = .refuse(.notFound)
             return
         }
         switch method {
         case .GET, .HEAD:
-            let query = questionMark.map { uri[uri.index(after: $0)...] } ?? uri[uri.endIndex...]
+            let query = questionMark.map { uri[bytes.index(after: $0)...] } ?? uri[uri.endIndex...]
             self = .list(query: query, isHead: method == .HEAD)
         default:
             self = .refuse(.methodNotAllowed)

@@ -38,7 +38,7 @@ private func key(_ name: String) -> CacheKey { CacheKey(credential: "fp", query:
 
 /// The bytes the cache must account for a page: body, both halves of the key, and the fixed overhead.
 private func cost(_ body: String, _ key: CacheKey) -> Int {
-    body.utf8.count + key.credential.utf8.count + key.query.utf8.count + ResponseCache.entryOverhead
+    body.utf8.count + key.byteCount + ResponseCache.entryOverhead
 }
 
 private let second: UInt64 = 1_000_000_000
