@@ -26,6 +26,11 @@ public struct GatewayConfiguration: Sendable {
         Key(name: "UPSTREAM_QUEUE_TIMEOUT_MS", defaultValue: "5000", summary: "longest wait for an upstream slot"),
         Key(name: "UPSTREAM_BACKOFF_MAX_SECONDS", defaultValue: "30", summary: "longest back-off after 429s"),
         Key(name: "IDLE_TIMEOUT_SECONDS", defaultValue: "60", summary: "close client connections idle this long"),
+        Key(name: "SHUTDOWN_GRACE_SECONDS", defaultValue: "10", summary: "time requests in flight get to finish"),
+        Key(name: "LOG_LEVEL", defaultValue: "info", summary: "trace, debug, info, notice, warning, error"),
+        Key(name: "LOG_FORMAT", defaultValue: "json", summary: "json (one object a line) or text"),
+        Key(name: "ACCESS_LOG", defaultValue: "on", summary: "one line per request: on or off"),
+        Key(name: "ADMIN_TOKEN", defaultValue: nil, summary: "enables the admin API; sent as a Bearer token"),
     ]
 
     public var listenHost: String
@@ -42,6 +47,21 @@ public struct GatewayConfiguration: Sendable {
     public var upstreamQueueTimeoutMilliseconds: Int
     public var upstreamBackoffMaxSeconds: Int
     public var idleTimeoutSeconds: Int
+    public var shutdownGraceSeconds: Int
+    public var logLevel: String
+    public var logFormat: LogFormat
+    public var accessLog: Bool
+    /// `nil` keeps the admin API off.
+    public var adminToken: Secret?
+
+    /// How log lines are written.
+    public enum LogFormat: String, Sendable, Hashable {
+        case json
+        case text
+    }
+
+    /// The log levels `LOG_LEVEL` accepts, as swift-log names them.
+    public static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
 
     /// Reads and validates every key through `lookup`, which returns a key's value or `nil` when unset.
     /// The first bad key stops reading with an error that names it.
@@ -118,6 +138,41 @@ public struct GatewayConfiguration: Sendable {
             "an integer of seconds from 1 to 86400"
         )
         self.idleTimeoutSeconds = try integer("IDLE_TIMEOUT_SECONDS", in: 1...86_400, "a positive integer of seconds")
+        self.shutdownGraceSeconds = try integer(
+            "SHUTDOWN_GRACE_SECONDS",
+            in: 0...3_600,
+            "an integer of seconds, 0 to 3600"
+        )
+        let level = (value("LOG_LEVEL") ?? "info").lowercased()
+        guard Self.logLevels.contains(level) else {
+            throw ConfigurationError(
+                key: "LOG_LEVEL",
+                problem: "must be one of \(Self.logLevels.joined(separator: ", ")), got \"\(level)\""
+            )
+        }
+        self.logLevel = level
+        let format = (value("LOG_FORMAT") ?? "json").lowercased()
+        guard let logFormat = LogFormat(rawValue: format) else {
+            throw ConfigurationError(key: "LOG_FORMAT", problem: "must be json or text, got \"\(format)\"")
+        }
+        self.logFormat = logFormat
+        switch (value("ACCESS_LOG") ?? "on").lowercased() {
+        case "on", "true", "yes", "1": self.accessLog = true
+        case "off", "false", "no", "0": self.accessLog = false
+        case let other: throw ConfigurationError(key: "ACCESS_LOG", problem: "must be on or off, got \"\(other)\"")
+        }
+        if let token = lookup("ADMIN_TOKEN").map(Self.unquoted), !token.isEmpty {
+            // Short tokens can be guessed; the value is never echoed.
+            guard token.utf8.count >= 16, token.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+                throw ConfigurationError(
+                    key: "ADMIN_TOKEN",
+                    problem: "must be at least 16 printable characters without spaces"
+                )
+            }
+            self.adminToken = Secret(token)
+        } else {
+            self.adminToken = nil
+        }
     }
 }
 

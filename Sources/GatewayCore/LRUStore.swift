@@ -81,6 +81,13 @@ struct LRUStore<Key: Hashable, Value> {
         return entry.value
     }
 
+    /// Removes every entry whose key `matches`; returns how many.
+    mutating func removeAll(where matches: (Key) -> Bool) -> Int {
+        let doomed = indexByKey.keys.filter(matches)
+        for key in doomed { removeValue(for: key) }
+        return doomed.count
+    }
+
     /// Keys from most to least recently used (for tests).
     var keysByRecency: [Key] {
         var keys: [Key] = []

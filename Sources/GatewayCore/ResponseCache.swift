@@ -133,6 +133,14 @@ public final class ResponseCache: Sendable {
         shard(for: key).store.withLock { store in _ = store.removeValue(for: key) }
     }
 
+    /// Drops every page whose key `matches`; returns how many were dropped.
+    @discardableResult
+    public func removeAll(where matches: @Sendable (CacheKey) -> Bool) -> Int {
+        shards.reduce(0) { total, shard in
+            total + shard.store.withLock { store in store.removeAll(where: matches) }
+        }
+    }
+
     /// The current counters, summed over shards.
     public var statistics: Statistics {
         shards.reduce(into: Statistics(entries: 0, bytes: 0, evictions: 0)) { total, shard in

@@ -62,6 +62,7 @@ public final class UpstreamGovernor: Sendable {
 
     private struct State {
         var machine: StateMachine
+        var queueTimeout: TimeAmount
         var waiters: [Int: Waiter] = [:]
         var nextID = 0
     }
@@ -73,7 +74,6 @@ public final class UpstreamGovernor: Sendable {
 
     private let state: Mutex<State>
     private let clock: any CacheClock
-    private let queueTimeout: TimeAmount
 
     /// Creates a governor; `clock` times the back-off.
     public init(configuration: Configuration, clock: any CacheClock = SystemCacheClock()) {
@@ -82,9 +82,28 @@ public final class UpstreamGovernor: Sendable {
             maxQueue: max(0, configuration.maxQueue),
             backoffMaxNanoseconds: UInt64(max(1, configuration.backoffMaxSeconds)) * 1_000_000_000
         )
-        self.state = Mutex(State(machine: StateMachine(settings: settings)))
+        self.state = Mutex(State(machine: StateMachine(settings: settings), queueTimeout: configuration.queueTimeout))
         self.clock = clock
-        self.queueTimeout = configuration.queueTimeout
+    }
+
+    /// Applies new limits (a configuration reload): requests in flight keep their slots, waiters are let
+    /// through at once if the new limit allows. The queue timeout applies to requests queued from now on.
+    public func update(_ configuration: Configuration) {
+        let now = clock.nowNanoseconds()
+        let granted = state.withLock { state in
+            state.machine.settings = StateMachine.Settings(
+                maxConcurrency: max(1, configuration.maxConcurrency),
+                maxQueue: max(0, configuration.maxQueue),
+                backoffMaxNanoseconds: UInt64(max(1, configuration.backoffMaxSeconds)) * 1_000_000_000
+            )
+            state.queueTimeout = configuration.queueTimeout
+            let wakeups = state.machine.wakeups(now: now)
+            return wakeups.granted.compactMap { state.waiters.removeValue(forKey: $0) }
+        }
+        for waiter in granted {
+            waiter.timeout?.cancel()
+            waiter.promise.succeed()
+        }
     }
 
     /// Waits for a slot. The future succeeds on `eventLoop` once the caller holds one (and must then call
@@ -92,12 +111,12 @@ public final class UpstreamGovernor: Sendable {
     public func acquire(on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
         let now = clock.nowNanoseconds()
         let promise = eventLoop.makePromise(of: Void.self)
-        let (action, id) = state.withLock { state in
+        let (action, id, queueTimeout) = state.withLock { state in
             let id = state.nextID
             state.nextID += 1
             let action = state.machine.acquire(id, now: now)
             if action == .queued { state.waiters[id] = Waiter(promise: promise, timeout: nil) }
-            return (action, id)
+            return (action, id, state.queueTimeout)
         }
         switch action {
         case .granted:

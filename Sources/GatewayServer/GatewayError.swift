@@ -8,7 +8,9 @@ public struct GatewayError: Error, Sendable, CustomStringConvertible {
         case invalidQuery([ValidationIssue])
         case malformedQuery(FormDecoder.Failure)
         case notFound
-        case methodNotAllowed
+        case methodNotAllowed(allow: String)
+        case unauthorized
+        case notReady
         case badRequest(String)
         case headersTooLarge
         case bodyTooLarge
@@ -30,7 +32,13 @@ public struct GatewayError: Error, Sendable, CustomStringConvertible {
     /// No such path: 404.
     public static let notFound = Self(.notFound)
     /// A method other than GET or HEAD on the list path: 405.
-    public static let methodNotAllowed = Self(.methodNotAllowed)
+    public static let methodNotAllowed = Self(.methodNotAllowed(allow: "GET, HEAD"))
+    /// A method the path does not take: 405, with the ones it takes.
+    public static func methodNotAllowed(allow: String) -> Self { Self(.methodNotAllowed(allow: allow)) }
+    /// An admin request without the right token: 401.
+    public static let unauthorized = Self(.unauthorized)
+    /// The gateway is shutting down: 503 from `/readyz`.
+    public static let notReady = Self(.notReady)
     /// Not HTTP the gateway serves: 400.
     public static func badRequest(_ reason: String) -> Self { Self(.badRequest(reason)) }
     /// The request head is over the limit: 431.
@@ -83,6 +91,8 @@ public struct GatewayError: Error, Sendable, CustomStringConvertible {
         case .malformedQuery: return "malformed-query"
         case .notFound: return "not-found"
         case .methodNotAllowed: return "method-not-allowed"
+        case .unauthorized: return "unauthorized"
+        case .notReady: return "not-ready"
         case .badRequest: return "bad-request"
         case .headersTooLarge: return "headers-too-large"
         case .bodyTooLarge: return "body-too-large"
@@ -111,10 +121,17 @@ public struct GatewayError: Error, Sendable, CustomStringConvertible {
         case .notFound:
             status = .notFound
             body = ErrorBody.json(status: "not_found", message: "Not Found")
-        case .methodNotAllowed:
+        case .methodNotAllowed(let allow):
             status = .methodNotAllowed
             body = ErrorBody.json(status: "method_not_allowed", message: "Method Not Allowed")
-            headers.add(name: "Allow", value: "GET, HEAD")
+            headers.add(name: "Allow", value: allow)
+        case .unauthorized:
+            status = .unauthorized
+            body = ErrorBody.json(status: "unauthorized", message: "a valid admin token is required")
+            headers.add(name: "WWW-Authenticate", value: "Bearer")
+        case .notReady:
+            status = .serviceUnavailable
+            body = ErrorBody.json(status: "not_ready", message: "the gateway is shutting down")
         case .badRequest(let reason):
             status = .badRequest
             body = ErrorBody.json(status: "bad_request", message: reason)

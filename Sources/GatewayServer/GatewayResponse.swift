@@ -10,6 +10,8 @@ public struct GatewayResponse: Sendable {
     public var headers: HTTPHeaders
     /// The body (also measured for `HEAD`, which sends none).
     public var body: ByteBuffer
+    /// What happened on the way, for the access log and metrics; never sent.
+    public var trace = ResponseTrace()
 
     /// Creates a response.
     public init(status: HTTPResponseStatus, headers: HTTPHeaders = HTTPHeaders(), body: ByteBuffer) {
@@ -17,4 +19,29 @@ public struct GatewayResponse: Sendable {
         self.headers = headers
         self.body = body
     }
+}
+
+/// What the gateway did for one answer: what the cache said, and the upstream exchange if there was one.
+public struct ResponseTrace: Sendable, Hashable {
+    /// The cache's part, as the access log and the metrics name it (a bounded set).
+    public enum CacheResult: String, Sendable, Hashable, CaseIterable {
+        /// A fresh page.
+        case hit
+        /// A stale page (while revalidating, or instead of an error).
+        case stale
+        /// This request asked the upstream.
+        case miss
+        /// This request shared another's upstream request.
+        case coalesced
+        /// The cache had no part (refusals, operations endpoints).
+        case none
+    }
+
+    public var cache: CacheResult = .none
+    /// The upstream's status, when an upstream answer was used.
+    public var upstreamStatus: Int?
+    /// How long the upstream exchange took (for a collapsed request, the shared one's).
+    public var upstreamNanoseconds: UInt64?
+
+    public init() {}
 }

@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 
 /// The listener: binds, accepts, and gives each connection an HTTP/1.1 pipeline ending in ``ListService``.
 public final class GatewayServer: Sendable {
@@ -36,6 +37,8 @@ public final class GatewayServer: Sendable {
     }
 
     private let channel: any Channel
+    private let connections: ConnectionTracker
+    private let context: ServerContext
 
     /// The bound address.
     public let localAddress: SocketAddress
@@ -43,28 +46,40 @@ public final class GatewayServer: Sendable {
     /// The bound port.
     public var localPort: Int { localAddress.port ?? 0 }
 
-    private init(channel: any Channel, localAddress: SocketAddress) {
+    private init(
+        channel: any Channel,
+        localAddress: SocketAddress,
+        connections: ConnectionTracker,
+        context: ServerContext
+    ) {
         self.channel = channel
         self.localAddress = localAddress
+        self.connections = connections
+        self.context = context
     }
+
+    /// Client connections open now.
+    public var connectionCount: Int { connections.count }
 
     /// Binds and starts accepting connections on `group`.
     public static func start(
         configuration: Configuration,
-        service: ListService,
+        context: ServerContext,
         group: any EventLoopGroup
     ) async throws -> GatewayServer {
+        let connections = ConnectionTracker()
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                connections.add(channel)
+                return channel.eventLoop.makeCompletedFuture {
                     try configurePipeline(
                         channel.pipeline.syncOperations,
                         configuration: configuration,
-                        service: service
+                        context: context
                     )
                 }
             }
@@ -74,7 +89,7 @@ public final class GatewayServer: Sendable {
             try await channel.close()
             throw ChannelError.unknownLocalAddress
         }
-        return GatewayServer(channel: channel, localAddress: address)
+        return GatewayServer(channel: channel, localAddress: address, connections: connections, context: context)
     }
 
     /// Sets up one connection's handlers: the HTTP/1.1 codec with head limits, pipelining assistance, the
@@ -82,7 +97,7 @@ public final class GatewayServer: Sendable {
     static func configurePipeline(
         _ pipeline: ChannelPipeline.SynchronousOperations,
         configuration: Configuration,
-        service: ListService
+        context: ServerContext
     ) throws {
         var limits = NIOHTTPDecoderLimitConfiguration()
         // llhttp counts the request target with the header bytes, so this bounds the whole head.
@@ -97,7 +112,7 @@ public final class GatewayServer: Sendable {
         )
         try pipeline.addHandler(
             HTTPHandler(
-                service: service,
+                context: context,
                 maxBodyBytes: configuration.maxBodyBytes,
                 idleTimeout: configuration.idleTimeout
             )
@@ -108,4 +123,36 @@ public final class GatewayServer: Sendable {
     public func close() async throws {
         try await channel.close()
     }
+
+    /// Shuts down gracefully: `/readyz` turns 503, the listener closes, idle connections close, and
+    /// requests in flight get up to `grace` to finish (their connections close after the answer); what is
+    /// still open then is closed.
+    public func shutdown(grace: TimeAmount) async {
+        context.setReady(false)
+        try? await channel.close()
+        for connection in connections.all {
+            // NIO's pipelining handler closes an idle connection at once, a busy one after its answer.
+            connection.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        }
+        let deadline = NIODeadline.now() + grace
+        while connections.count > 0, NIODeadline.now() < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        for connection in connections.all { try? await connection.close() }
+    }
+}
+
+/// The client connections that are open, so shutdown can reach each one.
+final class ConnectionTracker: Sendable {
+    private let open = Mutex<[ObjectIdentifier: any Channel]>([:])
+
+    func add(_ channel: any Channel) {
+        let id = ObjectIdentifier(channel)
+        open.withLock { $0[id] = channel }
+        channel.closeFuture.whenComplete { _ in self.open.withLock { _ = $0.removeValue(forKey: id) } }
+    }
+
+    var all: [any Channel] { open.withLock { Array($0.values) } }
+
+    var count: Int { open.withLock { $0.count } }
 }

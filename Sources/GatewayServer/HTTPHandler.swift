@@ -1,4 +1,5 @@
 import GatewayCore
+import Logging
 import NIOCore
 import NIOHTTP1
 
@@ -31,7 +32,15 @@ final class HTTPHandler: ChannelDuplexHandler {
     /// How long a connection refused for an oversized body may go on sending before it is cut off.
     private static let lingerAfterRefusal = TimeAmount.seconds(2)
 
-    private let service: ListService
+    /// What the access log and the metrics need of the request being answered.
+    private struct Current {
+        var head: HTTPRequestHead
+        var route: String
+        var requestID: String
+        var started: NIODeadline
+    }
+
+    private let context: ServerContext
     private let maxBodyBytes: Int
     private let idleTimeout: TimeAmount
     private var state = State.idle
@@ -45,8 +54,13 @@ final class HTTPHandler: ChannelDuplexHandler {
     /// A `read` held back because the socket was not writable.
     private var readPending = false
 
-    init(service: ListService, maxBodyBytes: Int, idleTimeout: TimeAmount) {
-        self.service = service
+    private var current: Current?
+    /// Request ids made here: a random prefix per connection and a sequence number.
+    private let idPrefix = String(UInt32.random(in: .min ... .max), radix: 16)
+    private var requestCount = 0
+
+    init(context: ServerContext, maxBodyBytes: Int, idleTimeout: TimeAmount) {
+        self.context = context
         self.maxBodyBytes = maxBodyBytes
         self.idleTimeout = idleTimeout
     }
@@ -163,10 +177,51 @@ final class HTTPHandler: ChannelDuplexHandler {
         }
     }
 
+    /// The client's `X-Request-Id` when it is sane (1 to 128 of `A-Z a-z 0-9 . _ : -`), else a new one.
+    private func requestID(for head: HTTPRequestHead) -> String {
+        if let given = head.headers.first(name: "x-request-id"), (1...128).contains(given.utf8.count),
+            given.utf8.allSatisfy({ byte in
+                switch byte {
+                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                    UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: ":"),
+                    UInt8(ascii: "-"):
+                    return true
+                default:
+                    return false
+                }
+            })
+        {
+            return given
+        }
+        requestCount += 1
+        return idPrefix + "-" + String(requestCount)
+    }
+
     private func respond(to head: HTTPRequestHead, context: ChannelHandlerContext) {
-        switch Route(method: head.method, uri: head.uri) {
+        let route = Route(method: head.method, uri: head.uri)
+        let requestID = requestID(for: head)
+        current = Current(head: head, route: route.metricLabel, requestID: requestID, started: .now())
+        let operations = OperationsEndpoints(context: self.context)
+        let authorization = head.headers.first(name: "authorization")
+        switch route {
+        case .health(let isHead):
+            write(operations.health(), for: head, isHead: isHead, keepAlive: head.isKeepAlive, context: context)
+        case .readiness(let isHead):
+            write(operations.readiness(), for: head, isHead: isHead, keepAlive: head.isKeepAlive, context: context)
+        case .metrics:
+            write(operations.metrics(), for: head, keepAlive: head.isKeepAlive, context: context)
+        case .purge(let query):
+            let response = operations.purge(query: query, authorization: authorization)
+            write(response, for: head, keepAlive: head.isKeepAlive, context: context)
+        case .stats:
+            write(
+                operations.stats(authorization: authorization),
+                for: head,
+                keepAlive: head.isKeepAlive,
+                context: context
+            )
         case .list(let query, let isHead):
-            switch service.answer(toQuery: query, on: context.eventLoop) {
+            switch self.context.service.answer(toQuery: query, on: context.eventLoop, requestID: requestID) {
             case .ready(let response):
                 write(response, for: head, isHead: isHead, keepAlive: head.isKeepAlive, context: context)
             case .pending(let future):
@@ -181,12 +236,14 @@ final class HTTPHandler: ChannelDuplexHandler {
             case .notFound:
                 error = .notFound
                 response = error.response()
-            case .methodNotAllowed:
-                error = .methodNotAllowed
+            case .methodNotAllowed(let allow):
+                error = .methodNotAllowed(allow: allow)
                 response = error.response()
-                // Every answer on the list path says what the cache did: here, nothing.
-                response.headers.add(name: "Cache-Status", value: "\(ListService.cacheName); detail=\(error)")
-                response.headers.add(name: "Age", value: "0")
+                if head.uri.utf8.starts(with: Route.listPath.utf8) {
+                    // Every answer on the list path says what the cache did: here, nothing.
+                    response.headers.add(name: "Cache-Status", value: "\(ListService.cacheName); detail=\(error)")
+                    response.headers.add(name: "Age", value: "0")
+                }
             case .notOriginForm:
                 error = .badRequest("only origin-form request targets (/path?query) are served")
                 response = error.response()
@@ -228,6 +285,43 @@ final class HTTPHandler: ChannelDuplexHandler {
         write(response, version: head.version, isHead: isHead, keepAlive: keepAlive, context: context)
     }
 
+    /// The access log line and the metrics of one answered request.
+    private func finish(_ request: Current, response: GatewayResponse, context: ChannelHandlerContext) {
+        let elapsed = UInt64(max(0, (NIODeadline.now() - request.started).nanoseconds))
+        let status = Int(response.status.code)
+        self.context.metrics?.request(
+            route: request.route,
+            status: status,
+            cache: response.trace.cache,
+            nanoseconds: elapsed
+        )
+        guard self.context.currentSettings.accessLog else { return }
+        var metadata: Logger.Metadata = [
+            "request_id": "\(request.requestID)",
+            "client": "\(context.channel.remoteAddress?.ipAddress ?? "-")",
+            "method": "\(request.head.method.rawValue)",
+            "path": "\(request.head.uri)",
+            "status": "\(status)",
+            "cache": "\(response.trace.cache.rawValue)",
+            "duration_ms": "\(Self.milliseconds(elapsed))",
+            "bytes": "\(response.body.readableBytes)",
+        ]
+        if let upstreamStatus = response.trace.upstreamStatus {
+            metadata["upstream_status"] = "\(upstreamStatus)"
+        }
+        if let upstreamTime = response.trace.upstreamNanoseconds {
+            metadata["upstream_ms"] = "\(Self.milliseconds(upstreamTime))"
+        }
+        self.context.accessLogger.info("request", metadata: metadata)
+    }
+
+    /// Milliseconds with three decimals.
+    private static func milliseconds(_ nanoseconds: UInt64) -> String {
+        let micros = nanoseconds / 1_000
+        let fraction = String(micros % 1_000)
+        return "\(micros / 1_000)." + String(repeating: "0", count: 3 - fraction.count) + fraction
+    }
+
     /// Writes a whole answer. After an answer that closes the connection, `linger` closes only the sending
     /// side at first, so a client still sending (a refused body) reads the answer instead of a reset.
     private func write(
@@ -242,6 +336,11 @@ final class HTTPHandler: ChannelDuplexHandler {
         // GatewayResponse never carries these two: add, without searching.
         var headers = response.headers
         headers.add(name: "Content-Length", value: String(response.body.readableBytes))
+        if let current {
+            headers.add(name: "X-Request-Id", value: current.requestID)
+            finish(current, response: response, context: context)
+            self.current = nil
+        }
         if !keepAlive {
             headers.add(name: "Connection", value: "close")
         } else if version.major == 1, version.minor == 0 {

@@ -2,6 +2,7 @@ import GatewayCore
 import Logging
 import NIOCore
 import NIOHTTP1
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -30,10 +31,20 @@ public final class ListService: Sendable {
         case failed(GatewayError)
     }
 
+    /// A fetch's result and the upstream exchange behind it, if one happened.
+    struct Fetched: Sendable {
+        var result: FetchResult
+        var upstreamStatus: Int?
+        var upstreamNanoseconds: UInt64?
+    }
+
     private let cache: ResponseCache
     private let upstream: any UpstreamClient
     private let governor: UpstreamGovernor
-    private let flights = SingleFlight<CacheKey, FetchResult>()
+    private let flights = SingleFlight<CacheKey, Fetched>()
+    private let metrics: GatewayMetrics?
+    private let lookups = Atomic<Int>(0)
+    private let hits = Atomic<Int>(0)
     private let apiKey: Secret
     private let credential: CredentialID
     private let waitLimit: TimeAmount
@@ -51,8 +62,10 @@ public final class ListService: Sendable {
         apiKey: Secret,
         waitLimit: TimeAmount,
         logger: Logger,
+        metrics: GatewayMetrics? = nil,
         wallClock: @escaping @Sendable () -> Int = { Int(time(nil)) }
     ) {
+        self.metrics = metrics
         self.cache = cache
         self.upstream = upstream
         self.governor = governor
@@ -66,6 +79,11 @@ public final class ListService: Sendable {
     /// Requests waiting on upstream fetches right now, and how many fetches they wait on.
     public var flightStatistics: (waiters: Int, flights: Int) { (flights.waiterCount, flights.flightCount) }
 
+    /// Valid list requests that looked in the cache since start, and how many found a page (fresh or stale).
+    public var lookupStatistics: (lookups: Int, hits: Int) {
+        (lookups.load(ordering: .relaxed), hits.load(ordering: .relaxed))
+    }
+
     /// An answer now (a hit, a stale page, a refusal) or later (after the upstream).
     public enum Answer {
         case ready(GatewayResponse)
@@ -74,16 +92,21 @@ public final class ListService: Sendable {
 
     /// The answer to a list request whose query (after `?`) is `query`, as a future. Never fails: every
     /// problem is an answer. Call it on `eventLoop`; the future completes there.
-    public func respond(toQuery query: Substring, on eventLoop: any EventLoop) -> EventLoopFuture<GatewayResponse> {
-        switch answer(toQuery: query, on: eventLoop) {
+    public func respond(
+        toQuery query: Substring,
+        on eventLoop: any EventLoop,
+        requestID: String? = nil
+    ) -> EventLoopFuture<GatewayResponse> {
+        switch answer(toQuery: query, on: eventLoop, requestID: requestID) {
         case .ready(let response): return eventLoop.makeSucceededFuture(response)
         case .pending(let future): return future
         }
     }
 
     /// The answer to a list request whose query (after `?`) is `query`: at once when it needs no upstream
-    /// request, which spares a hit the cost of a future. Call it on `eventLoop`.
-    public func answer(toQuery query: Substring, on eventLoop: any EventLoop) -> Answer {
+    /// request, which spares a hit the cost of a future. Call it on `eventLoop`. `requestID` goes upstream
+    /// with the request this one causes, if any.
+    public func answer(toQuery query: Substring, on eventLoop: any EventLoop, requestID: String? = nil) -> Answer {
         let listQuery: ListQuery
         do {
             listQuery = try ListQuery.parse(query)
@@ -97,82 +120,128 @@ public final class ListService: Sendable {
         }
 
         let key = CacheKey(credential: credential, query: listQuery)
+        lookups.add(1, ordering: .relaxed)
         switch cache.lookup(key) {
         case .fresh(let page, let age, let ttlLeft):
-            return .ready(pageResponse(page, age: age, cacheStatus: "\(Self.cacheName); hit; ttl=\(ttlLeft)"))
+            hits.add(1, ordering: .relaxed)
+            var response = pageResponse(page, age: age, cacheStatus: "\(Self.cacheName); hit; ttl=\(ttlLeft)")
+            response.trace.cache = .hit
+            return .ready(response)
         case .stale(let page, let age, let staleFor):
-            refreshInBackground(key, on: eventLoop)
+            hits.add(1, ordering: .relaxed)
+            refreshInBackground(key, on: eventLoop, requestID: requestID)
             let detail = page.revalidationFailed ? "stale-if-error" : "stale-while-revalidate"
-            return .ready(
-                pageResponse(page, age: age, cacheStatus: "\(Self.cacheName); hit; ttl=-\(staleFor); detail=\(detail)")
+            var response = pageResponse(
+                page,
+                age: age,
+                cacheStatus: "\(Self.cacheName); hit; ttl=-\(staleFor); detail=\(detail)"
             )
+            response.trace.cache = .stale
+            return .ready(response)
         case .miss:
-            return .pending(waitForFetch(key, on: eventLoop))
+            return .pending(waitForFetch(key, on: eventLoop, requestID: requestID))
         }
     }
 
     /// Joins (or leads) the fetch for `key` and answers from its result, or 504 after `waitLimit`.
-    private func waitForFetch(_ key: CacheKey, on eventLoop: any EventLoop) -> EventLoopFuture<GatewayResponse> {
-        let flight = eventLoop.makePromise(of: FetchResult.self)
+    private func waitForFetch(
+        _ key: CacheKey,
+        on eventLoop: any EventLoop,
+        requestID: String?
+    ) -> EventLoopFuture<GatewayResponse> {
+        let flight = eventLoop.makePromise(of: Fetched.self)
         let leads = flights.join(key, promise: flight)
-        if leads { fetch(key, on: eventLoop) }
+        if leads { fetch(key, on: eventLoop, requestID: requestID) }
 
         let answer = eventLoop.makePromise(of: GatewayResponse.self)
         let once = AnswerOnce()
         let timeout = eventLoop.assumeIsolated().scheduleTask(in: waitLimit) {
             guard once.claim() else { return }
             let error = GatewayError.upstreamTimeout
-            answer.succeed(self.errorResponse(error, cacheStatus: "\(Self.cacheName); fwd=miss; detail=\(error)"))
+            var response = self.errorResponse(error, cacheStatus: "\(Self.cacheName); fwd=miss; detail=\(error)")
+            response.trace.cache = leads ? .miss : .coalesced
+            answer.succeed(response)
         }
         flight.futureResult.assumeIsolated().whenComplete { result in
             timeout.cancel()
             guard once.claim() else { return }
             switch result {
-            case .success(let fetched): answer.succeed(self.response(for: fetched, collapsed: !leads))
-            case .failure: answer.succeed(self.errorResponse(.badUpstreamResponse, cacheStatus: nil))
+            case .success(let fetched):
+                var response = self.response(for: fetched.result, collapsed: !leads)
+                response.trace.cache = leads ? .miss : .coalesced
+                response.trace.upstreamStatus = fetched.upstreamStatus
+                response.trace.upstreamNanoseconds = fetched.upstreamNanoseconds
+                answer.succeed(response)
+            case .failure:
+                answer.succeed(self.errorResponse(.badUpstreamResponse, cacheStatus: nil))
             }
         }
         return answer.futureResult
     }
 
     /// Starts one refresh of a stale page unless one is already under way; nobody waits for it.
-    private func refreshInBackground(_ key: CacheKey, on eventLoop: any EventLoop) {
-        if flights.tryLead(key) { fetch(key, on: eventLoop) }
+    private func refreshInBackground(_ key: CacheKey, on eventLoop: any EventLoop, requestID: String?) {
+        if flights.tryLead(key) { fetch(key, on: eventLoop, requestID: requestID) }
     }
 
     /// The leader's work: a slot from the governor, the upstream request, the cache updated, the flight
     /// completed for every waiter.
-    private func fetch(_ key: CacheKey, on eventLoop: any EventLoop) {
+    private func fetch(_ key: CacheKey, on eventLoop: any EventLoop, requestID: String?) {
         let governor = self.governor
-        governor.acquire(on: eventLoop).flatMap {
-            self.upstream.execute(self.upstreamRequest(for: key), on: eventLoop).always { result in
+        governor.acquire(on: eventLoop).flatMap { () -> EventLoopFuture<Fetched> in
+            let started = NIODeadline.now()
+            let request = self.upstreamRequest(for: key, requestID: requestID)
+            return self.upstream.execute(request, on: eventLoop).always { result in
                 governor.release(self.governorOutcome(of: result))
+                self.record(result, nanoseconds: (NIODeadline.now() - started).nanoseconds)
+            }.map { response in
+                Fetched(
+                    result: self.settle(response, key: key),
+                    upstreamStatus: response.status,
+                    upstreamNanoseconds: UInt64(max(0, (NIODeadline.now() - started).nanoseconds))
+                )
             }
-        }.map { response in
-            self.settle(response, key: key)
         }.recover { error in
             self.cache.markRevalidationFailed(key)
             if let rejection = error as? UpstreamGovernor.Rejection {
-                return .failed(GatewayError(rejection))
+                return Fetched(result: .failed(GatewayError(rejection)))
             }
             let upstreamError = error as? UpstreamError ?? .invalidResponse("\(error)")
             self.logger.warning(
                 "upstream request failed",
                 metadata: ["error": "\(upstreamError)", "query": "\(key.query)"]
             )
-            return .failed(GatewayError(upstreamError))
+            return Fetched(result: .failed(GatewayError(upstreamError)))
         }.whenComplete { result in
             self.flights.complete(key, with: result)
         }
     }
 
-    /// The request sent upstream for `key`: the canonical query, the key, and nothing from the client.
-    func upstreamRequest(for key: CacheKey) -> UpstreamRequest {
-        let headers = HTTPHeaders([
+    private func record(_ result: Result<UpstreamResponse, any Error>, nanoseconds: Int64) {
+        guard let metrics else { return }
+        let outcome: GatewayMetrics.UpstreamOutcome
+        var status: Int?
+        switch result {
+        case .success(let response):
+            status = response.status
+            outcome = response.status == 429 ? .rateLimited : .ok
+        case .failure(let error as UpstreamError):
+            outcome = error.isTimeout ? .timeout : error.isBadResponse ? .error : .refused
+        case .failure:
+            outcome = .error
+        }
+        metrics.upstream(status: status, outcome: outcome, nanoseconds: UInt64(max(0, nanoseconds)))
+    }
+
+    /// The request sent upstream for `key`: the canonical query, the key, the request id, and nothing else
+    /// from the client.
+    func upstreamRequest(for key: CacheKey, requestID: String? = nil) -> UpstreamRequest {
+        var headers = HTTPHeaders([
             ("xi-api-key", apiKey.revealed),
             ("Accept", "application/json"),
             ("User-Agent", Self.userAgent),
         ])
+        if let requestID { headers.add(name: "X-Request-Id", value: requestID) }
         return UpstreamRequest(target: Route.listPath + "?" + key.query, headers: headers)
     }
 

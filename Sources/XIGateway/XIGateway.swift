@@ -5,7 +5,9 @@ import GatewayServer
 import Logging
 import NIOCore
 import NIOPosix
-import Synchronization
+import Prometheus
+import ServiceLifecycle
+import UnixSignals
 
 #if canImport(Glibc)
 import Glibc
@@ -15,8 +17,8 @@ import Musl
 import Darwin
 #endif
 
-/// The `xi-gateway` executable: reads the configuration, wires the pieces, serves until SIGINT or SIGTERM,
-/// then stops in order (listener, upstream thread, event loops).
+/// The `xi-gateway` executable: reads the configuration, wires the pieces, and runs them as services
+/// until SIGTERM or SIGINT; SIGHUP reloads the configuration.
 @main
 enum XIGateway {
     /// Exit status for a configuration that cannot be used (`EX_CONFIG` of sysexits.h).
@@ -41,25 +43,30 @@ enum XIGateway {
     }
 
     private static func run(configFile: String?) async {
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardOutput(label: label)
-            handler.logLevel = .info
-            return handler
-        }
-        let logger = Logger(label: "xi-gateway")
-
-        let configuration: GatewayConfiguration
+        let environment = environmentVariables()
+        let loaded: ConfigurationLoader.Loaded
         do {
-            let loaded = try await ConfigurationLoader.load(
-                explicitFile: configFile,
-                environment: environmentVariables()
-            )
-            configuration = loaded.configuration
-            for warning in loaded.warnings { logger.warning("\(warning)") }
+            loaded = try await ConfigurationLoader.load(explicitFile: configFile, environment: environment)
         } catch {
             printError("xi-gateway: configuration error: \(error)")
             exit(configurationExitCode)
         }
+        let configuration = loaded.configuration
+
+        let levelControl = LogLevelControl(Logger.Level(rawValue: configuration.logLevel) ?? .info)
+        let format: GatewayLogHandler.Format = configuration.logFormat == .json ? .json : .text
+        LoggingSystem.bootstrap { label in GatewayLogHandler(label: label, format: format, control: levelControl) }
+        let logger = Logger(label: "xi-gateway")
+        for warning in loaded.warnings { logger.warning("\(warning)") }
+
+        let registry = PrometheusCollectorRegistry()
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.defaultDurationHistogramBuckets = [
+            .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2),
+            .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+            .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2), .seconds(5), .seconds(10),
+        ]
+        let metrics = GatewayMetrics(factory: factory)
 
         let upstream: CurlUpstreamClient
         do {
@@ -73,21 +80,28 @@ enum XIGateway {
             ttlSeconds: configuration.cacheTTLSeconds,
             staleSeconds: configuration.cacheStaleSeconds
         )
-        let governor = UpstreamGovernor(
-            configuration: UpstreamGovernor.Configuration(
-                maxConcurrency: configuration.upstreamMaxConcurrency,
-                maxQueue: configuration.upstreamMaxQueue,
-                queueTimeout: .milliseconds(Int64(configuration.upstreamQueueTimeoutMilliseconds)),
-                backoffMaxSeconds: configuration.upstreamBackoffMaxSeconds
-            )
-        )
+        let governor = UpstreamGovernor(configuration: governorConfiguration(configuration))
         let service = ListService(
             cache: cache,
             upstream: upstream,
             governor: governor,
             apiKey: configuration.apiKey,
             waitLimit: .milliseconds(Int64(configuration.upstreamTimeoutMilliseconds)),
-            logger: logger
+            logger: logger,
+            metrics: metrics
+        )
+        let context = ServerContext(
+            service: service,
+            cache: cache,
+            governor: governor,
+            settings: .init(accessLog: configuration.accessLog, adminToken: configuration.adminToken),
+            accessLogger: Logger(label: "access"),
+            metrics: metrics,
+            renderMetrics: {
+                var bytes: [UInt8] = []
+                registry.emit(into: &bytes)
+                return bytes
+            }
         )
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
 
@@ -99,7 +113,7 @@ enum XIGateway {
                     port: configuration.listenPort,
                     idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds))
                 ),
-                service: service,
+                context: context,
                 group: group
             )
         } catch {
@@ -110,6 +124,7 @@ enum XIGateway {
             try? await group.shutdownGracefully()
             exit(1)
         }
+        context.setReady(true)
 
         logger.info(
             "xi-gateway \(GatewayVersion.current) listening",
@@ -118,40 +133,54 @@ enum XIGateway {
                 "upstream": "\(configuration.upstreamURL)",
                 "cache_ttl_seconds": "\(configuration.cacheTTLSeconds)",
                 "cache_stale_seconds": "\(configuration.cacheStaleSeconds)",
-                "upstream_max_concurrency": "\(configuration.upstreamMaxConcurrency)",
                 "cache_max_bytes": "\(configuration.cacheMaxBytes)",
+                "upstream_max_concurrency": "\(configuration.upstreamMaxConcurrency)",
+                "admin_api": "\(configuration.adminToken == nil ? "off" : "on")",
+                "libcurl": "\(CurlUpstreamClient.libcurlVersion)",
             ]
         )
 
-        let signal = await waitForTerminationSignal()
-        logger.info("stopping", metadata: ["signal": "\(signal)"])
-        try? await server.close()
-        upstream.shutdown()
+        let reloader = Reloader(
+            configFile: configFile,
+            environment: environment,
+            current: configuration,
+            cache: cache,
+            governor: governor,
+            context: context,
+            levelControl: levelControl,
+            logger: logger
+        )
+        let services = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [
+                    GatewayService(
+                        server: server,
+                        upstream: upstream,
+                        grace: .seconds(Int64(configuration.shutdownGraceSeconds)),
+                        logger: logger
+                    ),
+                    ReloadService(reloader: reloader),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        do {
+            try await services.run()
+        } catch {
+            logger.error("stopped with an error", metadata: ["error": "\(error)"])
+        }
         try? await group.shutdownGracefully()
         logger.info("stopped")
     }
 
-    /// Suspends until SIGINT or SIGTERM arrives; returns its name.
-    private static func waitForTerminationSignal() async -> String {
-        let queue = DispatchQueue(label: "xi-gateway.signals")
-        let signals = [(SIGINT, "SIGINT"), (SIGTERM, "SIGTERM")]
-        let sources = signals.map { number, _ in
-            signal(number, SIG_IGN)
-            return DispatchSource.makeSignalSource(signal: number, queue: queue)
-        }
-        let name = await withCheckedContinuation { (continuation: CheckedContinuation<String, Never>) in
-            let fired = Atomic<Bool>(false)
-            for (source, (_, name)) in zip(sources, signals) {
-                source.setEventHandler {
-                    if !fired.exchange(true, ordering: .relaxed) { continuation.resume(returning: name) }
-                }
-                source.resume()
-            }
-        }
-        for source in sources { source.cancel() }
-        // A second signal while stopping ends the process at once.
-        for (number, _) in signals { signal(number, SIG_DFL) }
-        return name
+    static func governorConfiguration(_ configuration: GatewayConfiguration) -> UpstreamGovernor.Configuration {
+        UpstreamGovernor.Configuration(
+            maxConcurrency: configuration.upstreamMaxConcurrency,
+            maxQueue: configuration.upstreamMaxQueue,
+            queueTimeout: .milliseconds(Int64(configuration.upstreamQueueTimeoutMilliseconds)),
+            backoffMaxSeconds: configuration.upstreamBackoffMaxSeconds
+        )
     }
 
     private static func environmentVariables() -> [String: String] {
@@ -167,8 +196,47 @@ enum XIGateway {
         return result
     }
 
-    private static func printError(_ message: String) {
+    static func printError(_ message: String) {
         let line = Array((message + "\n").utf8)
         line.withUnsafeBytes { _ = write(STDERR_FILENO, $0.baseAddress, $0.count) }
+    }
+}
+
+/// Serves until graceful shutdown is requested, then drains: readiness off, no new connections, requests
+/// in flight get the grace period, and only then does the upstream thread stop.
+struct GatewayService: Service {
+    let server: GatewayServer
+    let upstream: CurlUpstreamClient
+    let grace: TimeAmount
+    let logger: Logger
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        logger.info(
+            "stopping: requests in flight may finish",
+            metadata: [
+                "grace_seconds": "\(grace.nanoseconds / 1_000_000_000)", "connections": "\(server.connectionCount)",
+            ]
+        )
+        await server.shutdown(grace: grace)
+        // pthread_join blocks: keep it off the concurrency pool.
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().async {
+                upstream.shutdown()
+                continuation.resume()
+            }
+        }
+    }
+}
+
+/// Reloads the configuration on each SIGHUP until shutdown.
+struct ReloadService: Service {
+    let reloader: Reloader
+
+    func run() async throws {
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
+        for await _ in hangups.cancelOnGracefulShutdown() {
+            await reloader.reload()
+        }
     }
 }

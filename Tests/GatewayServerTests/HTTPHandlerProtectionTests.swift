@@ -24,10 +24,19 @@ struct PendingConnectionFixture {
             waitLimit: .seconds(10),
             logger: Logger(label: "test")
         )
+        let context = ServerContext(
+            service: service,
+            cache: ResponseCache(maxBytes: 1 << 20, ttlSeconds: 30),
+            governor: UpstreamGovernor(
+                configuration: .init(maxConcurrency: 1, maxQueue: 1, queueTimeout: .seconds(1), backoffMaxSeconds: 1)
+            ),
+            settings: .init(accessLog: false, adminToken: nil),
+            accessLogger: Logger(label: "test")
+        )
         try GatewayServer.configurePipeline(
             channel.pipeline.syncOperations,
             configuration: GatewayServer.Configuration(host: "127.0.0.1", port: 0),
-            service: service
+            context: context
         )
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
     }

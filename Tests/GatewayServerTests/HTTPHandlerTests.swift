@@ -1,5 +1,6 @@
 import GatewayCore
 import GatewayTesting
+import Logging
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
@@ -9,14 +10,31 @@ import Testing
 
 /// The whole per-connection pipeline over an `EmbeddedChannel`: bytes in, bytes out.
 struct ConnectionFixture {
-    let fixture = ServiceFixture()
+    let fixture: ServiceFixture
+    let context: ServerContext
     let channel = EmbeddedChannel()
 
-    init() throws {
+    init(
+        fixture: ServiceFixture = ServiceFixture(),
+        adminToken: String? = nil,
+        accessLogger: Logger = Logger(label: "test"),
+        metrics: GatewayMetrics? = nil,
+        renderMetrics: (@Sendable () -> [UInt8])? = nil
+    ) throws {
+        self.fixture = fixture
+        context = ServerContext(
+            service: fixture.service,
+            cache: fixture.cache,
+            governor: fixture.governor,
+            settings: .init(accessLog: true, adminToken: adminToken.map(Secret.init)),
+            accessLogger: accessLogger,
+            metrics: metrics,
+            renderMetrics: renderMetrics
+        )
         try GatewayServer.configurePipeline(
             channel.pipeline.syncOperations,
             configuration: GatewayServer.Configuration(host: "127.0.0.1", port: 0, idleTimeout: .seconds(60)),
-            service: fixture.service
+            context: context
         )
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
     }

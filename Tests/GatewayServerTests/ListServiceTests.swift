@@ -13,6 +13,7 @@ import Testing
 struct ServiceFixture {
     let clock = ManualClock()
     let cache: ResponseCache
+    let governor: UpstreamGovernor
     let upstream: ScriptedUpstreamClient
     let service: ListService
     let loop = EmbeddedEventLoop()
@@ -22,6 +23,7 @@ struct ServiceFixture {
         maxBytes: Int = 1 << 20,
         staleSeconds: Int = 0,
         cache: ResponseCache? = nil,
+        metrics: GatewayMetrics? = nil,
         script: @escaping @Sendable (UpstreamRequest) -> Result<UpstreamResponse, UpstreamError> = Self.pages
     ) {
         self.cache =
@@ -34,16 +36,18 @@ struct ServiceFixture {
                 clock: clock
             )
         self.upstream = ScriptedUpstreamClient(script: script)
+        self.governor = UpstreamGovernor(
+            configuration: .init(maxConcurrency: 4, maxQueue: 16, queueTimeout: .seconds(5), backoffMaxSeconds: 30),
+            clock: clock
+        )
         self.service = ListService(
             cache: self.cache,
             upstream: upstream,
-            governor: UpstreamGovernor(
-                configuration: .init(maxConcurrency: 4, maxQueue: 16, queueTimeout: .seconds(5), backoffMaxSeconds: 30),
-                clock: clock
-            ),
+            governor: governor,
             apiKey: Secret(apiKey),
             waitLimit: .seconds(10),
-            logger: Logger(label: "test")
+            logger: Logger(label: "test"),
+            metrics: metrics
         )
     }
 

@@ -144,9 +144,9 @@ struct ExecutableTests {
             directory: directory
         )
         #expect(try await gateway.waitForOutput(containing: "listening"))
-        let printedPort = gateway.printed.firstMatch(of: /listen=http:\/\/127\.0\.0\.1:(\d+)/).flatMap { Int($0.1) }
+        let printedPort = gateway.printed.firstMatch(of: /listen":"http:\/\/127\.0\.0\.1:(\d+)/).flatMap { Int($0.1) }
         let port = try #require(printedPort, "no port in: \(gateway.printed)")
-        #expect(gateway.printed.contains("cache_ttl_seconds=60"))
+        #expect(gateway.printed.contains(#""cache_ttl_seconds":"60""#))
         #expect(gateway.printed.contains("unknown key CACHE_TTL_SECOND is ignored"))
 
         let miss = try TestHTTPConnection.request(port: port, target: "/v1/convai/test-invocations?page_size=2")

@@ -51,11 +51,19 @@ struct GatewayHarness {
             waitLimit: .milliseconds(Int64(timeoutMilliseconds)),
             logger: Logger(label: "integration")
         )
+        let context = ServerContext(
+            service: service,
+            cache: cache,
+            governor: governor,
+            settings: .init(accessLog: false, adminToken: nil),
+            accessLogger: Logger(label: "integration")
+        )
         let server = try await GatewayServer.start(
             configuration: GatewayServer.Configuration(host: "127.0.0.1", port: 0, idleTimeout: idleTimeout),
-            service: service,
+            context: context,
             group: MultiThreadedEventLoopGroup.singleton
         )
+        context.setReady(true)
         return GatewayHarness(upstream: upstream, client: client, cache: cache, governor: governor, server: server)
     }
 

@@ -1,0 +1,120 @@
+import Logging
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The level every ``GatewayLogHandler`` logs at, shared so that a configuration reload changes it for all
+/// loggers at once.
+public final class LogLevelControl: Sendable {
+    private let level: Atomic<Int>
+
+    /// Starts at `level`.
+    public init(_ level: Logger.Level) { self.level = Atomic(Self.levels.firstIndex(of: level) ?? 2) }
+
+    private static let levels: [Logger.Level] = [.trace, .debug, .info, .notice, .warning, .error, .critical]
+
+    /// The level in force.
+    public var current: Logger.Level {
+        get { Self.levels[level.load(ordering: .relaxed)] }
+        set { level.store(Self.levels.firstIndex(of: newValue) ?? 2, ordering: .relaxed) }
+    }
+}
+
+/// The gateway's swift-log handler: one JSON object per line (`time`, `level`, `label`, `message`, then
+/// every metadata value as a string) for log collectors, or one plain line for a terminal.
+public struct GatewayLogHandler: LogHandler {
+    /// How lines look.
+    public enum Format: Sendable {
+        case json
+        case text
+    }
+
+    public var metadata: Logger.Metadata = [:]
+    public var metadataProvider: Logger.MetadataProvider?
+
+    private let label: String
+    private let format: Format
+    private let control: LogLevelControl
+    private let write: @Sendable (String) -> Void
+
+    /// A handler for `label` writing each line with `write` (standard output by default), at the level
+    /// `control` says.
+    public init(
+        label: String,
+        format: Format = .json,
+        control: LogLevelControl = LogLevelControl(.info),
+        write: @escaping @Sendable (String) -> Void = GatewayLogHandler.standardOutput
+    ) {
+        self.label = label
+        self.format = format
+        self.control = control
+        self.write = write
+    }
+
+    public var logLevel: Logger.Level {
+        get { control.current }
+        set { control.current = newValue }
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var merged = metadata
+        if let provided = metadataProvider?.get() { merged.merge(provided) { $1 } }
+        if let extra = event.metadata { merged.merge(extra) { $1 } }
+        let fields = merged.sorted(by: { $0.key < $1.key })
+        if format == .text {
+            let pairs = fields.map { " \($0.key)=\($0.value)" }.joined()
+            write("\(Self.timestamp()) \(event.level) \(label): \(event.message)\(pairs)\n")
+            return
+        }
+        var line = "{\"time\":" + JSONText.quoted(Self.timestamp())
+        line += ",\"level\":" + JSONText.quoted(event.level.rawValue)
+        line += ",\"label\":" + JSONText.quoted(label)
+        line += ",\"message\":" + JSONText.quoted("\(event.message)")
+        for (key, value) in fields {
+            line += "," + JSONText.quoted(key) + ":" + JSONText.quoted("\(value)")
+        }
+        write(line + "}\n")
+    }
+
+    /// Writes `line` to standard output in one call, so lines from several threads never interleave.
+    public static let standardOutput: @Sendable (String) -> Void = { line in
+        writeAll(Array(line.utf8), to: STDOUT_FILENO)
+    }
+
+    /// Now, in UTC, as RFC 3339 with milliseconds: `2026-11-29T09:10:38.123Z`.
+    static func timestamp() -> String {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        var seconds = spec.tv_sec
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func pad(_ value: Int32, _ width: Int) -> String {
+            let text = String(value)
+            return String(repeating: "0", count: max(0, width - text.count)) + text
+        }
+        let millis = Int32(spec.tv_nsec / 1_000_000)
+        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
+            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(millis, 3))Z"
+    }
+}
+
+/// Writes all of `bytes` to `descriptor`, giving up on an error.
+func writeAll(_ bytes: [UInt8], to descriptor: Int32) {
+    var offset = 0
+    while offset < bytes.count {
+        let written = bytes[offset...].withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        if written <= 0 { return }
+        offset += written
+    }
+}

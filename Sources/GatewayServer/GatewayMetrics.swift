@@ -1,0 +1,95 @@
+import CoreMetrics
+import GatewayCore
+import Synchronization
+
+/// The gateway's metrics, through swift-metrics (the executable exports them in Prometheus's format).
+/// Every label value comes from a bounded set: routes, status classes, cache results, outcomes; never an
+/// agent id, a cursor or a team.
+public final class GatewayMetrics: Sendable {
+    /// How an upstream exchange ended, as the metrics name it.
+    public enum UpstreamOutcome: String, Sendable, CaseIterable {
+        case ok
+        case timeout
+        case refused
+        case rateLimited = "429"
+        case error
+    }
+
+    private let factory: any MetricsFactory
+    /// Counters by their label values, made on first use.
+    private let counters = Mutex<[String: Counter]>([:])
+    private let requestDuration: Timer
+    private let upstreamDuration: Timer
+    private let cacheEntries: Gauge
+    private let cacheBytes: Gauge
+    private let cacheEvictions: Gauge
+    private let flightWaiters: Gauge
+    private let governorInFlight: Gauge
+    private let governorQueued: Gauge
+    private let governorLimit: Gauge
+    private let backoffSecondsLeft: Gauge
+
+    /// Metrics made by `factory`.
+    public init(factory: any MetricsFactory) {
+        self.factory = factory
+        requestDuration = Timer(label: "xi_gateway_request_duration_seconds", dimensions: [], factory: factory)
+        upstreamDuration = Timer(label: "xi_gateway_upstream_duration_seconds", dimensions: [], factory: factory)
+        cacheEntries = Gauge(label: "xi_gateway_cache_entries", factory: factory)
+        cacheBytes = Gauge(label: "xi_gateway_cache_bytes", factory: factory)
+        cacheEvictions = Gauge(label: "xi_gateway_cache_evictions", factory: factory)
+        flightWaiters = Gauge(label: "xi_gateway_singleflight_waiters", factory: factory)
+        governorInFlight = Gauge(label: "xi_gateway_upstream_in_flight", factory: factory)
+        governorQueued = Gauge(label: "xi_gateway_upstream_queue_length", factory: factory)
+        governorLimit = Gauge(label: "xi_gateway_upstream_concurrency_limit", factory: factory)
+        backoffSecondsLeft = Gauge(label: "xi_gateway_upstream_backoff_seconds_left", factory: factory)
+    }
+
+    /// Counts one answer and its time.
+    func request(route: String, status: Int, cache: ResponseTrace.CacheResult, nanoseconds: UInt64) {
+        let statusClass = "\(min(5, max(1, status / 100)))xx"
+        let key = route + "|" + statusClass + "|" + cache.rawValue
+        counter(key: "request|" + key) {
+            Counter(
+                label: "xi_gateway_requests_total",
+                dimensions: [("route", route), ("status", statusClass), ("cache", cache.rawValue)],
+                factory: factory
+            )
+        }.increment()
+        requestDuration.recordNanoseconds(Int64(clamping: nanoseconds))
+    }
+
+    /// Counts one upstream exchange and its time.
+    func upstream(status: Int?, outcome: UpstreamOutcome, nanoseconds: UInt64) {
+        let statusLabel = status.map { (100...599).contains($0) ? String($0) : "other" } ?? "none"
+        counter(key: "upstream|" + statusLabel + "|" + outcome.rawValue) {
+            Counter(
+                label: "xi_gateway_upstream_requests_total",
+                dimensions: [("status", statusLabel), ("outcome", outcome.rawValue)],
+                factory: factory
+            )
+        }.increment()
+        upstreamDuration.recordNanoseconds(Int64(clamping: nanoseconds))
+    }
+
+    /// Sets the gauges from the current state; called before each scrape.
+    public func update(cache: ResponseCache.Statistics, waiters: Int, governor: UpstreamGovernor.Snapshot) {
+        cacheEntries.record(cache.entries)
+        cacheBytes.record(cache.bytes)
+        cacheEvictions.record(cache.evictions)
+        flightWaiters.record(waiters)
+        governorInFlight.record(governor.inFlight)
+        governorQueued.record(governor.queued)
+        governorLimit.record(governor.limit)
+        backoffSecondsLeft.record(governor.backoffSecondsLeft)
+    }
+
+    private func counter(key: String, make: () -> Counter) -> Counter {
+        if let existing = counters.withLock({ $0[key] }) { return existing }
+        let made = make()
+        return counters.withLock { counters in
+            if let existing = counters[key] { return existing }
+            counters[key] = made
+            return made
+        }
+    }
+}

@@ -1,0 +1,94 @@
+import GatewayCore
+import NIOCore
+import NIOHTTP1
+
+/// Answers the operations endpoints: health, readiness, metrics and the admin API. None of them touches
+/// the upstream.
+struct OperationsEndpoints {
+    let context: ServerContext
+
+    /// `GET /healthz`: 200 while the process serves.
+    func health() -> GatewayResponse {
+        json(#"{"status":"ok"}"#)
+    }
+
+    /// `GET /readyz`: 200 once serving, 503 while shutting down.
+    func readiness() -> GatewayResponse {
+        context.isReady ? json(#"{"status":"ready"}"#) : GatewayError.notReady.response()
+    }
+
+    /// `GET /metrics`: the Prometheus text format.
+    func metrics() -> GatewayResponse {
+        guard let render = context.renderMetrics else { return GatewayError.notFound.response() }
+        context.metrics?.update(
+            cache: context.cache.statistics,
+            waiters: context.service.flightStatistics.waiters,
+            governor: context.governor.snapshot
+        )
+        return GatewayResponse(
+            status: .ok,
+            headers: HTTPHeaders([("Content-Type", "text/plain; version=0.0.4; charset=utf-8")]),
+            body: ByteBuffer(bytes: render())
+        )
+    }
+
+    /// `POST /admin/cache/purge[?agent_id=X]`: drops that agent's pages and those without an agent filter
+    /// (which include that agent's invocations), or every page.
+    func purge(query: Substring, authorization: String?) -> GatewayResponse {
+        if let refusal = authorize(authorization) { return refusal }
+        let pairs: [(name: String, value: String)]
+        do {
+            pairs = try FormDecoder.decode(query)
+        } catch {
+            return GatewayError.malformedQuery(error).response()
+        }
+        if let unknown = pairs.first(where: { $0.name != "agent_id" }) {
+            return GatewayError.badRequest("unknown parameter \(unknown.name); only agent_id is taken").response()
+        }
+        let purged: Int
+        if let agent = pairs.last?.value {
+            let prefix = "agent_id=" + PercentEncoding.encode(agent)
+            // agent_id is the first parameter of every canonical query that has one.
+            purged = context.cache.removeAll { key in
+                key.query == prefix || key.query.hasPrefix(prefix + "&") || !key.query.hasPrefix("agent_id=")
+            }
+        } else {
+            purged = context.cache.removeAll { _ in true }
+        }
+        return json("{\"purged\":\(purged)}")
+    }
+
+    /// `GET /admin/cache/stats`.
+    func stats(authorization: String?) -> GatewayResponse {
+        if let refusal = authorize(authorization) { return refusal }
+        let cache = context.cache.statistics
+        let lookups = context.service.lookupStatistics
+        let governor = context.governor.snapshot
+        let ratio = lookups.lookups == 0 ? 0 : Double(lookups.hits) / Double(lookups.lookups)
+        let ratioText = String(Double(Int(ratio * 10_000)) / 10_000)
+        return json(
+            "{\"entries\":\(cache.entries),\"bytes\":\(cache.bytes),\"evictions\":\(cache.evictions),"
+                + "\"lookups\":\(lookups.lookups),\"hits\":\(lookups.hits),\"hit_ratio\":\(ratioText),"
+                + "\"singleflight_waiters\":\(context.service.flightStatistics.waiters),"
+                + "\"governor\":{\"in_flight\":\(governor.inFlight),\"queued\":\(governor.queued),"
+                + "\"limit\":\(governor.limit),\"backoff_seconds_left\":\(governor.backoffSecondsLeft)}}"
+        )
+    }
+
+    /// `nil` when the request may use the admin API; otherwise the answer (404 while the API is off).
+    private func authorize(_ authorization: String?) -> GatewayResponse? {
+        guard let token = context.currentSettings.adminToken else { return GatewayError.notFound.response() }
+        guard let authorization, authorization.hasPrefix("Bearer "),
+            token.matches(authorization.dropFirst("Bearer ".count))
+        else { return GatewayError.unauthorized.response() }
+        return nil
+    }
+
+    private func json(_ text: String) -> GatewayResponse {
+        GatewayResponse(
+            status: .ok,
+            headers: HTTPHeaders([("Content-Type", "application/json")]),
+            body: ByteBuffer(string: text)
+        )
+    }
+}

@@ -1,0 +1,69 @@
+import GatewayCore
+import Logging
+import NIOCore
+import Synchronization
+
+/// Everything a connection needs besides the list service: readiness, the settings a reload may change,
+/// the access log, metrics, and what the admin API reads.
+public final class ServerContext: Sendable {
+    /// What a configuration reload can change while serving.
+    public struct Settings: Sendable {
+        /// Write one line per request.
+        public var accessLog: Bool
+        /// Turns the admin API on.
+        public var adminToken: Secret?
+
+        /// Creates settings.
+        public init(accessLog: Bool, adminToken: Secret?) {
+            self.accessLog = accessLog
+            self.adminToken = adminToken
+        }
+    }
+
+    /// Answers list requests.
+    public let service: ListService
+    /// The page cache (purge and statistics).
+    public let cache: ResponseCache
+    /// The upstream governor (statistics).
+    public let governor: UpstreamGovernor
+    /// Metrics, when they are collected.
+    public let metrics: GatewayMetrics?
+    /// Renders the metrics for `GET /metrics`; `nil` answers 404 there.
+    public let renderMetrics: (@Sendable () -> [UInt8])?
+    /// Where access log lines go.
+    public let accessLogger: Logger
+
+    private let ready = Atomic<Bool>(false)
+    private let settings: Mutex<Settings>
+
+    /// Creates a context; it starts not ready (see ``setReady(_:)``).
+    public init(
+        service: ListService,
+        cache: ResponseCache,
+        governor: UpstreamGovernor,
+        settings: Settings,
+        accessLogger: Logger,
+        metrics: GatewayMetrics? = nil,
+        renderMetrics: (@Sendable () -> [UInt8])? = nil
+    ) {
+        self.service = service
+        self.cache = cache
+        self.governor = governor
+        self.settings = Mutex(settings)
+        self.accessLogger = accessLogger
+        self.metrics = metrics
+        self.renderMetrics = renderMetrics
+    }
+
+    /// Whether `/readyz` says 200.
+    public var isReady: Bool { ready.load(ordering: .relaxed) }
+
+    /// Sets readiness: on once the listener and the upstream loop run, off when shutting down.
+    public func setReady(_ value: Bool) { ready.store(value, ordering: .relaxed) }
+
+    /// The settings in force.
+    public var currentSettings: Settings { settings.withLock { $0 } }
+
+    /// Replaces the settings (a reload).
+    public func update(_ newSettings: Settings) { settings.withLock { $0 = newSettings } }
+}

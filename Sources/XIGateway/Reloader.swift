@@ -1,0 +1,94 @@
+import GatewayCore
+import GatewayServer
+import Logging
+import Synchronization
+
+/// Applies a new configuration file while serving: what can change at once does; what needs a restart is
+/// named in a log line; a file that cannot be used leaves everything as it was.
+final class Reloader: Sendable {
+    private let configFile: String?
+    private let environment: [String: String]
+    private let current: Mutex<GatewayConfiguration>
+    private let cache: ResponseCache
+    private let governor: UpstreamGovernor
+    private let context: ServerContext
+    private let levelControl: LogLevelControl
+    private let logger: Logger
+
+    init(
+        configFile: String?,
+        environment: [String: String],
+        current: GatewayConfiguration,
+        cache: ResponseCache,
+        governor: UpstreamGovernor,
+        context: ServerContext,
+        levelControl: LogLevelControl,
+        logger: Logger
+    ) {
+        self.configFile = configFile
+        self.environment = environment
+        self.current = Mutex(current)
+        self.cache = cache
+        self.governor = governor
+        self.context = context
+        self.levelControl = levelControl
+        self.logger = logger
+    }
+
+    /// Reads the file again and applies it.
+    func reload() async {
+        let loaded: ConfigurationLoader.Loaded
+        do {
+            loaded = try await ConfigurationLoader.load(explicitFile: configFile, environment: environment)
+        } catch {
+            logger.error("reload failed; the configuration in force is unchanged", metadata: ["error": "\(error)"])
+            return
+        }
+        for warning in loaded.warnings { logger.warning("\(warning)") }
+        let new = loaded.configuration
+        let old = current.withLock { current in
+            defer { current = new }
+            return current
+        }
+        cache.ttlSeconds = new.cacheTTLSeconds
+        cache.staleSeconds = new.cacheStaleSeconds
+        governor.update(XIGateway.governorConfiguration(new))
+        levelControl.current = Logger.Level(rawValue: new.logLevel) ?? .info
+        context.update(.init(accessLog: new.accessLog, adminToken: new.adminToken))
+
+        let needsRestart = Self.restartKeys(old: old, new: new)
+        logger.info(
+            "configuration reloaded",
+            metadata: [
+                "cache_ttl_seconds": "\(new.cacheTTLSeconds)",
+                "cache_stale_seconds": "\(new.cacheStaleSeconds)",
+                "upstream_max_concurrency": "\(new.upstreamMaxConcurrency)",
+                "log_level": "\(new.logLevel)",
+            ]
+        )
+        if !needsRestart.isEmpty {
+            logger.warning(
+                "changed keys take effect only after a restart",
+                metadata: ["keys": "\(needsRestart.joined(separator: ","))"]
+            )
+        }
+    }
+
+    /// The keys whose new values cannot be applied while serving and differ from the ones in force.
+    static func restartKeys(old: GatewayConfiguration, new: GatewayConfiguration) -> [String] {
+        var keys: [String] = []
+        if old.listenHost != new.listenHost { keys.append("LISTEN_HOST") }
+        if old.listenPort != new.listenPort { keys.append("LISTEN_PORT") }
+        if old.upstreamURL != new.upstreamURL { keys.append("UPSTREAM_URL") }
+        if old.apiKey != new.apiKey { keys.append("ELEVENLABS_API_KEY") }
+        if old.upstreamTimeoutMilliseconds != new.upstreamTimeoutMilliseconds { keys.append("UPSTREAM_TIMEOUT_MS") }
+        if old.upstreamConnectTimeoutMilliseconds != new.upstreamConnectTimeoutMilliseconds {
+            keys.append("UPSTREAM_CONNECT_TIMEOUT_MS")
+        }
+        if old.cacheMaxBytes != new.cacheMaxBytes { keys.append("CACHE_MAX_BYTES") }
+        if old.idleTimeoutSeconds != new.idleTimeoutSeconds { keys.append("IDLE_TIMEOUT_SECONDS") }
+        if old.shutdownGraceSeconds != new.shutdownGraceSeconds { keys.append("SHUTDOWN_GRACE_SECONDS") }
+        if old.logFormat != new.logFormat { keys.append("LOG_FORMAT") }
+        return keys
+    }
+}

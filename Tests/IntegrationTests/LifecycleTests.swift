@@ -1,0 +1,102 @@
+import Foundation
+import GatewayCore
+import GatewayCurl
+import GatewayServer
+import GatewayTesting
+import NIOCore
+import Testing
+
+@Suite("Shutdown and reload")
+struct LifecycleTests {
+    private let list = "/v1/convai/test-invocations"
+
+    @Test func aRequestInFlightAtShutdownCompletesAndIdleConnectionsClose() async throws {
+        let gateway = try await GatewayHarness.start { .page(for: $0.uri, delay: .milliseconds(500)) }
+        let port = gateway.port
+        let idle = try TestHTTPConnection(port: port)
+        try idle.send("GET /healthz HTTP/1.1\r\n\r\n")
+        #expect(try idle.readResponse().status == 200)
+
+        let inFlight = Task.detached {
+            try TestHTTPConnection.request(port: port, target: "\(self.list)?agent_id=slow")
+        }
+        try await Task.sleep(for: .milliseconds(150))
+        let started = ContinuousClock.now
+        await gateway.server.shutdown(grace: .seconds(5))
+
+        let answer = try await inFlight.value
+        #expect(answer.status == 200)
+        #expect(ContinuousClock.now - started < .seconds(4))
+        #expect(idle.waitForClose())
+        #expect(throws: (any Error).self) { try TestHTTPConnection(port: port) }
+        #expect(gateway.server.connectionCount == 0)
+        gateway.client.shutdown()
+        try await gateway.upstream.shutdown()
+    }
+
+    @Test func theGracePeriodBoundsTheWait() async throws {
+        let gateway = try await GatewayHarness.start(timeoutMilliseconds: 20_000) {
+            .page(for: $0.uri, delay: .seconds(10))
+        }
+        let port = gateway.port
+        let stuck = Task.detached { try? TestHTTPConnection.request(port: port, target: "\(self.list)?agent_id=stuck") }
+        try await Task.sleep(for: .milliseconds(150))
+
+        let started = ContinuousClock.now
+        await gateway.server.shutdown(grace: .milliseconds(300))
+
+        #expect(ContinuousClock.now - started < .seconds(3))
+        #expect(await stuck.value == nil)
+        gateway.client.shutdown()
+        try await gateway.upstream.shutdown()
+    }
+
+    @Test func theBinaryReloadsOnSIGHUPKeepsTheOldOnABadFileAndFinishesRequestsOnSIGTERM() async throws {
+        let upstream = try await FakeUpstream.start { request in
+            .page(for: request.uri, delay: request.uri.contains("slow") ? .milliseconds(700) : .zero)
+        }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("xi-reload-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let file = directory.appendingPathComponent("proxy.conf")
+        func write(_ ttl: String, extra: String = "") throws {
+            try
+                "ELEVENLABS_API_KEY=sk_reload_test_key\nUPSTREAM_URL=\(upstream.baseURL)\nLISTEN_PORT=0\nCACHE_TTL_SECONDS=\(ttl)\n\(extra)"
+                .write(to: file, atomically: true, encoding: .utf8)
+        }
+        try write("600")
+        let gateway = try GatewayProcess(
+            arguments: ["--config", file.path],
+            environment: ["PATH": "/usr/bin:/bin"],
+            directory: directory
+        )
+        #expect(try await gateway.waitForOutput(containing: "listening"))
+        let port = try #require(
+            gateway.printed.firstMatch(of: /listen":"http:\/\/127\.0\.0\.1:(\d+)/).flatMap { Int($0.1) },
+            "no port in \(gateway.printed)"
+        )
+        _ = try TestHTTPConnection.request(port: port, target: "\(list)?page_size=3")
+        let before = try TestHTTPConnection.request(port: port, target: "\(list)?page_size=3")
+        #expect(before.header("Cache-Status")?.contains("ttl=59") == true)
+
+        try write("20")
+        _ = kill(gateway.process.processIdentifier, SIGHUP)
+        #expect(try await gateway.waitForOutput(containing: "configuration reloaded"))
+        let after = try TestHTTPConnection.request(port: port, target: "\(list)?page_size=3")
+        #expect(after.header("Cache-Status")?.contains("ttl=1") == true)
+
+        try write("abc")
+        _ = kill(gateway.process.processIdentifier, SIGHUP)
+        #expect(try await gateway.waitForOutput(containing: "reload failed"))
+        let kept = try TestHTTPConnection.request(port: port, target: "\(list)?page_size=3")
+        #expect(kept.header("Cache-Status")?.contains("ttl=1") == true)
+
+        let slow = Task.detached { try TestHTTPConnection.request(port: port, target: "\(self.list)?agent_id=slow") }
+        try await Task.sleep(for: .milliseconds(200))
+        gateway.process.terminate()
+        #expect(try await slow.value.status == 200)
+        #expect(try await gateway.waitForExit() == 0)
+        #expect(gateway.printed.contains("stopping: requests in flight may finish"))
+        #expect(!gateway.printed.contains("sk_reload_test_key"))
+        try await upstream.shutdown()
+    }
+}
