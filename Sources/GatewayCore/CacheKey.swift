@@ -63,3 +63,13 @@ public struct CacheKey: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { query }
 }
+
+extension CacheKey {
+    /// Whether the page under this key can list invocations of `agent`: the pages filtered on that agent,
+    /// and the pages with no agent filter. What to drop when that agent's invocations change.
+    public func concerns(agent: String) -> Bool {
+        // agent_id is the first parameter of every canonical query that has one.
+        let prefix = "agent_id=" + PercentEncoding.encode(agent)
+        return query == prefix || query.hasPrefix(prefix + "&") || !query.hasPrefix("agent_id=")
+    }
+}

@@ -46,7 +46,7 @@ public enum FormDecoder {
     }
 
     /// Decodes one name or value: `+` to space, `%XX` to its byte, the result checked as UTF-8.
-    static func decodeComponent(_ bytes: Substring.UTF8View.SubSequence) throws(Failure) -> String {
+    public static func decodeComponent(_ bytes: Substring.UTF8View.SubSequence) throws(Failure) -> String {
         var needsDecoding = false
         for byte in bytes {
             guard byte > 0x20, byte < 0x7F else { throw .unencodedByte(byte) }

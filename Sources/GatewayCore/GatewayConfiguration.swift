@@ -31,6 +31,9 @@ public struct GatewayConfiguration: Sendable {
         Key(name: "LOG_FORMAT", defaultValue: "json", summary: "json (one object a line) or text"),
         Key(name: "ACCESS_LOG", defaultValue: "on", summary: "one line per request: on or off"),
         Key(name: "ADMIN_TOKEN", defaultValue: nil, summary: "enables the admin API; sent as a Bearer token"),
+        Key(name: "CLIENTS_FILE", defaultValue: nil, summary: "teams and their token hashes; unset: open"),
+        Key(name: "CLIENT_UPSTREAM_PER_MINUTE", defaultValue: "0", summary: "each team's upstream budget; 0: none"),
+        Key(name: "PASSTHROUGH", defaultValue: "on", summary: "forward run-tests, resubmit and get-invocation"),
     ]
 
     public var listenHost: String
@@ -53,6 +56,12 @@ public struct GatewayConfiguration: Sendable {
     public var accessLog: Bool
     /// `nil` keeps the admin API off.
     public var adminToken: Secret?
+    /// The teams file; `nil` leaves the gateway open.
+    public var clientsFile: String?
+    /// Each team's upstream requests per minute unless its line says otherwise; `nil`: unlimited.
+    public var clientUpstreamPerMinute: Int?
+    /// Whether the write and single-invocation routes are forwarded.
+    public var passthrough: Bool
 
     /// How log lines are written.
     public enum LogFormat: String, Sendable, Hashable {
@@ -160,6 +169,18 @@ public struct GatewayConfiguration: Sendable {
         case "on", "true", "yes", "1": self.accessLog = true
         case "off", "false", "no", "0": self.accessLog = false
         case let other: throw ConfigurationError(key: "ACCESS_LOG", problem: "must be on or off, got \"\(other)\"")
+        }
+        self.clientsFile = value("CLIENTS_FILE")
+        let perMinute = try integer(
+            "CLIENT_UPSTREAM_PER_MINUTE",
+            in: 0...1_000_000,
+            "an integer, 0 (unlimited) or more"
+        )
+        self.clientUpstreamPerMinute = perMinute == 0 ? nil : perMinute
+        switch (value("PASSTHROUGH") ?? "on").lowercased() {
+        case "on", "true", "yes", "1": self.passthrough = true
+        case "off", "false", "no", "0": self.passthrough = false
+        case let other: throw ConfigurationError(key: "PASSTHROUGH", problem: "must be on or off, got \"\(other)\"")
         }
         if let token = lookup("ADMIN_TOKEN").map(Self.unquoted), !token.isEmpty {
             // Short tokens can be guessed; the value is never echoed.

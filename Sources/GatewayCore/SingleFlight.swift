@@ -26,6 +26,20 @@ public final class SingleFlight<Key: Hashable & Sendable, Value: Sendable>: Send
         }
     }
 
+    /// Adds `promise` to the flight for `key` only if one is under way; `false` (nothing added) otherwise.
+    public func joinIfRunning(_ key: Key, promise: EventLoopPromise<Value>) -> Bool {
+        shard(for: key).waiters.withLock { waiters in
+            guard waiters[key] != nil else { return false }
+            waiters[key]?.append(promise)
+            return true
+        }
+    }
+
+    /// Whether a flight for `key` is under way.
+    public func isRunning(_ key: Key) -> Bool {
+        shard(for: key).waiters.withLock { $0[key] != nil }
+    }
+
     /// Starts a flight for `key` with no waiter when none is under way: `true` when the caller now leads
     /// (and must call ``complete(_:with:)``), `false` when a flight already runs (nothing is added to it).
     public func tryLead(_ key: Key) -> Bool {

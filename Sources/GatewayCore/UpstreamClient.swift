@@ -3,15 +3,21 @@ import NIOHTTP1
 
 /// A request for the upstream: the path and query to ask for, and the headers to send.
 public struct UpstreamRequest: Sendable {
+    /// `GET` or `POST`.
+    public var method: HTTPMethod
     /// Origin-form target relative to the upstream's base URL, e.g. `/v1/convai/test-invocations?page_size=30`.
     public var target: String
     /// Every header to send; nothing else is added but what the transport itself needs.
     public var headers: HTTPHeaders
+    /// The body of a `POST`.
+    public var body: ByteBuffer?
 
     /// Creates a request.
-    public init(target: String, headers: HTTPHeaders) {
+    public init(method: HTTPMethod = .GET, target: String, headers: HTTPHeaders, body: ByteBuffer? = nil) {
+        self.method = method
         self.target = target
         self.headers = headers
+        self.body = body
     }
 }
 

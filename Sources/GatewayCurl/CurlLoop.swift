@@ -100,13 +100,30 @@ final class CurlLoop: @unchecked Sendable {
         for header in transfer.request.headers {
             list = curl_slist_append(list, "\(header.name): \(header.value)")
         }
+        // No "Expect: 100-continue" round trip before a POST body.
+        list = curl_slist_append(list, "Expect:")
         transfer.headerList = list
 
         let context = Unmanaged.passUnretained(transfer).toOpaque()
         let url = baseURL + transfer.request.target
         var ok = gw_curl_easy_setopt_string(easy, CURLOPT_URL, url) == CURLE_OK
         ok = ok && gw_curl_easy_restrict_to_http(easy) == CURLE_OK
-        ok = ok && gw_curl_easy_setopt_long(easy, CURLOPT_HTTPGET, 1) == CURLE_OK
+        if transfer.request.method == .POST {
+            let body = transfer.request.body.map { Array($0.readableBytesView) } ?? []
+            ok = ok && gw_curl_easy_setopt_long(easy, CURLOPT_POST, 1) == CURLE_OK
+            ok = ok && gw_curl_easy_setopt_long(easy, CURLOPT_POSTFIELDSIZE, body.count) == CURLE_OK
+            // COPYPOSTFIELDS: libcurl keeps its own copy, so the bytes here may go.
+            // One byte more than is sent, so even an empty body has an address.
+            var terminated = body
+            terminated.append(0)
+            ok =
+                ok
+                && terminated.withUnsafeMutableBytes { bytes in
+                    gw_curl_easy_setopt_pointer(easy, CURLOPT_COPYPOSTFIELDS, bytes.baseAddress) == CURLE_OK
+                }
+        } else {
+            ok = ok && gw_curl_easy_setopt_long(easy, CURLOPT_HTTPGET, 1) == CURLE_OK
+        }
         ok = ok && gw_curl_easy_setopt_slist(easy, CURLOPT_HTTPHEADER, list) == CURLE_OK
         ok = ok && gw_curl_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1) == CURLE_OK
         ok = ok && gw_curl_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, configuration.timeoutMilliseconds) == CURLE_OK

@@ -11,6 +11,8 @@ public struct GatewayError: Error, Sendable, CustomStringConvertible {
         case methodNotAllowed(allow: String)
         case unauthorized
         case notReady
+        case invalidAPIKey
+        case teamBudgetSpent(retryAfterSeconds: Int)
         case badRequest(String)
         case headersTooLarge
         case bodyTooLarge
@@ -37,6 +39,12 @@ public struct GatewayError: Error, Sendable, CustomStringConvertible {
     public static func methodNotAllowed(allow: String) -> Self { Self(.methodNotAllowed(allow: allow)) }
     /// An admin request without the right token: 401.
     public static let unauthorized = Self(.unauthorized)
+    /// A request without a known team token while `CLIENTS_FILE` is set: 401, in the upstream's shape.
+    public static let invalidAPIKey = Self(.invalidAPIKey)
+    /// The team's upstream budget is spent and no stale page can stand in: 429.
+    public static func teamBudgetSpent(retryAfterSeconds: Int) -> Self {
+        Self(.teamBudgetSpent(retryAfterSeconds: retryAfterSeconds))
+    }
     /// The gateway is shutting down: 503 from `/readyz`.
     public static let notReady = Self(.notReady)
     /// Not HTTP the gateway serves: 400.
@@ -93,6 +101,8 @@ public struct GatewayError: Error, Sendable, CustomStringConvertible {
         case .methodNotAllowed: return "method-not-allowed"
         case .unauthorized: return "unauthorized"
         case .notReady: return "not-ready"
+        case .invalidAPIKey: return "invalid-api-key"
+        case .teamBudgetSpent: return "team-budget-spent"
         case .badRequest: return "bad-request"
         case .headersTooLarge: return "headers-too-large"
         case .bodyTooLarge: return "body-too-large"
@@ -129,6 +139,16 @@ public struct GatewayError: Error, Sendable, CustomStringConvertible {
             status = .unauthorized
             body = ErrorBody.json(status: "unauthorized", message: "a valid admin token is required")
             headers.add(name: "WWW-Authenticate", value: "Bearer")
+        case .invalidAPIKey:
+            status = .unauthorized
+            body = ErrorBody.json(status: "invalid_api_key", message: "Invalid API key")
+        case .teamBudgetSpent(let retryAfter):
+            status = .tooManyRequests
+            body = ErrorBody.json(
+                status: "rate_limit_exceeded",
+                message: "this team's upstream budget is spent; retry after \(retryAfter) seconds"
+            )
+            headers.add(name: "Retry-After", value: String(max(1, retryAfter)))
         case .notReady:
             status = .serviceUnavailable
             body = ErrorBody.json(status: "not_ready", message: "the gateway is shutting down")

@@ -58,6 +58,20 @@ public final class GatewayMetrics: Sendable {
         requestDuration.recordNanoseconds(Int64(clamping: nanoseconds))
     }
 
+    /// Counts one request of `team` (a name from `CLIENTS_FILE`, so a bounded set): the request, whether
+    /// the cache answered it, whether it caused an upstream request, whether its budget refused one.
+    func team(_ team: String, trace: ResponseTrace) {
+        func count(_ name: String) {
+            counter(key: name + "|" + team) {
+                Counter(label: name, dimensions: [("team", team)], factory: factory)
+            }.increment()
+        }
+        count("xi_gateway_team_requests_total")
+        if trace.cache == .hit || trace.cache == .stale { count("xi_gateway_team_hits_total") }
+        if trace.causedUpstreamRequest { count("xi_gateway_team_upstream_requests_total") }
+        if trace.budgetRefused { count("xi_gateway_team_refusals_total") }
+    }
+
     /// Counts one upstream exchange and its time.
     func upstream(status: Int?, outcome: UpstreamOutcome, nanoseconds: UInt64) {
         let statusLabel = status.map { (100...599).contains($0) ? String($0) : "other" } ?? "none"

@@ -42,6 +42,10 @@ public struct ResponseTrace: Sendable, Hashable {
     public var upstreamStatus: Int?
     /// How long the upstream exchange took (for a collapsed request, the shared one's).
     public var upstreamNanoseconds: UInt64?
+    /// This request caused an upstream request (a miss it led, a refresh it started, a forwarded write).
+    public var causedUpstreamRequest = false
+    /// The team's budget refused the upstream request this request would have caused.
+    public var budgetRefused = false
 
     public init() {}
 }

@@ -19,10 +19,10 @@ final class HTTPHandler: ChannelDuplexHandler {
     private enum State {
         /// Waiting for a request head.
         case idle
-        /// A head arrived; its body (ignored, but counted) is arriving.
-        case receiving(HTTPRequestHead, bodyBytes: Int)
+        /// A head arrived; its body is arriving (kept for a forwarded write, else only counted).
+        case receiving(HTTPRequestHead, Route, bodyBytes: Int, body: ByteBuffer?)
         /// The whole request is in, but the socket cannot take an answer yet.
-        case waitingForWritable(HTTPRequestHead)
+        case waitingForWritable(HTTPRequestHead, Route, body: ByteBuffer?)
         /// The answer is being prepared; reads are held back by the pipelining handler.
         case responding
         /// Closing; nothing more is read or written.
@@ -31,6 +31,8 @@ final class HTTPHandler: ChannelDuplexHandler {
 
     /// How long a connection refused for an oversized body may go on sending before it is cut off.
     private static let lingerAfterRefusal = TimeAmount.seconds(2)
+    /// The largest body a forwarded write may have.
+    static let maxForwardedBodyBytes = 1024 * 1024
 
     /// What the access log and the metrics need of the request being answered.
     private struct Current {
@@ -38,6 +40,7 @@ final class HTTPHandler: ChannelDuplexHandler {
         var route: String
         var requestID: String
         var started: NIODeadline
+        var team: String?
     }
 
     private let context: ServerContext
@@ -126,9 +129,9 @@ final class HTTPHandler: ChannelDuplexHandler {
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable {
-            if case .waitingForWritable(let head) = state {
+            if case .waitingForWritable(let head, let route, let body) = state {
                 state = .responding
-                respond(to: head, context: context)
+                respond(to: head, route: route, body: body, context: context)
             }
             if readPending {
                 readPending = false
@@ -142,12 +145,21 @@ final class HTTPHandler: ChannelDuplexHandler {
         switch unwrapInboundIn(data) {
         case .head(let head):
             guard case .idle = state else { return }
-            state = .receiving(head, bodyBytes: 0)
+            let route = Route(method: head.method, uri: head.uri)
+            var body: ByteBuffer?
+            if case .passthrough(let passthrough, _) = route, passthrough.method == .POST { body = ByteBuffer() }
+            state = .receiving(head, route, bodyBytes: 0, body: body)
             armIdleTimer(context: context)
-        case .body(let chunk):
-            guard case .receiving(let head, let bodyBytes) = state else { return }
+        case .body(var chunk):
+            guard case .receiving(let head, let route, let bodyBytes, var body) = state else { return }
             let total = bodyBytes + chunk.readableBytes
-            guard total <= maxBodyBytes else {
+            let limit = body == nil ? maxBodyBytes : Self.maxForwardedBodyBytes
+            if total <= limit, body != nil {
+                // Drop the state's copy first, so the append below does not copy the buffer.
+                state = .receiving(head, route, bodyBytes: total, body: nil)
+                body!.writeBuffer(&chunk)
+            }
+            guard total <= limit else {
                 state = .responding
                 write(
                     GatewayError.bodyTooLarge.response(),
@@ -159,20 +171,22 @@ final class HTTPHandler: ChannelDuplexHandler {
                 )
                 return
             }
-            state = .receiving(head, bodyBytes: total)
+            state = .receiving(head, route, bodyBytes: total, body: body)
         case .end:
-            guard case .receiving(let head, _) = state else { return }
+            guard case .receiving(let head, let route, _, let body) = state else { return }
             guard context.channel.isWritable else {
-                state = .waitingForWritable(head)
+                state = .waitingForWritable(head, route, body: body)
                 armIdleTimer(context: context)
                 return
             }
             state = .responding
             if isEndingAnswer {
                 // Delivered from inside the previous answer's write: answer on the next turn of the loop.
-                context.eventLoop.assumeIsolated().execute { self.respond(to: head, context: context) }
+                context.eventLoop.assumeIsolated().execute {
+                    self.respond(to: head, route: route, body: body, context: context)
+                }
             } else {
-                respond(to: head, context: context)
+                respond(to: head, route: route, body: body, context: context)
             }
         }
     }
@@ -197,13 +211,64 @@ final class HTTPHandler: ChannelDuplexHandler {
         return idPrefix + "-" + String(requestCount)
     }
 
-    private func respond(to head: HTTPRequestHead, context: ChannelHandlerContext) {
-        let route = Route(method: head.method, uri: head.uri)
+    /// The team a request comes from when `CLIENTS_FILE` is set: `.success(nil)` while the gateway is
+    /// open, `.failure` for a missing or unknown token. The token is looked up by its digest, so the time
+    /// taken does not depend on how much of it is right.
+    private func team(for head: HTTPRequestHead) -> Result<ListService.Spender?, GatewayError> {
+        let settings = self.context.currentSettings
+        guard let teams = settings.teams else { return .success(nil) }
+        var token = head.headers.first(name: "xi-api-key")
+        if token == nil, let authorization = head.headers.first(name: "authorization"),
+            authorization.hasPrefix("Bearer ")
+        {
+            token = String(authorization.dropFirst("Bearer ".count))
+        }
+        guard let token, let team = teams.team(forToken: token) else { return .failure(.invalidAPIKey) }
+        return .success(
+            ListService.Spender(team: team.name, perMinute: team.upstreamPerMinute ?? settings.defaultUpstreamPerMinute)
+        )
+    }
+
+    private func respond(to head: HTTPRequestHead, route: Route, body: ByteBuffer?, context: ChannelHandlerContext) {
         let requestID = requestID(for: head)
-        current = Current(head: head, route: route.metricLabel, requestID: requestID, started: .now())
+        current = Current(head: head, route: route.metricLabel, requestID: requestID, started: .now(), team: nil)
         let operations = OperationsEndpoints(context: self.context)
         let authorization = head.headers.first(name: "authorization")
+        var spender: ListService.Spender?
         switch route {
+        case .list, .passthrough:
+            // Before anything else: an unknown client learns nothing, not even whether its query is valid.
+            switch team(for: head) {
+            case .success(let found):
+                spender = found
+                current?.team = found?.team
+            case .failure(let error):
+                var response = error.response()
+                if case .list = route {
+                    response.headers.add(name: "Cache-Status", value: "\(ListService.cacheName); detail=\(error)")
+                }
+                write(response, for: head, keepAlive: head.isKeepAlive, context: context)
+                return
+            }
+        default:
+            break
+        }
+        switch route {
+        case .passthrough(let passthrough, let isHead):
+            guard let service = self.context.passthrough else {
+                write(GatewayError.notFound.response(), for: head, keepAlive: head.isKeepAlive, context: context)
+                return
+            }
+            service.forward(
+                passthrough,
+                body: body,
+                contentType: head.headers.first(name: "content-type"),
+                requestID: requestID,
+                spender: spender,
+                on: context.eventLoop
+            ).assumeIsolated().whenSuccess { response in
+                self.write(response, for: head, isHead: isHead, keepAlive: head.isKeepAlive, context: context)
+            }
         case .health(let isHead):
             write(operations.health(), for: head, isHead: isHead, keepAlive: head.isKeepAlive, context: context)
         case .readiness(let isHead):
@@ -221,7 +286,13 @@ final class HTTPHandler: ChannelDuplexHandler {
                 context: context
             )
         case .list(let query, let isHead):
-            switch self.context.service.answer(toQuery: query, on: context.eventLoop, requestID: requestID) {
+            let answer = self.context.service.answer(
+                toQuery: query,
+                on: context.eventLoop,
+                requestID: requestID,
+                spender: spender
+            )
+            switch answer {
             case .ready(let response):
                 write(response, for: head, isHead: isHead, keepAlive: head.isKeepAlive, context: context)
             case .pending(let future):
@@ -295,6 +366,7 @@ final class HTTPHandler: ChannelDuplexHandler {
             cache: response.trace.cache,
             nanoseconds: elapsed
         )
+        if let team = request.team { self.context.metrics?.team(team, trace: response.trace) }
         guard self.context.currentSettings.accessLog else { return }
         var metadata: Logger.Metadata = [
             "request_id": "\(request.requestID)",
@@ -306,6 +378,7 @@ final class HTTPHandler: ChannelDuplexHandler {
             "duration_ms": "\(Self.milliseconds(elapsed))",
             "bytes": "\(response.body.readableBytes)",
         ]
+        if let team = request.team { metadata["team"] = "\(team)" }
         if let upstreamStatus = response.trace.upstreamStatus {
             metadata["upstream_status"] = "\(upstreamStatus)"
         }

@@ -43,6 +43,7 @@ public final class ListService: Sendable {
     private let governor: UpstreamGovernor
     private let flights = SingleFlight<CacheKey, Fetched>()
     private let metrics: GatewayMetrics?
+    private let budgets: TeamBudgets
     private let lookups = Atomic<Int>(0)
     private let hits = Atomic<Int>(0)
     private let apiKey: Secret
@@ -63,9 +64,11 @@ public final class ListService: Sendable {
         waitLimit: TimeAmount,
         logger: Logger,
         metrics: GatewayMetrics? = nil,
+        budgets: TeamBudgets = TeamBudgets(),
         wallClock: @escaping @Sendable () -> Int = { Int(time(nil)) }
     ) {
         self.metrics = metrics
+        self.budgets = budgets
         self.cache = cache
         self.upstream = upstream
         self.governor = governor
@@ -84,6 +87,18 @@ public final class ListService: Sendable {
         (lookups.load(ordering: .relaxed), hits.load(ordering: .relaxed))
     }
 
+    /// Who pays for the upstream requests a request causes: a team and its budget per minute.
+    public struct Spender: Sendable {
+        public var team: String
+        /// `nil`: unlimited.
+        public var perMinute: Int?
+
+        public init(team: String, perMinute: Int?) {
+            self.team = team
+            self.perMinute = perMinute
+        }
+    }
+
     /// An answer now (a hit, a stale page, a refusal) or later (after the upstream).
     public enum Answer {
         case ready(GatewayResponse)
@@ -95,9 +110,10 @@ public final class ListService: Sendable {
     public func respond(
         toQuery query: Substring,
         on eventLoop: any EventLoop,
-        requestID: String? = nil
+        requestID: String? = nil,
+        spender: Spender? = nil
     ) -> EventLoopFuture<GatewayResponse> {
-        switch answer(toQuery: query, on: eventLoop, requestID: requestID) {
+        switch answer(toQuery: query, on: eventLoop, requestID: requestID, spender: spender) {
         case .ready(let response): return eventLoop.makeSucceededFuture(response)
         case .pending(let future): return future
         }
@@ -105,8 +121,14 @@ public final class ListService: Sendable {
 
     /// The answer to a list request whose query (after `?`) is `query`: at once when it needs no upstream
     /// request, which spares a hit the cost of a future. Call it on `eventLoop`. `requestID` goes upstream
-    /// with the request this one causes, if any.
-    public func answer(toQuery query: Substring, on eventLoop: any EventLoop, requestID: String? = nil) -> Answer {
+    /// with the request this one causes, if any; `spender`'s budget pays for it (joining another request's
+    /// upstream request costs nothing).
+    public func answer(
+        toQuery query: Substring,
+        on eventLoop: any EventLoop,
+        requestID: String? = nil,
+        spender: Spender? = nil
+    ) -> Answer {
         let listQuery: ListQuery
         do {
             listQuery = try ListQuery.parse(query)
@@ -129,7 +151,15 @@ public final class ListService: Sendable {
             return .ready(response)
         case .stale(let page, let age, let staleFor):
             hits.add(1, ordering: .relaxed)
-            refreshInBackground(key, on: eventLoop, requestID: requestID)
+            var refused = false
+            var started = false
+            if !flights.isRunning(key) {
+                if let spender, case .denied = budgets.spend(team: spender.team, perMinute: spender.perMinute) {
+                    refused = true
+                } else {
+                    started = refreshInBackground(key, on: eventLoop, requestID: requestID)
+                }
+            }
             let detail = page.revalidationFailed ? "stale-if-error" : "stale-while-revalidate"
             var response = pageResponse(
                 page,
@@ -137,8 +167,23 @@ public final class ListService: Sendable {
                 cacheStatus: "\(Self.cacheName); hit; ttl=-\(staleFor); detail=\(detail)"
             )
             response.trace.cache = .stale
+            response.trace.budgetRefused = refused
+            response.trace.causedUpstreamRequest = started
             return .ready(response)
         case .miss:
+            guard let spender else { return .pending(waitForFetch(key, on: eventLoop, requestID: requestID)) }
+            // Joining a request already under way is free; only a new upstream request is spent.
+            let joined = eventLoop.makePromise(of: Fetched.self)
+            if flights.joinIfRunning(key, promise: joined) {
+                return .pending(answer(from: joined.futureResult, leads: false, on: eventLoop))
+            }
+            joined.fail(CancellationError())
+            if case .denied(let retryAfter) = budgets.spend(team: spender.team, perMinute: spender.perMinute) {
+                let error = GatewayError.teamBudgetSpent(retryAfterSeconds: retryAfter)
+                var response = errorResponse(error, cacheStatus: "\(Self.cacheName); detail=\(error)")
+                response.trace.budgetRefused = true
+                return .ready(response)
+            }
             return .pending(waitForFetch(key, on: eventLoop, requestID: requestID))
         }
     }
@@ -152,7 +197,15 @@ public final class ListService: Sendable {
         let flight = eventLoop.makePromise(of: Fetched.self)
         let leads = flights.join(key, promise: flight)
         if leads { fetch(key, on: eventLoop, requestID: requestID) }
+        return answer(from: flight.futureResult, leads: leads, on: eventLoop)
+    }
 
+    /// The answer from a flight's result, or 504 once `waitLimit` has passed.
+    private func answer(
+        from flight: EventLoopFuture<Fetched>,
+        leads: Bool,
+        on eventLoop: any EventLoop
+    ) -> EventLoopFuture<GatewayResponse> {
         let answer = eventLoop.makePromise(of: GatewayResponse.self)
         let once = AnswerOnce()
         let timeout = eventLoop.assumeIsolated().scheduleTask(in: waitLimit) {
@@ -162,13 +215,14 @@ public final class ListService: Sendable {
             response.trace.cache = leads ? .miss : .coalesced
             answer.succeed(response)
         }
-        flight.futureResult.assumeIsolated().whenComplete { result in
+        flight.assumeIsolated().whenComplete { result in
             timeout.cancel()
             guard once.claim() else { return }
             switch result {
             case .success(let fetched):
                 var response = self.response(for: fetched.result, collapsed: !leads)
                 response.trace.cache = leads ? .miss : .coalesced
+                response.trace.causedUpstreamRequest = leads && fetched.upstreamStatus != nil
                 response.trace.upstreamStatus = fetched.upstreamStatus
                 response.trace.upstreamNanoseconds = fetched.upstreamNanoseconds
                 answer.succeed(response)
@@ -180,8 +234,11 @@ public final class ListService: Sendable {
     }
 
     /// Starts one refresh of a stale page unless one is already under way; nobody waits for it.
-    private func refreshInBackground(_ key: CacheKey, on eventLoop: any EventLoop, requestID: String?) {
-        if flights.tryLead(key) { fetch(key, on: eventLoop, requestID: requestID) }
+    @discardableResult
+    private func refreshInBackground(_ key: CacheKey, on eventLoop: any EventLoop, requestID: String?) -> Bool {
+        guard flights.tryLead(key) else { return false }
+        fetch(key, on: eventLoop, requestID: requestID)
+        return true
     }
 
     /// The leader's work: a slot from the governor, the upstream request, the cache updated, the flight

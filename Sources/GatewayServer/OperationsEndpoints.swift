@@ -47,11 +47,7 @@ struct OperationsEndpoints {
         }
         let purged: Int
         if let agent = pairs.last?.value {
-            let prefix = "agent_id=" + PercentEncoding.encode(agent)
-            // agent_id is the first parameter of every canonical query that has one.
-            purged = context.cache.removeAll { key in
-                key.query == prefix || key.query.hasPrefix(prefix + "&") || !key.query.hasPrefix("agent_id=")
-            }
+            purged = context.cache.removeAll { $0.concerns(agent: agent) }
         } else {
             purged = context.cache.removeAll { _ in true }
         }

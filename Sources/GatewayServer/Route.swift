@@ -14,6 +14,8 @@ enum Route: Equatable {
     case purge(query: Substring)
     /// `GET /admin/cache/stats`.
     case stats
+    /// A request forwarded upstream as it is (not cached).
+    case passthrough(PassthroughRoute, isHead: Bool)
     /// A refusal the gateway answers itself.
     case refuse(Refusal)
 
@@ -51,6 +53,14 @@ enum Route: Equatable {
             self = isGet ? .list(query: query, isHead: isHead) : .refuse(.methodNotAllowed(allow: "GET, HEAD"))
             return
         }
+        if let passthrough = PassthroughRoute(path: uri[..<(questionMark ?? bytes.endIndex)]) {
+            if passthrough.method == .GET ? isGet : method == passthrough.method {
+                self = .passthrough(passthrough, isHead: isHead)
+            } else {
+                self = .refuse(.methodNotAllowed(allow: passthrough.method == .GET ? "GET, HEAD" : "POST"))
+            }
+            return
+        }
         guard let known = Self.paths.first(where: { path.elementsEqual($0.path.utf8) }) else {
             self = .refuse(.notFound)
             return
@@ -69,11 +79,70 @@ enum Route: Equatable {
     var metricLabel: String {
         switch self {
         case .list: return "list"
+        case .passthrough: return "passthrough"
         case .health: return "healthz"
         case .readiness: return "readyz"
         case .metrics: return "metrics"
         case .purge, .stats: return "admin"
         case .refuse: return "other"
+        }
+    }
+}
+
+/// The upstream routes forwarded as they are: starting test runs, resubmitting one, reading one.
+enum PassthroughRoute: Equatable {
+    /// `POST /v1/convai/agents/{agent_id}/run-tests`.
+    case runTests(agentSegment: Substring)
+    /// `POST /v1/convai/test-invocations/{id}/resubmit`.
+    case resubmit(idSegment: Substring)
+    /// `GET /v1/convai/test-invocations/{id}`.
+    case invocation(idSegment: Substring)
+
+    /// Matches `path`; a segment must be plain (RFC 3986 unreserved characters only, not `.` or `..`): no
+    /// escape, so nothing in it can change the path the upstream routes on once it decodes it.
+    init?(path: Substring) {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count >= 5, parts[0].isEmpty, parts[1] == "v1", parts[2] == "convai" else { return nil }
+        switch (parts[3], parts.count) {
+        case ("agents", 6) where parts[5] == "run-tests" && Self.isPlain(parts[4]):
+            self = .runTests(agentSegment: parts[4])
+        case ("test-invocations", 6) where parts[5] == "resubmit" && Self.isPlain(parts[4]):
+            self = .resubmit(idSegment: parts[4])
+        case ("test-invocations", 5) where Self.isPlain(parts[4]):
+            self = .invocation(idSegment: parts[4])
+        default:
+            return nil
+        }
+    }
+
+    /// The method the upstream route takes (`GET` also serves `HEAD`).
+    var method: HTTPMethod {
+        switch self {
+        case .runTests, .resubmit: return .POST
+        case .invocation: return .GET
+        }
+    }
+
+    /// The path to request upstream.
+    var upstreamPath: String {
+        switch self {
+        case .runTests(let agent): return "/v1/convai/agents/\(agent)/run-tests"
+        case .resubmit(let id): return "/v1/convai/test-invocations/\(id)/resubmit"
+        case .invocation(let id): return "/v1/convai/test-invocations/\(id)"
+        }
+    }
+
+    private static func isPlain(_ segment: Substring) -> Bool {
+        guard !segment.isEmpty, segment != ".", segment != "..", segment.utf8.count <= 256 else { return false }
+        return segment.utf8.allSatisfy { byte in
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
+                UInt8(ascii: "~"):
+                return true
+            default:
+                return false
+            }
         }
     }
 }

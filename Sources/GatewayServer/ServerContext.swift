@@ -12,11 +12,22 @@ public final class ServerContext: Sendable {
         public var accessLog: Bool
         /// Turns the admin API on.
         public var adminToken: Secret?
+        /// The teams allowed in; `nil` leaves the gateway open.
+        public var teams: TeamRegistry?
+        /// A team's upstream budget per minute unless its line says otherwise; `nil`: unlimited.
+        public var defaultUpstreamPerMinute: Int?
 
         /// Creates settings.
-        public init(accessLog: Bool, adminToken: Secret?) {
+        public init(
+            accessLog: Bool,
+            adminToken: Secret?,
+            teams: TeamRegistry? = nil,
+            defaultUpstreamPerMinute: Int? = nil
+        ) {
             self.accessLog = accessLog
             self.adminToken = adminToken
+            self.teams = teams
+            self.defaultUpstreamPerMinute = defaultUpstreamPerMinute
         }
     }
 
@@ -32,6 +43,8 @@ public final class ServerContext: Sendable {
     public let renderMetrics: (@Sendable () -> [UInt8])?
     /// Where access log lines go.
     public let accessLogger: Logger
+    /// Forwards the uncached routes; `nil` when `PASSTHROUGH=off` (they are then 404).
+    public let passthrough: PassthroughService?
 
     private let ready = Atomic<Bool>(false)
     private let settings: Mutex<Settings>
@@ -44,8 +57,10 @@ public final class ServerContext: Sendable {
         settings: Settings,
         accessLogger: Logger,
         metrics: GatewayMetrics? = nil,
-        renderMetrics: (@Sendable () -> [UInt8])? = nil
+        renderMetrics: (@Sendable () -> [UInt8])? = nil,
+        passthrough: PassthroughService? = nil
     ) {
+        self.passthrough = passthrough
         self.service = service
         self.cache = cache
         self.governor = governor

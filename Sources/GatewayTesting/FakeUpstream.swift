@@ -57,6 +57,8 @@ public final class FakeUpstream: Sendable {
         public var connection: Int
         /// How many requests were being answered when this one arrived, itself included.
         public var concurrent: Int = 0
+        /// The request body, as text.
+        public var body: String = ""
     }
 
     private struct Record {
@@ -212,6 +214,7 @@ private final class FakeUpstreamHandler: ChannelInboundHandler {
     private let upstream: FakeUpstream
     private let connection: Int
     private var head: HTTPRequestHead?
+    private var body = ""
 
     init(upstream: FakeUpstream, connection: Int) {
         self.upstream = upstream
@@ -222,8 +225,9 @@ private final class FakeUpstreamHandler: ChannelInboundHandler {
         switch unwrapInboundIn(data) {
         case .head(let head):
             self.head = head
-        case .body:
-            break
+            self.body = ""
+        case .body(let chunk):
+            body += String(buffer: chunk)
         case .end:
             guard let head else { return }
             self.head = nil
@@ -232,7 +236,8 @@ private final class FakeUpstreamHandler: ChannelInboundHandler {
                     method: head.method,
                     uri: head.uri,
                     headers: head.headers,
-                    connection: connection
+                    connection: connection,
+                    body: body
                 )
             )
             reply.isControl = head.uri.hasPrefix("/__")

@@ -8,9 +8,11 @@ enum ConfigurationLoader {
     /// The file read when `--config` is not given, if it exists.
     static let defaultFile = "proxy.conf"
 
-    /// A loaded configuration, and what in the file looked wrong without stopping start-up.
+    /// A loaded configuration, the teams of its `CLIENTS_FILE`, and what in the file looked wrong without
+    /// stopping start-up.
     struct Loaded {
         var configuration: GatewayConfiguration
+        var teams: TeamRegistry?
         var warnings: [String]
     }
 
@@ -36,9 +38,33 @@ enum ConfigurationLoader {
             fileProvider,
         ])
         let configuration = try GatewayConfiguration { name in
-            reader.string(forKey: ConfigKey(name), isSecret: name == "ELEVENLABS_API_KEY")
+            reader.string(forKey: ConfigKey(name), isSecret: name == "ELEVENLABS_API_KEY" || name == "ADMIN_TOKEN")
         }
-        return Loaded(configuration: configuration, warnings: warnings)
+        var teams: TeamRegistry?
+        if let clientsFile = configuration.clientsFile {
+            let text: String
+            do {
+                text = try readText(path: clientsFile)
+            } catch {
+                throw LoadError(message: "CLIENTS_FILE: cannot read \(clientsFile): \(error)")
+            }
+            teams = try TeamRegistry(parsing: text, source: clientsFile)
+        }
+        return Loaded(configuration: configuration, teams: teams, warnings: warnings)
+    }
+
+    /// The whole file at `path`, as UTF-8.
+    static func readText(path: String) throws -> String {
+        let descriptor = try FileDescriptor.open(FilePath(path), .readOnly)
+        defer { try? descriptor.close() }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = try chunk.withUnsafeMutableBytes { try descriptor.read(into: $0) }
+            if count == 0 { break }
+            bytes += chunk[..<count]
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// What swift-configuration's reader would pass over in silence: Windows line endings (the whole file
@@ -46,16 +72,7 @@ enum ConfigurationLoader {
     static func check(path: String, mustExist: Bool) throws -> [String] {
         let text: String
         do {
-            let descriptor = try FileDescriptor.open(FilePath(path), .readOnly)
-            defer { try? descriptor.close() }
-            var bytes: [UInt8] = []
-            var chunk = [UInt8](repeating: 0, count: 65536)
-            while true {
-                let count = try chunk.withUnsafeMutableBytes { try descriptor.read(into: $0) }
-                if count == 0 { break }
-                bytes += chunk[..<count]
-            }
-            text = String(decoding: bytes, as: UTF8.self)
+            text = try readText(path: path)
         } catch Errno.noSuchFileOrDirectory where !mustExist {
             return []
         } catch {

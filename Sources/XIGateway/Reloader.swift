@@ -54,7 +54,14 @@ final class Reloader: Sendable {
         cache.staleSeconds = new.cacheStaleSeconds
         governor.update(XIGateway.governorConfiguration(new))
         levelControl.current = Logger.Level(rawValue: new.logLevel) ?? .info
-        context.update(.init(accessLog: new.accessLog, adminToken: new.adminToken))
+        context.update(
+            .init(
+                accessLog: new.accessLog,
+                adminToken: new.adminToken,
+                teams: loaded.teams,
+                defaultUpstreamPerMinute: new.clientUpstreamPerMinute
+            )
+        )
 
         let needsRestart = Self.restartKeys(old: old, new: new)
         logger.info(
@@ -64,6 +71,7 @@ final class Reloader: Sendable {
                 "cache_stale_seconds": "\(new.cacheStaleSeconds)",
                 "upstream_max_concurrency": "\(new.upstreamMaxConcurrency)",
                 "log_level": "\(new.logLevel)",
+                "teams": "\(loaded.teams.map { String($0.teams.count) } ?? "open")",
             ]
         )
         if !needsRestart.isEmpty {
@@ -89,6 +97,7 @@ final class Reloader: Sendable {
         if old.idleTimeoutSeconds != new.idleTimeoutSeconds { keys.append("IDLE_TIMEOUT_SECONDS") }
         if old.shutdownGraceSeconds != new.shutdownGraceSeconds { keys.append("SHUTDOWN_GRACE_SECONDS") }
         if old.logFormat != new.logFormat { keys.append("LOG_FORMAT") }
+        if old.passthrough != new.passthrough { keys.append("PASSTHROUGH") }
         return keys
     }
 }

@@ -37,6 +37,19 @@ enum XIGateway {
             print(CommandLineOptions.usage)
         case .version:
             print("xi-gateway \(GatewayVersion.current)")
+        case .newToken(let team):
+            // 32 random bytes from the system's generator, as hexadecimal.
+            var generator = SystemRandomNumberGenerator()
+            let token = "xgt_" + (0..<4).map { _ in hex(generator.next()) }.joined()
+            print("token (shown once; give it to the team): \(token)")
+            print("line for CLIENTS_FILE:")
+            print(TeamRegistry.line(team: team, token: token))
+        case .hashToken(let team):
+            guard let token = readLine(strippingNewline: true)?.trimmingASCIIWhitespace, !token.isEmpty else {
+                printError("xi-gateway: hash-token reads the token on standard input")
+                exit(64)
+            }
+            print(TeamRegistry.line(team: team, token: token))
         case .run(let configFile):
             await run(configFile: configFile)
         }
@@ -81,6 +94,7 @@ enum XIGateway {
             staleSeconds: configuration.cacheStaleSeconds
         )
         let governor = UpstreamGovernor(configuration: governorConfiguration(configuration))
+        let budgets = TeamBudgets()
         let service = ListService(
             cache: cache,
             upstream: upstream,
@@ -88,20 +102,37 @@ enum XIGateway {
             apiKey: configuration.apiKey,
             waitLimit: .milliseconds(Int64(configuration.upstreamTimeoutMilliseconds)),
             logger: logger,
-            metrics: metrics
+            metrics: metrics,
+            budgets: budgets
         )
+        let passthrough =
+            configuration.passthrough
+            ? PassthroughService(
+                upstream: upstream,
+                governor: governor,
+                cache: cache,
+                budgets: budgets,
+                apiKey: configuration.apiKey,
+                logger: logger
+            ) : nil
         let context = ServerContext(
             service: service,
             cache: cache,
             governor: governor,
-            settings: .init(accessLog: configuration.accessLog, adminToken: configuration.adminToken),
+            settings: .init(
+                accessLog: configuration.accessLog,
+                adminToken: configuration.adminToken,
+                teams: loaded.teams,
+                defaultUpstreamPerMinute: configuration.clientUpstreamPerMinute
+            ),
             accessLogger: Logger(label: "access"),
             metrics: metrics,
             renderMetrics: {
                 var bytes: [UInt8] = []
                 registry.emit(into: &bytes)
                 return bytes
-            }
+            },
+            passthrough: passthrough
         )
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
 
@@ -136,6 +167,9 @@ enum XIGateway {
                 "cache_max_bytes": "\(configuration.cacheMaxBytes)",
                 "upstream_max_concurrency": "\(configuration.upstreamMaxConcurrency)",
                 "admin_api": "\(configuration.adminToken == nil ? "off" : "on")",
+                "clients":
+                    "\(loaded.teams.map { "\($0.teams.count) teams" } ?? "open: no CLIENTS_FILE, anyone who reaches the port may use the key")",
+                "passthrough": "\(configuration.passthrough ? "on" : "off")",
                 "libcurl": "\(CurlUpstreamClient.libcurlVersion)",
             ]
         )
@@ -172,6 +206,11 @@ enum XIGateway {
         }
         try? await group.shutdownGracefully()
         logger.info("stopped")
+    }
+
+    private static func hex(_ value: UInt64) -> String {
+        let text = String(value, radix: 16)
+        return String(repeating: "0", count: 16 - text.count) + text
     }
 
     static func governorConfiguration(_ configuration: GatewayConfiguration) -> UpstreamGovernor.Configuration {
@@ -238,5 +277,14 @@ struct ReloadService: Service {
         for await _ in hangups.cancelOnGracefulShutdown() {
             await reloader.reload()
         }
+    }
+}
+
+extension String {
+    fileprivate var trimmingASCIIWhitespace: String {
+        var text = Substring(self)
+        while let first = text.first, first == " " || first == "\t" || first == "\r" { text.removeFirst() }
+        while let last = text.last, last == " " || last == "\t" || last == "\r" { text.removeLast() }
+        return String(text)
     }
 }

@@ -45,12 +45,12 @@ struct ConfigurationTests {
                 "UPSTREAM_CONNECT_TIMEOUT_MS", "CACHE_TTL_SECONDS", "CACHE_STALE_SECONDS", "CACHE_MAX_BYTES",
                 "UPSTREAM_MAX_CONCURRENCY", "UPSTREAM_MAX_QUEUE", "UPSTREAM_QUEUE_TIMEOUT_MS",
                 "UPSTREAM_BACKOFF_MAX_SECONDS", "IDLE_TIMEOUT_SECONDS", "SHUTDOWN_GRACE_SECONDS", "LOG_LEVEL",
-                "LOG_FORMAT", "ACCESS_LOG", "ADMIN_TOKEN",
+                "LOG_FORMAT", "ACCESS_LOG", "ADMIN_TOKEN", "CLIENTS_FILE", "CLIENT_UPSTREAM_PER_MINUTE", "PASSTHROUGH",
             ]
         )
         #expect(
             GatewayConfiguration.keys.filter { $0.defaultValue == nil }.map(\.name) == [
-                "ELEVENLABS_API_KEY", "ADMIN_TOKEN",
+                "ELEVENLABS_API_KEY", "ADMIN_TOKEN", "CLIENTS_FILE",
             ]
         )
         #expect(GatewayConfiguration.keys.allSatisfy { !$0.summary.isEmpty })

@@ -67,6 +67,32 @@ struct CurlUpstreamClientTests {
         try await upstream.shutdown()
     }
 
+    @Test func sendsAPostWithItsBodyAndContentType() async throws {
+        let upstream = try await FakeUpstream.start { _ in .init(status: 201, body: #"{"id":"inv_1"}"#) }
+        let client = try makeClient(upstream)
+        defer { client.shutdown() }
+        let body = String(repeating: "a", count: 5000)
+
+        let response = try await client.execute(
+            UpstreamRequest(
+                method: .POST,
+                target: "/v1/convai/agents/ag/run-tests",
+                headers: HTTPHeaders([("Content-Type", "application/json"), ("xi-api-key", "k")]),
+                body: ByteBuffer(string: #"{"pad":"\#(body)"}"#)
+            ),
+            on: eventLoop
+        ).get()
+
+        #expect(response.status == 201)
+        let received = try #require(upstream.requests.first)
+        #expect(received.method == .POST)
+        #expect(received.uri == "/v1/convai/agents/ag/run-tests")
+        #expect(received.body == #"{"pad":"\#(body)"}"#)
+        #expect(received.headers["content-type"] == ["application/json"])
+        #expect(received.headers["expect"].isEmpty)
+        try await upstream.shutdown()
+    }
+
     @Test func reusesOneConnectionForSequentialRequests() async throws {
         let upstream = try await FakeUpstream.start()
         let client = try makeClient(upstream)

@@ -17,6 +17,9 @@ struct ConnectionFixture {
     init(
         fixture: ServiceFixture = ServiceFixture(),
         adminToken: String? = nil,
+        teams: TeamRegistry? = nil,
+        defaultUpstreamPerMinute: Int? = nil,
+        passthrough: Bool = true,
         accessLogger: Logger = Logger(label: "test"),
         metrics: GatewayMetrics? = nil,
         renderMetrics: (@Sendable () -> [UInt8])? = nil
@@ -26,10 +29,24 @@ struct ConnectionFixture {
             service: fixture.service,
             cache: fixture.cache,
             governor: fixture.governor,
-            settings: .init(accessLog: true, adminToken: adminToken.map(Secret.init)),
+            settings: .init(
+                accessLog: true,
+                adminToken: adminToken.map(Secret.init),
+                teams: teams,
+                defaultUpstreamPerMinute: defaultUpstreamPerMinute
+            ),
             accessLogger: accessLogger,
             metrics: metrics,
-            renderMetrics: renderMetrics
+            renderMetrics: renderMetrics,
+            passthrough: passthrough
+                ? PassthroughService(
+                    upstream: fixture.upstream,
+                    governor: fixture.governor,
+                    cache: fixture.cache,
+                    budgets: fixture.budgets,
+                    apiKey: Secret("secret-upstream-key"),
+                    logger: Logger(label: "test")
+                ) : nil
         )
         try GatewayServer.configurePipeline(
             channel.pipeline.syncOperations,

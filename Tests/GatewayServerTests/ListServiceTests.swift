@@ -15,6 +15,7 @@ struct ServiceFixture {
     let cache: ResponseCache
     let governor: UpstreamGovernor
     let upstream: ScriptedUpstreamClient
+    let budgets: TeamBudgets
     let service: ListService
     let loop = EmbeddedEventLoop()
 
@@ -36,6 +37,7 @@ struct ServiceFixture {
                 clock: clock
             )
         self.upstream = ScriptedUpstreamClient(script: script)
+        self.budgets = TeamBudgets(clock: clock)
         self.governor = UpstreamGovernor(
             configuration: .init(maxConcurrency: 4, maxQueue: 16, queueTimeout: .seconds(5), backoffMaxSeconds: 30),
             clock: clock
@@ -47,7 +49,8 @@ struct ServiceFixture {
             apiKey: Secret(apiKey),
             waitLimit: .seconds(10),
             logger: Logger(label: "test"),
-            metrics: metrics
+            metrics: metrics,
+            budgets: budgets
         )
     }
 

@@ -1,0 +1,135 @@
+import FoundationEssentials
+import GatewayCore
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// Forwards the routes that are not cached: starting test runs, resubmitting an invocation, reading one.
+/// The team's token is swapped for the upstream key; the request waits its turn at the governor and is
+/// spent from the team's budget. A write that succeeds drops the cached list pages it makes wrong.
+public final class PassthroughService: Sendable {
+    private let upstream: any UpstreamClient
+    private let governor: UpstreamGovernor
+    private let cache: ResponseCache
+    private let budgets: TeamBudgets
+    private let apiKey: Secret
+    private let logger: Logger
+
+    /// Creates the service.
+    public init(
+        upstream: any UpstreamClient,
+        governor: UpstreamGovernor,
+        cache: ResponseCache,
+        budgets: TeamBudgets,
+        apiKey: Secret,
+        logger: Logger
+    ) {
+        self.upstream = upstream
+        self.governor = governor
+        self.cache = cache
+        self.budgets = budgets
+        self.apiKey = apiKey
+        self.logger = logger
+    }
+
+    /// Forwards one request; never fails (every problem is an answer).
+    func forward(
+        _ route: PassthroughRoute,
+        body: ByteBuffer?,
+        contentType: String?,
+        requestID: String,
+        spender: ListService.Spender?,
+        on eventLoop: any EventLoop
+    ) -> EventLoopFuture<GatewayResponse> {
+        if let spender, case .denied(let retryAfter) = budgets.spend(team: spender.team, perMinute: spender.perMinute) {
+            var response = Self.error(.teamBudgetSpent(retryAfterSeconds: retryAfter))
+            response.trace.budgetRefused = true
+            return eventLoop.makeSucceededFuture(response)
+        }
+        var headers = HTTPHeaders([
+            ("xi-api-key", apiKey.revealed),
+            ("Accept", "application/json"),
+            ("User-Agent", ListService.userAgent),
+            ("X-Request-Id", requestID),
+        ])
+        if route.method == .POST { headers.add(name: "Content-Type", value: contentType ?? "application/json") }
+        let request = UpstreamRequest(
+            method: route.method,
+            target: route.upstreamPath,
+            headers: headers,
+            body: route.method == .POST ? (body ?? ByteBuffer()) : nil
+        )
+        let governor = self.governor
+        let started = NIODeadline.now()
+        return governor.acquire(on: eventLoop).flatMap {
+            self.upstream.execute(request, on: eventLoop).always { result in
+                switch result {
+                case .success(let response) where response.status == 429:
+                    governor.release(.rateLimited(retryAfterSeconds: nil, maximumConcurrent: nil))
+                case .success(let response) where response.status < 400:
+                    governor.release(.success)
+                default:
+                    governor.release(.other)
+                }
+            }
+        }.map { response in
+            if (200..<300).contains(response.status) { self.invalidate(after: route, body: body) }
+            var answer = GatewayResponse(
+                status: HTTPResponseStatus(statusCode: response.status),
+                headers: HTTPHeaders([
+                    ("Content-Type", response.headers.first(name: "content-type") ?? "application/json")
+                ]),
+                body: response.body
+            )
+            for name in ["retry-after", "current-concurrent-requests", "maximum-concurrent-requests"] {
+                for value in response.headers[name] { answer.headers.add(name: name, value: value) }
+            }
+            answer.trace.upstreamStatus = response.status
+            answer.trace.upstreamNanoseconds = UInt64(max(0, (NIODeadline.now() - started).nanoseconds))
+            answer.trace.causedUpstreamRequest = true
+            return answer
+        }.recover { error in
+            if let rejection = error as? UpstreamGovernor.Rejection { return Self.error(GatewayError(rejection)) }
+            let upstreamError = error as? UpstreamError ?? .invalidResponse("\(error)")
+            self.logger.warning("forwarded request failed", metadata: ["error": "\(upstreamError)"])
+            var answer = Self.error(GatewayError(upstreamError))
+            answer.trace.causedUpstreamRequest = true
+            return answer
+        }
+    }
+
+    /// Drops the list pages a successful write makes wrong: those of its agent and those without an agent
+    /// filter. When the agent cannot be told, every page goes: a stale list is worse than a miss.
+    private func invalidate(after route: PassthroughRoute, body: ByteBuffer?) {
+        let agent: String?
+        switch route {
+        case .invocation:
+            return
+        case .runTests(let segment):
+            agent = String(segment)
+        case .resubmit:
+            agent = body.flatMap {
+                try? JSONDecoder().decode(ResubmitBody.self, from: Data($0.readableBytesView)).agent_id
+            }
+        }
+        let dropped: Int
+        if let agent {
+            dropped = cache.removeAll { $0.concerns(agent: agent) }
+        } else {
+            dropped = cache.removeAll { _ in true }
+        }
+        logger.debug("a write changed the lists; pages dropped", metadata: ["dropped": "\(dropped)"])
+    }
+
+    private struct ResubmitBody: Decodable {
+        // The upstream's field name.
+        // swift-format-ignore: AlwaysUseLowerCamelCase
+        var agent_id: String?
+    }
+
+    private static func error(_ error: GatewayError) -> GatewayResponse {
+        var response = error.response()
+        response.headers.add(name: "Cache-Status", value: "\(ListService.cacheName); detail=\(error)")
+        return response
+    }
+}
