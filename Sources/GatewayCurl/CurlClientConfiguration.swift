@@ -29,7 +29,8 @@ public struct CurlClientConfiguration: Sendable {
         self.init(
             baseURL: configuration.upstreamURL,
             timeoutMilliseconds: configuration.upstreamTimeoutMilliseconds,
-            connectTimeoutMilliseconds: configuration.upstreamConnectTimeoutMilliseconds
+            connectTimeoutMilliseconds: configuration.upstreamConnectTimeoutMilliseconds,
+            maxResponseBytes: configuration.upstreamMaxBodyBytes
         )
     }
 }

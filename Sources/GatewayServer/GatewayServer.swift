@@ -19,6 +19,8 @@ public final class GatewayServer: Sendable {
         public var maxHeadBytes: Int
         /// Request bodies are not used; a larger one is answered 413.
         public var maxBodyBytes: Int
+        /// Client connections open at once; one more is closed as soon as it is accepted.
+        public var maxConnections: Int
 
         /// Creates listener settings.
         public init(
@@ -26,8 +28,10 @@ public final class GatewayServer: Sendable {
             port: Int,
             idleTimeout: TimeAmount = .seconds(60),
             maxHeadBytes: Int = 16 * 1024,
-            maxBodyBytes: Int = 64 * 1024
+            maxBodyBytes: Int = 64 * 1024,
+            maxConnections: Int = 4096
         ) {
+            self.maxConnections = maxConnections
             self.host = host
             self.port = port
             self.idleTimeout = idleTimeout
@@ -74,7 +78,11 @@ public final class GatewayServer: Sendable {
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
-                connections.add(channel)
+                // Over the limit: close at once, before reading anything, so the process keeps its
+                // descriptors and memory for the connections it has.
+                guard connections.add(channel, limit: configuration.maxConnections) else {
+                    return channel.close()
+                }
                 return channel.eventLoop.makeCompletedFuture {
                     try configurePipeline(
                         channel.pipeline.syncOperations,
@@ -146,10 +154,16 @@ public final class GatewayServer: Sendable {
 final class ConnectionTracker: Sendable {
     private let open = Mutex<[ObjectIdentifier: any Channel]>([:])
 
-    func add(_ channel: any Channel) {
+    /// Tracks `channel` unless `limit` connections are open already (then `false`).
+    func add(_ channel: any Channel, limit: Int = .max) -> Bool {
         let id = ObjectIdentifier(channel)
-        open.withLock { $0[id] = channel }
-        channel.closeFuture.whenComplete { _ in self.open.withLock { _ = $0.removeValue(forKey: id) } }
+        let added = open.withLock { open in
+            guard open.count < limit else { return false }
+            open[id] = channel
+            return true
+        }
+        if added { channel.closeFuture.whenComplete { _ in self.open.withLock { _ = $0.removeValue(forKey: id) } } }
+        return added
     }
 
     var all: [any Channel] { open.withLock { Array($0.values) } }

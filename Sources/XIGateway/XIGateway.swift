@@ -142,7 +142,8 @@ enum XIGateway {
                 configuration: GatewayServer.Configuration(
                     host: configuration.listenHost,
                     port: configuration.listenPort,
-                    idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds))
+                    idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds)),
+                    maxConnections: configuration.maxConnections
                 ),
                 context: context,
                 group: group

@@ -21,6 +21,8 @@ struct GatewayHarness {
     static func start(
         timeoutMilliseconds: Int = 5000,
         idleTimeout: TimeAmount = .seconds(60),
+        maxConnections: Int = 4096,
+        maxResponseBytes: Int = 8 * 1024 * 1024,
         ttlSeconds: Int = 30,
         staleSeconds: Int = 300,
         clock: any CacheClock = SystemCacheClock(),
@@ -37,7 +39,8 @@ struct GatewayHarness {
             configuration: CurlClientConfiguration(
                 baseURL: UpstreamURL(upstream.baseURL),
                 timeoutMilliseconds: timeoutMilliseconds,
-                connectTimeoutMilliseconds: 2000
+                connectTimeoutMilliseconds: 2000,
+                maxResponseBytes: maxResponseBytes
             ),
             logger: Logger(label: "integration")
         )
@@ -59,7 +62,12 @@ struct GatewayHarness {
             accessLogger: Logger(label: "integration")
         )
         let server = try await GatewayServer.start(
-            configuration: GatewayServer.Configuration(host: "127.0.0.1", port: 0, idleTimeout: idleTimeout),
+            configuration: GatewayServer.Configuration(
+                host: "127.0.0.1",
+                port: 0,
+                idleTimeout: idleTimeout,
+                maxConnections: maxConnections
+            ),
             context: context,
             group: MultiThreadedEventLoopGroup.singleton
         )

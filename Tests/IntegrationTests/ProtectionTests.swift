@@ -85,3 +85,34 @@ struct ProtectionTests {
         try await gateway.stop()
     }
 }
+
+@Suite("Limits over real sockets")
+struct LimitsTests {
+    @Test func connectionsOverTheLimitAreClosedAtOnceWhileTheOthersAreServed() async throws {
+        let gateway = try await GatewayHarness.start(maxConnections: 3)
+        let held = try (0..<3).map { _ in try TestHTTPConnection(port: gateway.port) }
+        for _ in 0..<200 where gateway.server.connectionCount < 3 { try await Task.sleep(for: .milliseconds(5)) }
+
+        let extra = try TestHTTPConnection(port: gateway.port)
+        #expect(extra.waitForClose())
+        for connection in held {
+            try connection.send("GET /healthz HTTP/1.1\r\n\r\n")
+            #expect(try connection.readResponse().status == 200)
+        }
+        try await gateway.stop()
+    }
+
+    @Test func anUpstreamAnswerOverTheLimitIsA502AndNotStored() async throws {
+        let gateway = try await GatewayHarness.start(maxResponseBytes: 2048)
+
+        let first = try gateway.get("/v1/convai/test-invocations?page_size=30")
+        let second = try gateway.get("/v1/convai/test-invocations?page_size=30")
+
+        #expect(first.status == 502)
+        #expect(first.text.contains("bad_upstream_response"))
+        #expect(second.status == 502)
+        #expect(gateway.upstream.requests.count == 2)
+        #expect(gateway.cache.statistics.entries == 0)
+        try await gateway.stop()
+    }
+}
