@@ -4,7 +4,7 @@
 SWIFT ?= swift
 CONFIG ?= proxy.conf
 
-.PHONY: deps bench-deps build run test bench lint format clean
+.PHONY: deps bench-deps build run test bench soak lint format clean
 
 deps:
 	@./scripts/install-deps.sh
@@ -29,11 +29,18 @@ bench: bench-deps
 	$(SWIFT) build -c release --product xi-fake-upstream
 	python3 bench/bench.py $(BENCH_ARGS)
 
+# A bounded soak under upstream faults (loopback only; SOAK_SECONDS, default 300). Exit 1 on a wrong page,
+# a leaked secret or a crash.
+soak: deps
+	$(SWIFT) build -c release --product xi-gateway
+	$(SWIFT) build -c release --product xi-fake-upstream
+	python3 bench/soak.py --seconds $(or $(SOAK_SECONDS),300)
+
 lint:
-	$(SWIFT) format lint --strict --recursive Package.swift Sources Tests
+	$(SWIFT) format lint --strict --recursive Package.swift Sources Tests Benchmarks/Package.swift Benchmarks/Benchmarks
 
 format:
-	$(SWIFT) format --in-place --recursive Package.swift Sources Tests
+	$(SWIFT) format --in-place --recursive Package.swift Sources Tests Benchmarks/Package.swift Benchmarks/Benchmarks
 
 clean:
 	rm -rf .build

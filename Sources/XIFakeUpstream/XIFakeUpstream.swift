@@ -17,11 +17,14 @@ import Darwin
 @main
 enum XIFakeUpstream {
     static let usage = """
-        Usage: xi-fake-upstream [--port N] [--latency-ms MS] [--max-concurrent K] [--threads N]
+        Usage: xi-fake-upstream [--port N] [--latency-ms MS] [--max-concurrent K] [--threads N] [--faults P]
           --port            port on 127.0.0.1 (default 0: a free one, printed)
           --latency-ms      delay of every answer (default 50, like a remote API)
           --max-concurrent  answer 429 when more than K requests overlap (default: no limit)
           --threads         event loop threads (default 1)
+          --faults          percent of answers that go wrong, evenly spread over: slow (3 s), reset
+                            mid-body, dropped without an answer, 500, 429 with Retry-After: 1, 429 without,
+                            a 200 that is not JSON (default 0)
         """
 
     static func main() async throws {
@@ -29,6 +32,7 @@ enum XIFakeUpstream {
         var latency = 50
         var maxConcurrent = Int.max
         var threads = 1
+        var faults = 0
         var arguments = CommandLine.arguments.dropFirst()
         while let flag = arguments.popFirst() {
             guard flag != "--help" else {
@@ -44,6 +48,7 @@ enum XIFakeUpstream {
             case "--latency-ms": latency = value
             case "--max-concurrent": maxConcurrent = value
             case "--threads": threads = max(1, value)
+            case "--faults": faults = min(100, value)
             default:
                 print("xi-fake-upstream: unknown argument \(flag)\n\n\(usage)")
                 exit(64)
@@ -52,6 +57,7 @@ enum XIFakeUpstream {
 
         let delay = TimeAmount.milliseconds(Int64(latency))
         let limit = maxConcurrent
+        let faultPercent = faults
         let box = UpstreamBox()
         let upstream = try await FakeUpstream.start(port: port, threads: threads, recordRequests: false) { request in
             if request.uri.hasPrefix("/__stats") {
@@ -74,6 +80,9 @@ enum XIFakeUpstream {
                     delay: .milliseconds(5)
                 )
             }
+            if faultPercent > 0, Int.random(in: 0..<100) < faultPercent {
+                return fault(for: request.uri, delay: delay)
+            }
             return .page(for: request.uri, delay: delay)
         }
         box.upstream = upstream
@@ -94,6 +103,33 @@ enum XIFakeUpstream {
         }
         for source in signals { source.cancel() }
         try await upstream.shutdown()
+    }
+}
+
+/// One of the faults a real upstream shows, chosen at random.
+private func fault(for uri: String, delay: TimeAmount) -> FakeUpstream.Reply {
+    let json = [("Content-Type", "application/json")]
+    switch Int.random(in: 0..<7) {
+    case 0: return .page(for: uri, delay: .seconds(3))
+    case 1: return .init(body: FakeUpstream.page(for: uri), delay: delay, delivery: .dropMidBody)
+    case 2: return .init(body: "", delay: delay, delivery: .dropConnection)
+    case 3: return .init(status: 500, headers: json, body: #"{"detail":"Internal Server Error"}"#, delay: delay)
+    case 4:
+        return .init(
+            status: 429,
+            headers: json + [("Retry-After", "1")],
+            body: #"{"detail":{"status":"rate_limit_exceeded","message":"slow down"}}"#,
+            delay: delay
+        )
+    case 5:
+        return .init(
+            status: 429,
+            headers: json,
+            body: #"{"detail":{"status":"system_busy","message":"busy"}}"#,
+            delay: delay
+        )
+    default:
+        return .init(body: "<html>maintenance</html>", delay: delay)
     }
 }
 
