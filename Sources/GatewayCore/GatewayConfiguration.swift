@@ -26,6 +26,7 @@ public struct GatewayConfiguration: Sendable {
         Key(name: "UPSTREAM_QUEUE_TIMEOUT_MS", defaultValue: "5000", summary: "longest wait for an upstream slot"),
         Key(name: "UPSTREAM_BACKOFF_MAX_SECONDS", defaultValue: "30", summary: "longest back-off after 429s"),
         Key(name: "IDLE_TIMEOUT_SECONDS", defaultValue: "60", summary: "close client connections idle this long"),
+        Key(name: "REQUEST_HEAD_TIMEOUT_SECONDS", defaultValue: "10", summary: "time a request head may take"),
         Key(name: "MAX_CONNECTIONS", defaultValue: "4096", summary: "client connections open at once; more are closed"),
         Key(name: "UPSTREAM_MAX_BODY_BYTES", defaultValue: "8388608", summary: "largest upstream answer; more is 502"),
         Key(name: "SHUTDOWN_GRACE_SECONDS", defaultValue: "10", summary: "time requests in flight get to finish"),
@@ -52,6 +53,7 @@ public struct GatewayConfiguration: Sendable {
     public var upstreamQueueTimeoutMilliseconds: Int
     public var upstreamBackoffMaxSeconds: Int
     public var idleTimeoutSeconds: Int
+    public var requestHeadTimeoutSeconds: Int
     public var maxConnections: Int
     public var upstreamMaxBodyBytes: Int
     public var shutdownGraceSeconds: Int
@@ -151,6 +153,11 @@ public struct GatewayConfiguration: Sendable {
             "an integer of seconds from 1 to 86400"
         )
         self.idleTimeoutSeconds = try integer("IDLE_TIMEOUT_SECONDS", in: 1...86_400, "a positive integer of seconds")
+        self.requestHeadTimeoutSeconds = try integer(
+            "REQUEST_HEAD_TIMEOUT_SECONDS",
+            in: 1...3_600,
+            "an integer of seconds from 1 to 3600"
+        )
         self.maxConnections = try integer("MAX_CONNECTIONS", in: 1...1_000_000, "an integer from 1 to 1000000")
         self.upstreamMaxBodyBytes = try integer(
             "UPSTREAM_MAX_BODY_BYTES",

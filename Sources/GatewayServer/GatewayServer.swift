@@ -21,6 +21,8 @@ public final class GatewayServer: Sendable {
         public var maxBodyBytes: Int
         /// Client connections open at once; one more is closed as soon as it is accepted.
         public var maxConnections: Int
+        /// How long a request head may take to arrive, from its first byte.
+        public var requestHeadTimeout: TimeAmount
 
         /// Creates listener settings.
         public init(
@@ -29,9 +31,11 @@ public final class GatewayServer: Sendable {
             idleTimeout: TimeAmount = .seconds(60),
             maxHeadBytes: Int = 16 * 1024,
             maxBodyBytes: Int = 64 * 1024,
-            maxConnections: Int = 4096
+            maxConnections: Int = 4096,
+            requestHeadTimeout: TimeAmount = .seconds(10)
         ) {
             self.maxConnections = maxConnections
+            self.requestHeadTimeout = requestHeadTimeout
             self.host = host
             self.port = port
             self.idleTimeout = idleTimeout
@@ -112,6 +116,8 @@ public final class GatewayServer: Sendable {
         limits.maxHeaderFieldSize = configuration.maxHeadBytes
         limits.maxHeaderListSize = configuration.maxHeadBytes
         limits.maxHeaderFieldCount = 256
+        let headTimer = RequestHeadTimer(timeout: configuration.requestHeadTimeout)
+        try pipeline.addHandler(RequestHeadTimer.Observer(headTimer))
         try pipeline.configureHTTPServerPipeline(
             withPipeliningAssistance: true,
             withErrorHandling: false,
@@ -122,7 +128,8 @@ public final class GatewayServer: Sendable {
             HTTPHandler(
                 context: context,
                 maxBodyBytes: configuration.maxBodyBytes,
-                idleTimeout: configuration.idleTimeout
+                idleTimeout: configuration.idleTimeout,
+                headTimer: headTimer
             )
         )
     }

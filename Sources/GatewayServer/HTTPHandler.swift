@@ -62,7 +62,10 @@ final class HTTPHandler: ChannelDuplexHandler {
     private let idPrefix = String(UInt32.random(in: .min ... .max), radix: 16)
     private var requestCount = 0
 
-    init(context: ServerContext, maxBodyBytes: Int, idleTimeout: TimeAmount) {
+    private let headTimer: RequestHeadTimer
+
+    init(context: ServerContext, maxBodyBytes: Int, idleTimeout: TimeAmount, headTimer: RequestHeadTimer) {
+        self.headTimer = headTimer
         self.context = context
         self.maxBodyBytes = maxBodyBytes
         self.idleTimeout = idleTimeout
@@ -145,6 +148,7 @@ final class HTTPHandler: ChannelDuplexHandler {
         switch unwrapInboundIn(data) {
         case .head(let head):
             guard case .idle = state else { return }
+            headTimer.headCompleted()
             let route = Route(method: head.method, uri: head.uri)
             var body: ByteBuffer?
             if case .passthrough(let passthrough, _) = route, passthrough.method == .POST { body = ByteBuffer() }
@@ -426,6 +430,7 @@ final class HTTPHandler: ChannelDuplexHandler {
         }
         if keepAlive {
             state = .idle
+            headTimer.awaitNextHead()
             armIdleTimer(context: context)
             isEndingAnswer = true
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)

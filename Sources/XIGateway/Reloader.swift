@@ -96,6 +96,9 @@ final class Reloader: Sendable {
         if old.cacheMaxBytes != new.cacheMaxBytes { keys.append("CACHE_MAX_BYTES") }
         if old.idleTimeoutSeconds != new.idleTimeoutSeconds { keys.append("IDLE_TIMEOUT_SECONDS") }
         if old.maxConnections != new.maxConnections { keys.append("MAX_CONNECTIONS") }
+        if old.requestHeadTimeoutSeconds != new.requestHeadTimeoutSeconds {
+            keys.append("REQUEST_HEAD_TIMEOUT_SECONDS")
+        }
         if old.upstreamMaxBodyBytes != new.upstreamMaxBodyBytes { keys.append("UPSTREAM_MAX_BODY_BYTES") }
         if old.shutdownGraceSeconds != new.shutdownGraceSeconds { keys.append("SHUTDOWN_GRACE_SECONDS") }
         if old.logFormat != new.logFormat { keys.append("LOG_FORMAT") }

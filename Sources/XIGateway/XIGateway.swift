@@ -143,7 +143,8 @@ enum XIGateway {
                     host: configuration.listenHost,
                     port: configuration.listenPort,
                     idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds)),
-                    maxConnections: configuration.maxConnections
+                    maxConnections: configuration.maxConnections,
+                    requestHeadTimeout: .seconds(Int64(configuration.requestHeadTimeoutSeconds))
                 ),
                 context: context,
                 group: group

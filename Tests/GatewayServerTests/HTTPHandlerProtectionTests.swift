@@ -99,4 +99,22 @@ struct HTTPHandlerProtectionTests {
 
         #expect(!connection.channel.isActive)
     }
+
+    @Test func aHeadSentAByteAtATimeIsCutOffAfterTheHeadTimeout() throws {
+        let connection = try PendingConnectionFixture()
+        for (second, byte) in "GET /healthz HTTP/1.1\r\nHost: x".enumerated() where second < 12 {
+            connection.send(String(byte))
+            connection.channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        }
+        #expect(!connection.channel.isActive)
+    }
+
+    @Test func aQuietKeepAliveConnectionIsNotCutOffByTheHeadTimeout() throws {
+        let connection = try PendingConnectionFixture()
+        connection.send("GET /healthz HTTP/1.1\r\n\r\n")
+        connection.channel.embeddedEventLoop.advanceTime(by: .seconds(30))
+        #expect(connection.channel.isActive)
+        connection.send("GET /healthz HTTP/1.1\r\n\r\n")
+        #expect(try connection.output().contains("HTTP/1.1 200 OK"))
+    }
 }
