@@ -4,7 +4,7 @@
 SWIFT ?= swift
 CONFIG ?= proxy.conf
 
-.PHONY: deps bench-deps build run test bench soak lint format clean
+.PHONY: deps bench-deps build run test sanitize bench soak lint format clean
 
 deps:
 	@./scripts/install-deps.sh
@@ -19,6 +19,12 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
 	$(MAKE) lint
+
+# The whole suite under ThreadSanitizer, then AddressSanitizer (each in its own build folder). Leak
+# reports are off: tests end with work deliberately left pending; the soak measures memory instead.
+sanitize: deps
+	$(SWIFT) test --sanitize=thread --scratch-path .build-tsan
+	ASAN_OPTIONS=detect_leaks=0 $(SWIFT) test --sanitize=address --scratch-path .build-asan
 
 # The benchmark against nginx, HAProxy and Varnish (loopback only; about 10 minutes; see bench/bench.py).
 bench-deps: deps
