@@ -87,9 +87,9 @@ public struct GatewayLogHandler: LogHandler {
         write(line + "}\n")
     }
 
-    /// Writes `line` to standard output in one call, so lines from several threads never interleave.
+    /// Writes `line` to standard output through ``BufferedOutput``: whole lines, in batches.
     public static let standardOutput: @Sendable (String) -> Void = { line in
-        writeAll(Array(line.utf8), to: STDOUT_FILENO)
+        BufferedOutput.standardOutput.write(line)
     }
 
     /// Now, in UTC, as RFC 3339 with milliseconds: `2026-11-29T09:10:38.123Z`.

@@ -3,6 +3,10 @@
 public enum JSONText {
     /// `string` as a JSON string literal, quotes included.
     public static func quoted(_ string: String) -> String {
+        // Most strings need no escape: one pass over the bytes, one copy.
+        if !string.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            return "\"" + string + "\""
+        }
         var output = "\""
         output.reserveCapacity(string.utf8.count + 2)
         for scalar in string.unicodeScalars {

@@ -86,6 +86,7 @@ enum XIGateway {
             upstream = try CurlUpstreamClient(configuration: CurlClientConfiguration(configuration), logger: logger)
         } catch {
             printError("xi-gateway: cannot start the upstream client: \(error)")
+            BufferedOutput.standardOutput.flush()
             exit(1)
         }
         let cache = ResponseCache(
@@ -155,6 +156,7 @@ enum XIGateway {
             )
             upstream.shutdown()
             try? await group.shutdownGracefully()
+            BufferedOutput.standardOutput.flush()
             exit(1)
         }
         context.setReady(true)
@@ -208,6 +210,7 @@ enum XIGateway {
         }
         try? await group.shutdownGracefully()
         logger.info("stopped")
+        BufferedOutput.standardOutput.flush()
     }
 
     private static func hex(_ value: UInt64) -> String {

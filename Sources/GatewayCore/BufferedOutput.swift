@@ -1,0 +1,68 @@
+import Dispatch
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Log lines gathered in memory and written in batches: at 64 KiB, every 100 ms, and on ``flush()``.
+///
+/// One `write` per log line would cost a system call per request when the access log is on, more than the
+/// rest of a cache hit. Lines are never split or interleaved; at most the last 100 ms are lost if the
+/// process is killed outright.
+public final class BufferedOutput: Sendable {
+    /// Standard output.
+    public static let standardOutput = BufferedOutput(descriptor: STDOUT_FILENO)
+
+    private static let flushThreshold = 64 * 1024
+
+    private let descriptor: Int32
+    private let pending = Mutex<[UInt8]>([])
+    /// Held while writing, so batches reach the descriptor in the order they were taken.
+    private let writing = Mutex<Void>(())
+    private let timer: Mutex<(any DispatchSourceTimer)?> = Mutex(nil)
+
+    /// Output to `descriptor`.
+    public init(descriptor: Int32) {
+        self.descriptor = descriptor
+    }
+
+    /// Adds `line` (which ends with its own newline).
+    public func write(_ line: String) {
+        let full = pending.withLock { pending in
+            pending.append(contentsOf: line.utf8)
+            return pending.count >= Self.flushThreshold
+        }
+        if full {
+            flush()
+        } else {
+            startTimerOnce()
+        }
+    }
+
+    /// Writes everything gathered so far.
+    public func flush() {
+        writing.withLock { _ in
+            let bytes = pending.withLock { pending in
+                defer { pending.removeAll(keepingCapacity: true) }
+                return pending
+            }
+            writeAll(bytes, to: descriptor)
+        }
+    }
+
+    private func startTimerOnce() {
+        timer.withLock { timer in
+            guard timer == nil else { return }
+            let source = DispatchSource.makeTimerSource(queue: .global(qos: .utility))
+            source.schedule(deadline: .now() + .milliseconds(100), repeating: .milliseconds(100))
+            source.setEventHandler { [weak self] in self?.flush() }
+            source.resume()
+            timer = source
+        }
+    }
+}
