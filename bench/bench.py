@@ -23,27 +23,12 @@ import tempfile
 import time
 import urllib.request
 
+from common import free_port, rss_kib, wait_for_port
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 LIST = "/v1/convai/test-invocations"
 API_KEY = "bench-upstream-key"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port, timeout=20.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on port {port} after {timeout} s")
 
 
 def http_get(port, path, timeout=10.0):
@@ -80,14 +65,6 @@ class Processes:
         for _, proc in reversed(self.procs):
             self.stop(proc)
         self.procs = []
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 # ---------------------------------------------------------------- servers

@@ -17,7 +17,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,35 +24,16 @@ import threading
 import time
 import urllib.parse
 
+from common import free_port, rss_kib, wait_for_port
+
 LIST = "/v1/convai/test-invocations"
 API_KEY = "sk_soak_upstream_key_5f0e1d"
 TOKENS = {"alpha": "xgt_soak_alpha_token_93b1", "beta": "xgt_soak_beta_token_27c4"}
 ADMIN = "soak-admin-token-0123456789"
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port, timeout=20.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port}")
-
-
 def rss_mib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+    return rss_kib(pid) / 1024
 
 
 def fd_count(pid):

@@ -65,9 +65,13 @@ public enum FormDecoder {
                 index = bytes.index(after: index)
             case UInt8(ascii: "%"):
                 let high = bytes.index(after: index)
-                guard high != bytes.endIndex, let highValue = hexValue(bytes[high]) else { throw .badEscape }
+                guard high != bytes.endIndex, let highValue = PercentEncoding.hexValue(bytes[high]) else {
+                    throw .badEscape
+                }
                 let low = bytes.index(after: high)
-                guard low != bytes.endIndex, let lowValue = hexValue(bytes[low]) else { throw .badEscape }
+                guard low != bytes.endIndex, let lowValue = PercentEncoding.hexValue(bytes[low]) else {
+                    throw .badEscape
+                }
                 decoded.append(highValue << 4 | lowValue)
                 index = bytes.index(after: low)
             default:
@@ -77,14 +81,5 @@ public enum FormDecoder {
         }
         guard let string = String(validating: decoded, as: UTF8.self) else { throw .invalidUTF8 }
         return string
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
-        default: return nil
-        }
     }
 }

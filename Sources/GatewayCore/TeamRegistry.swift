@@ -92,18 +92,12 @@ public struct TeamRegistry: Sendable {
         var digest: [UInt8] = []
         digest.reserveCapacity(32)
         for index in stride(from: 0, to: 64, by: 2) {
-            guard let high = hexValue(bytes[index]), let low = hexValue(bytes[index + 1]) else { return nil }
+            guard let high = PercentEncoding.hexValue(bytes[index]),
+                let low = PercentEncoding.hexValue(bytes[index + 1])
+            else { return nil }
             digest.append(high << 4 | low)
         }
         return digest
     }
 
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
-        default: return nil
-        }
-    }
 }

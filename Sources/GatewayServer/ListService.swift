@@ -376,8 +376,8 @@ public final class ListService: Sendable {
         }
     }
 
-    /// Headers of an upstream error worth passing on: what tells a client when to retry.
-    private static let passedHeaders = ["retry-after", "current-concurrent-requests", "maximum-concurrent-requests"]
+    /// Headers of an upstream answer worth passing on: what tells a client when to retry.
+    static let passedHeaders = ["retry-after", "current-concurrent-requests", "maximum-concurrent-requests"]
 
     private func passThrough(_ response: UpstreamResponse, cacheStatus: String) -> GatewayResponse {
         var headers = HTTPHeaders([("Content-Type", response.headers.first(name: "content-type") ?? "application/json")]

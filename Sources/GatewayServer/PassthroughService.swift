@@ -81,7 +81,7 @@ public final class PassthroughService: Sendable {
                 ]),
                 body: response.body
             )
-            for name in ["retry-after", "current-concurrent-requests", "maximum-concurrent-requests"] {
+            for name in ListService.passedHeaders {
                 for value in response.headers[name] { answer.headers.add(name: name, value: value) }
             }
             answer.trace.upstreamStatus = response.status

@@ -1,3 +1,4 @@
+import GatewayCore
 import NIOHTTP1
 
 /// Where a request goes, decided from its method and target alone.
@@ -134,15 +135,6 @@ enum PassthroughRoute: Equatable {
 
     private static func isPlain(_ segment: Substring) -> Bool {
         guard !segment.isEmpty, segment != ".", segment != "..", segment.utf8.count <= 256 else { return false }
-        return segment.utf8.allSatisfy { byte in
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
-                UInt8(ascii: "~"):
-                return true
-            default:
-                return false
-            }
-        }
+        return segment.utf8.allSatisfy(PercentEncoding.isUnreserved)
     }
 }

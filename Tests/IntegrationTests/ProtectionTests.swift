@@ -116,3 +116,35 @@ struct LimitsTests {
         try await gateway.stop()
     }
 }
+
+@Suite("Slow clients")
+struct SlowClientTests {
+    @Test func fiveHundredIdleOrTricklingConnectionsDoNotHoldUpTheOthers() async throws {
+        let gateway = try await GatewayHarness.start()
+        let list = "/v1/convai/test-invocations"
+        _ = try gateway.get("\(list)?agent_id=busy")
+
+        var slow: [TestHTTPConnection] = []
+        for index in 0..<500 {
+            let connection = try TestHTTPConnection(port: gateway.port)
+            // Half say nothing; half start a request head and stop mid-way.
+            if index.isMultiple(of: 2) { try connection.send("GET \(list)?agent_id=sl") }
+            slow.append(connection)
+        }
+        for _ in 0..<400 where gateway.server.connectionCount < 500 { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(gateway.server.connectionCount >= 500)
+
+        var slowest = Duration.zero
+        for _ in 0..<50 {
+            let started = ContinuousClock.now
+            let response = try gateway.get("\(list)?agent_id=busy")
+            slowest = max(slowest, ContinuousClock.now - started)
+            #expect(response.status == 200)
+        }
+        // Loose on purpose (shared machines): a hit takes well under a millisecond when nothing else runs.
+        #expect(slowest < .seconds(1))
+        #expect(gateway.upstream.requests.count == 1)
+        withExtendedLifetime(slow) {}
+        try await gateway.stop()
+    }
+}
