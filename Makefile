@@ -4,7 +4,7 @@
 SWIFT ?= swift
 CONFIG ?= proxy.conf
 
-.PHONY: deps bench-deps build run test sanitize bench soak lint format clean
+.PHONY: deps bench-deps build run test sanitize fuzz bench soak lint format clean
 
 deps:
 	@./scripts/install-deps.sh
@@ -26,6 +26,14 @@ sanitize: deps
 	$(SWIFT) test --sanitize=thread --scratch-path .build-tsan
 	ASAN_OPTIONS=detect_leaks=0 $(SWIFT) test --sanitize=address --scratch-path .build-asan
 
+# libFuzzer targets (Fuzz/): the query parser and the whole HTTP request path, FUZZ_SECONDS each
+# (default 60), with AddressSanitizer. Linked with lld: gold fails on libFuzzer's objects.
+FUZZ_FLAGS = -c debug -Xswiftc -sanitize=fuzzer,address -Xswiftc -Xclang-linker -Xswiftc -fuse-ld=lld
+fuzz: deps
+	cd Fuzz && $(SWIFT) build $(FUZZ_FLAGS) --product FuzzListQuery
+	cd Fuzz && $(SWIFT) build $(FUZZ_FLAGS) --product FuzzHTTPRequest
+	./scripts/fuzz.sh $(or $(FUZZ_SECONDS),60)
+
 # The benchmark against nginx, HAProxy and Varnish (loopback only; about 10 minutes; see bench/bench.py).
 bench-deps: deps
 	@./scripts/install-deps.sh --bench
@@ -43,10 +51,10 @@ soak: deps
 	python3 bench/soak.py --seconds $(or $(SOAK_SECONDS),300)
 
 lint:
-	$(SWIFT) format lint --strict --recursive Package.swift Sources Tests Benchmarks/Package.swift Benchmarks/Benchmarks
+	$(SWIFT) format lint --strict --recursive Package.swift Sources Tests Benchmarks/Package.swift Benchmarks/Benchmarks Fuzz/Package.swift Fuzz/Sources
 
 format:
-	$(SWIFT) format --in-place --recursive Package.swift Sources Tests Benchmarks/Package.swift Benchmarks/Benchmarks
+	$(SWIFT) format --in-place --recursive Package.swift Sources Tests Benchmarks/Package.swift Benchmarks/Benchmarks Fuzz/Package.swift Fuzz/Sources
 
 clean:
 	rm -rf .build

@@ -106,7 +106,7 @@ public final class GatewayServer: Sendable {
 
     /// Sets up one connection's handlers: the HTTP/1.1 codec with head limits, pipelining assistance, the
     /// and ``HTTPHandler`` (which also closes idle connections).
-    static func configurePipeline(
+    public static func configurePipeline(
         _ pipeline: ChannelPipeline.SynchronousOperations,
         configuration: Configuration,
         context: ServerContext
