@@ -144,6 +144,8 @@ public final class GatewayServer: Sendable {
     /// still open then is closed.
     public func shutdown(grace: TimeAmount) async {
         context.setReady(false)
+        // A connection accepted just before the listener closes, but set up after, is refused too.
+        connections.refuseNew()
         try? await channel.close()
         for connection in connections.all {
             // NIO's pipelining handler closes an idle connection at once, a busy one after its answer.
@@ -159,21 +161,31 @@ public final class GatewayServer: Sendable {
 
 /// The client connections that are open, so shutdown can reach each one.
 final class ConnectionTracker: Sendable {
-    private let open = Mutex<[ObjectIdentifier: any Channel]>([:])
+    private struct State {
+        var open: [ObjectIdentifier: any Channel] = [:]
+        var refusing = false
+    }
 
-    /// Tracks `channel` unless `limit` connections are open already (then `false`).
+    private let state = Mutex(State())
+
+    /// Tracks `channel` unless `limit` connections are open already, or shutdown began (then `false`).
     func add(_ channel: any Channel, limit: Int = .max) -> Bool {
         let id = ObjectIdentifier(channel)
-        let added = open.withLock { open in
-            guard open.count < limit else { return false }
-            open[id] = channel
+        let added = state.withLock { state in
+            guard !state.refusing, state.open.count < limit else { return false }
+            state.open[id] = channel
             return true
         }
-        if added { channel.closeFuture.whenComplete { _ in self.open.withLock { _ = $0.removeValue(forKey: id) } } }
+        if added {
+            channel.closeFuture.whenComplete { _ in self.state.withLock { _ = $0.open.removeValue(forKey: id) } }
+        }
         return added
     }
 
-    var all: [any Channel] { open.withLock { Array($0.values) } }
+    /// From now on, ``add(_:limit:)`` refuses every connection.
+    func refuseNew() { state.withLock { $0.refusing = true } }
 
-    var count: Int { open.withLock { $0.count } }
+    var all: [any Channel] { state.withLock { Array($0.open.values) } }
+
+    var count: Int { state.withLock { $0.open.count } }
 }

@@ -141,8 +141,9 @@ struct SlowClientTests {
             slowest = max(slowest, ContinuousClock.now - started)
             #expect(response.status == 200)
         }
-        // Loose on purpose (shared machines): a hit takes well under a millisecond when nothing else runs.
-        #expect(slowest < .seconds(1))
+        // Loose on purpose (shared machines, sanitizer builds): a hit takes well under a millisecond, and a
+        // blocked loop would show as the head timeout (10 s) or the idle timeout (60 s).
+        #expect(slowest < .seconds(5))
         #expect(gateway.upstream.requests.count == 1)
         withExtendedLifetime(slow) {}
         try await gateway.stop()
