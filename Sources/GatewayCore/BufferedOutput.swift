@@ -21,10 +21,10 @@ public final class BufferedOutput: Sendable {
     private static let flushThreshold = 64 * 1024
 
     private let descriptor: Int32
-    private let pending = Mutex<[UInt8]>([])
+    private let pending = Locked<[UInt8]>([])
     /// Held while writing, so batches reach the descriptor in the order they were taken.
-    private let writing = Mutex<Void>(())
-    private let timer: Mutex<(any DispatchSourceTimer)?> = Mutex(nil)
+    private let writing = Locked<Void>(())
+    private let timer: Locked<(any DispatchSourceTimer)?> = Locked(nil)
 
     /// Output to `descriptor`.
     public init(descriptor: Int32) {

@@ -161,8 +161,8 @@ public final class ResponseCache: Sendable {
 
     /// One lock and the pages behind it.
     private final class Shard: Sendable {
-        let store: Mutex<LRUStore<CacheKey, CachedPage>>
+        let store: Locked<LRUStore<CacheKey, CachedPage>>
 
-        init(capacity: Int) { self.store = Mutex(LRUStore(capacity: capacity)) }
+        init(capacity: Int) { self.store = Locked(LRUStore(capacity: capacity)) }
     }
 }

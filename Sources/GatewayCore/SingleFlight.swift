@@ -72,6 +72,6 @@ public final class SingleFlight<Key: Hashable & Sendable, Value: Sendable>: Send
     }
 
     private final class Shard: Sendable {
-        let waiters = Mutex<[Key: [EventLoopPromise<Value>]]>([:])
+        let waiters = Locked<[Key: [EventLoopPromise<Value>]]>([:])
     }
 }

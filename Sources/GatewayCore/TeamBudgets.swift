@@ -17,7 +17,7 @@ public final class TeamBudgets: Sendable {
         var perMinute: Int
     }
 
-    private let buckets = Mutex<[String: Bucket]>([:])
+    private let buckets = Locked<[String: Bucket]>([:])
     private let clock: any CacheClock
 
     /// Creates empty budgets; each team's bucket starts full.

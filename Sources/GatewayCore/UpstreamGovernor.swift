@@ -72,7 +72,7 @@ public final class UpstreamGovernor: Sendable {
         var timeout: Scheduled<Void>?
     }
 
-    private let state: Mutex<State>
+    private let state: Locked<State>
     private let clock: any CacheClock
 
     /// Creates a governor; `clock` times the back-off.
@@ -82,7 +82,7 @@ public final class UpstreamGovernor: Sendable {
             maxQueue: max(0, configuration.maxQueue),
             backoffMaxNanoseconds: UInt64(max(1, configuration.backoffMaxSeconds)) * 1_000_000_000
         )
-        self.state = Mutex(State(machine: StateMachine(settings: settings), queueTimeout: configuration.queueTimeout))
+        self.state = Locked(State(machine: StateMachine(settings: settings), queueTimeout: configuration.queueTimeout))
         self.clock = clock
     }
 

@@ -23,7 +23,7 @@ final class CurlLoop: @unchecked Sendable {
 
     let configuration: CurlClientConfiguration
     private let logger: Logger
-    private let commands = Mutex(Commands())
+    private let commands = Locked(Commands())
     /// `curl_multi_wakeup` is the one multi call libcurl allows from any thread.
     private let multi: UnsafeMutableRawPointer
     /// Transfers in flight, by easy handle. Curl thread only.

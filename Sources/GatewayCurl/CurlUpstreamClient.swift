@@ -20,7 +20,7 @@ import Darwin
 /// Connections are reused through the multi handle's pool.
 public final class CurlUpstreamClient: UpstreamClient {
     private let loop: CurlLoop
-    private let thread: Mutex<pthread_t?>
+    private let thread: Locked<pthread_t?>
 
     /// Starts the client and its thread. Call ``shutdown()`` before releasing it.
     public init(configuration: CurlClientConfiguration, logger: Logger) throws(UpstreamError) {
@@ -51,7 +51,7 @@ public final class CurlUpstreamClient: UpstreamClient {
             Unmanaged<CurlLoop>.fromOpaque(box).release()
             throw .connectFailed("could not start the curl thread (\(result))")
         }
-        self.thread = Mutex(thread)
+        self.thread = Locked(thread)
     }
 
     /// The version of the libcurl loaded at run time, e.g. `7.88.1`.

@@ -17,7 +17,7 @@ public final class GatewayMetrics: Sendable {
 
     private let factory: any MetricsFactory
     /// Counters by their label values, made on first use.
-    private let counters = Mutex<[String: Counter]>([:])
+    private let counters = Locked<[String: Counter]>([:])
     private let requestDuration: Timer
     private let upstreamDuration: Timer
     private let cacheEntries: Gauge

@@ -166,7 +166,7 @@ final class ConnectionTracker: Sendable {
         var refusing = false
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     /// Tracks `channel` unless `limit` connections are open already, or shutdown began (then `false`).
     func add(_ channel: any Channel, limit: Int = .max) -> Bool {

@@ -47,7 +47,7 @@ public final class ServerContext: Sendable {
     public let passthrough: PassthroughService?
 
     private let ready = Atomic<Bool>(false)
-    private let settings: Mutex<Settings>
+    private let settings: Locked<Settings>
 
     /// Creates a context; it starts not ready (see ``setReady(_:)``).
     public init(
@@ -64,7 +64,7 @@ public final class ServerContext: Sendable {
         self.service = service
         self.cache = cache
         self.governor = governor
-        self.settings = Mutex(settings)
+        self.settings = Locked(settings)
         self.accessLogger = accessLogger
         self.metrics = metrics
         self.renderMetrics = renderMetrics

@@ -72,7 +72,7 @@ public final class FakeUpstream: Sendable {
 
     private let channel: any Channel
     private let group: any EventLoopGroup
-    private let record = Mutex(Record())
+    private let record = Locked(Record())
     private let script: @Sendable (ReceivedRequest) -> Reply
     private let recordRequests: Bool
 
@@ -129,7 +129,7 @@ public final class FakeUpstream: Sendable {
         script: @escaping @Sendable (ReceivedRequest) -> Reply = { .page(for: $0.uri) }
     ) async throws -> FakeUpstream {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
-        let box = Mutex<FakeUpstream?>(nil)
+        let box = Locked<FakeUpstream?>(nil)
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in

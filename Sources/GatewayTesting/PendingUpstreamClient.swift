@@ -11,7 +11,7 @@ public final class PendingUpstreamClient: UpstreamClient {
         var maxOpen = 0
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     /// Creates a client with nothing in flight.
     public init() {}

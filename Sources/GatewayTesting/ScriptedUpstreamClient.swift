@@ -5,7 +5,7 @@ import Synchronization
 /// An in-memory ``UpstreamClient``: answers from a script, records every request, sends nothing anywhere.
 public final class ScriptedUpstreamClient: UpstreamClient {
     private let script: @Sendable (UpstreamRequest) -> Result<UpstreamResponse, UpstreamError>
-    private let log = Mutex<[UpstreamRequest]>([])
+    private let log = Locked<[UpstreamRequest]>([])
 
     /// Creates a client answering with `script`.
     public init(script: @escaping @Sendable (UpstreamRequest) -> Result<UpstreamResponse, UpstreamError>) {

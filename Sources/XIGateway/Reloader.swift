@@ -8,7 +8,7 @@ import Synchronization
 final class Reloader: Sendable {
     private let configFile: String?
     private let environment: [String: String]
-    private let current: Mutex<GatewayConfiguration>
+    private let current: Locked<GatewayConfiguration>
     private let cache: ResponseCache
     private let governor: UpstreamGovernor
     private let context: ServerContext
@@ -27,7 +27,7 @@ final class Reloader: Sendable {
     ) {
         self.configFile = configFile
         self.environment = environment
-        self.current = Mutex(current)
+        self.current = Locked(current)
         self.cache = cache
         self.governor = governor
         self.context = context

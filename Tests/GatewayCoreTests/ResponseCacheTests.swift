@@ -6,9 +6,9 @@ import Testing
 
 /// A clock the test moves by hand, so freshness is checked without sleeping.
 final class TestClock: CacheClock {
-    private let reading: Mutex<UInt64>
+    private let reading: Locked<UInt64>
 
-    init(start: UInt64 = 1_000_000_000_000) { self.reading = Mutex(start) }
+    init(start: UInt64 = 1_000_000_000_000) { self.reading = Locked(start) }
 
     func nowNanoseconds() -> UInt64 { reading.withLock { $0 } }
 

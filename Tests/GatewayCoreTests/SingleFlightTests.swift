@@ -19,7 +19,7 @@ private enum Answer: Equatable, Sendable {
 /// One waiter's promise and what it has been answered so far.
 private final class Waiter: Sendable {
     let promise: EventLoopPromise<String>
-    private let answer = Mutex<Answer?>(nil)
+    private let answer = Locked<Answer?>(nil)
 
     init(on loop: any EventLoop) {
         promise = loop.makePromise(of: String.self)

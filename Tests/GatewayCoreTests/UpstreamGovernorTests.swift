@@ -15,7 +15,7 @@ private enum Ending: Equatable, Sendable {
 
 /// Records acquire endings in the order their futures complete.
 private final class Endings: Sendable {
-    private let endings = Mutex<[Ending]>([])
+    private let endings = Locked<[Ending]>([])
 
     var all: [Ending] { endings.withLock { $0 } }
 

@@ -12,7 +12,7 @@ import Testing
 
 /// Collects log lines in memory.
 final class LogLines: Sendable {
-    private let lines = Mutex<[String]>([])
+    private let lines = Locked<[String]>([])
 
     var all: [String] { lines.withLock { $0 } }
 

@@ -1,4 +1,5 @@
 import Foundation
+import GatewayCore
 import GatewayTesting
 import NIOHTTP1
 import Synchronization
@@ -7,7 +8,7 @@ import Testing
 /// The built `xi-gateway` binary, started as a user would start it.
 final class GatewayProcess: Sendable {
     let process = Process()
-    private let output = Mutex("")
+    private let output = Locked("")
 
     /// The binary beside the test bundle (`swift build --build-tests` builds both).
     static var executable: URL {

@@ -22,6 +22,7 @@ struct GatewayHarness {
         timeoutMilliseconds: Int = 5000,
         idleTimeout: TimeAmount = .seconds(60),
         maxConnections: Int = 4096,
+        requestHeadTimeout: TimeAmount = .seconds(10),
         maxResponseBytes: Int = 8 * 1024 * 1024,
         ttlSeconds: Int = 30,
         staleSeconds: Int = 300,
@@ -66,7 +67,8 @@ struct GatewayHarness {
                 host: "127.0.0.1",
                 port: 0,
                 idleTimeout: idleTimeout,
-                maxConnections: maxConnections
+                maxConnections: maxConnections,
+                requestHeadTimeout: requestHeadTimeout
             ),
             context: context,
             group: MultiThreadedEventLoopGroup.singleton
