@@ -1,4 +1,5 @@
 import Dispatch
+import NIOConcurrencyHelpers
 import Synchronization
 
 #if canImport(Glibc)
@@ -23,7 +24,7 @@ public final class BufferedOutput: Sendable {
     private let descriptor: Int32
     private let pending = Locked<[UInt8]>([])
     /// Held while writing, so batches reach the descriptor in the order they were taken.
-    private let writing = Locked<Void>(())
+    private let writing = NIOLock()
     private let timer: Locked<(any DispatchSourceTimer)?> = Locked(nil)
 
     /// Output to `descriptor`.
@@ -46,7 +47,7 @@ public final class BufferedOutput: Sendable {
 
     /// Writes everything gathered so far.
     public func flush() {
-        writing.withLock { _ in
+        writing.withLock {
             let bytes = pending.withLock { pending in
                 defer { pending.removeAll(keepingCapacity: true) }
                 return pending
