@@ -1,4 +1,5 @@
 import NIOCore
+import NIOHTTP1
 import Synchronization
 
 /// Keeps the shared key inside the upstream's limits: at most a set number of upstream requests at once
@@ -55,6 +56,30 @@ public final class UpstreamGovernor: Sendable {
         case rateLimited(retryAfterSeconds: Int?, maximumConcurrent: Int?)
         /// Anything else (errors, other statuses): changes nothing.
         case other
+
+        /// How the exchange that produced `result` ended, read from the upstream's answer: its status and,
+        /// for a 429, its `Retry-After` (`now`: seconds since 1970, for a date) and
+        /// `maximum-concurrent-requests`.
+        public init(_ result: Result<UpstreamResponse, any Error>, now: Int) {
+            guard case .success(let response) = result else {
+                self = .other
+                return
+            }
+            switch response.status {
+            case 200..<400:
+                self = .success
+            case 429:
+                let retryAfter = response.headers.first(name: "retry-after").flatMap {
+                    RetryAfter.seconds(from: $0, now: now)
+                }
+                let maximum = response.headers.first(name: "maximum-concurrent-requests").flatMap {
+                    $0.split(separator: " ").first.flatMap { Int($0) }
+                }
+                self = .rateLimited(retryAfterSeconds: retryAfter, maximumConcurrent: maximum)
+            default:
+                self = .other
+            }
+        }
     }
 
     /// After this many successes in a row, a limit learned from a 429 is raised by one, up to the configured one.

@@ -1,3 +1,4 @@
+import GatewayCore
 import NIOCore
 import NIOHTTP1
 
@@ -18,6 +19,22 @@ public struct GatewayResponse: Sendable {
         self.status = status
         self.headers = headers
         self.body = body
+    }
+}
+
+extension GatewayResponse {
+    /// Headers of an upstream answer worth passing on besides its type: what tells a client when to retry.
+    static let passedHeaders = ["retry-after", "current-concurrent-requests", "maximum-concurrent-requests"]
+
+    /// An upstream answer passed on as it came: status, body, `Content-Type` and ``passedHeaders``; no other
+    /// upstream header reaches the client.
+    init(passingOn response: UpstreamResponse) {
+        var headers = HTTPHeaders([("Content-Type", response.headers.first(name: "content-type") ?? "application/json")]
+        )
+        for name in Self.passedHeaders {
+            for value in response.headers[name] { headers.add(name: name, value: value) }
+        }
+        self.init(status: HTTPResponseStatus(statusCode: response.status), headers: headers, body: response.body)
     }
 }
 

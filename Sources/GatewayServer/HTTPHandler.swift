@@ -236,8 +236,6 @@ final class HTTPHandler: ChannelDuplexHandler {
     private func respond(to head: HTTPRequestHead, route: Route, body: ByteBuffer?, context: ChannelHandlerContext) {
         let requestID = requestID(for: head)
         current = Current(head: head, route: route.metricLabel, requestID: requestID, started: .now(), team: nil)
-        let operations = OperationsEndpoints(context: self.context)
-        let authorization = head.headers.first(name: "authorization")
         var spender: ListService.Spender?
         switch route {
         case .list, .passthrough:
@@ -274,17 +272,39 @@ final class HTTPHandler: ChannelDuplexHandler {
                 self.write(response, for: head, isHead: isHead, keepAlive: head.isKeepAlive, context: context)
             }
         case .health(let isHead):
-            write(operations.health(), for: head, isHead: isHead, keepAlive: head.isKeepAlive, context: context)
+            write(
+                OperationsEndpoints(context: self.context).health(),
+                for: head,
+                isHead: isHead,
+                keepAlive: head.isKeepAlive,
+                context: context
+            )
         case .readiness(let isHead):
-            write(operations.readiness(), for: head, isHead: isHead, keepAlive: head.isKeepAlive, context: context)
+            write(
+                OperationsEndpoints(context: self.context).readiness(),
+                for: head,
+                isHead: isHead,
+                keepAlive: head.isKeepAlive,
+                context: context
+            )
         case .metrics:
-            write(operations.metrics(), for: head, keepAlive: head.isKeepAlive, context: context)
+            write(
+                OperationsEndpoints(context: self.context).metrics(),
+                for: head,
+                keepAlive: head.isKeepAlive,
+                context: context
+            )
         case .purge(let query):
-            let response = operations.purge(query: query, authorization: authorization)
+            let response = OperationsEndpoints(context: self.context).purge(
+                query: query,
+                authorization: head.headers.first(name: "authorization")
+            )
             write(response, for: head, keepAlive: head.isKeepAlive, context: context)
         case .stats:
             write(
-                operations.stats(authorization: authorization),
+                OperationsEndpoints(context: self.context).stats(
+                    authorization: head.headers.first(name: "authorization")
+                ),
                 for: head,
                 keepAlive: head.isKeepAlive,
                 context: context

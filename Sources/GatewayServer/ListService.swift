@@ -303,25 +303,14 @@ public final class ListService: Sendable {
     }
 
     private func governorOutcome(of result: Result<UpstreamResponse, any Error>) -> UpstreamGovernor.Outcome {
-        guard case .success(let response) = result else { return .other }
-        switch response.status {
-        case 200..<400:
-            return .success
-        case 429:
-            let retryAfter = response.headers.first(name: "retry-after").flatMap {
-                RetryAfter.seconds(from: $0, now: wallClock())
-            }
-            let maximum = response.headers.first(name: "maximum-concurrent-requests").flatMap {
-                $0.split(separator: " ").first.flatMap { Int($0) }
-            }
+        let outcome = UpstreamGovernor.Outcome(result, now: wallClock())
+        if case .rateLimited(let retryAfter, let maximum) = outcome {
             logger.warning(
                 "upstream answered 429: the key backs off",
                 metadata: ["retry_after": "\(retryAfter.map(String.init) ?? "none")", "maximum": "\(maximum ?? 0)"]
             )
-            return .rateLimited(retryAfterSeconds: retryAfter, maximumConcurrent: maximum)
-        default:
-            return .other
         }
+        return outcome
     }
 
     /// Applies an upstream answer to the cache and says what it came to.
@@ -376,22 +365,11 @@ public final class ListService: Sendable {
         }
     }
 
-    /// Headers of an upstream answer worth passing on: what tells a client when to retry.
-    static let passedHeaders = ["retry-after", "current-concurrent-requests", "maximum-concurrent-requests"]
-
     private func passThrough(_ response: UpstreamResponse, cacheStatus: String) -> GatewayResponse {
-        var headers = HTTPHeaders([("Content-Type", response.headers.first(name: "content-type") ?? "application/json")]
-        )
-        for name in Self.passedHeaders {
-            for value in response.headers[name] { headers.add(name: name, value: value) }
-        }
-        headers.add(name: "Cache-Status", value: cacheStatus)
-        headers.add(name: "Age", value: "0")
-        return GatewayResponse(
-            status: HTTPResponseStatus(statusCode: response.status),
-            headers: headers,
-            body: response.body
-        )
+        var answer = GatewayResponse(passingOn: response)
+        answer.headers.add(name: "Cache-Status", value: cacheStatus)
+        answer.headers.add(name: "Age", value: "0")
+        return answer
     }
 
     private func pageResponse(_ page: CachedPage, age: Int, cacheStatus: String) -> GatewayResponse {

@@ -4,6 +4,14 @@ import Logging
 import NIOCore
 import NIOHTTP1
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Forwards the routes that are not cached: starting test runs, resubmitting an invocation, reading one.
 /// The team's token is swapped for the upstream key; the request waits its turn at the governor and is
 /// spent from the team's budget. A write that succeeds drops the cached list pages it makes wrong.
@@ -63,27 +71,11 @@ public final class PassthroughService: Sendable {
         let started = NIODeadline.now()
         return governor.acquire(on: eventLoop).flatMap {
             self.upstream.execute(request, on: eventLoop).always { result in
-                switch result {
-                case .success(let response) where response.status == 429:
-                    governor.release(.rateLimited(retryAfterSeconds: nil, maximumConcurrent: nil))
-                case .success(let response) where response.status < 400:
-                    governor.release(.success)
-                default:
-                    governor.release(.other)
-                }
+                governor.release(UpstreamGovernor.Outcome(result, now: Int(time(nil))))
             }
         }.map { response in
             if (200..<300).contains(response.status) { self.invalidate(after: route, body: body) }
-            var answer = GatewayResponse(
-                status: HTTPResponseStatus(statusCode: response.status),
-                headers: HTTPHeaders([
-                    ("Content-Type", response.headers.first(name: "content-type") ?? "application/json")
-                ]),
-                body: response.body
-            )
-            for name in ListService.passedHeaders {
-                for value in response.headers[name] { answer.headers.add(name: name, value: value) }
-            }
+            var answer = GatewayResponse(passingOn: response)
             answer.trace.upstreamStatus = response.status
             answer.trace.upstreamNanoseconds = UInt64(max(0, (NIODeadline.now() - started).nanoseconds))
             answer.trace.causedUpstreamRequest = true
