@@ -15,9 +15,23 @@ public final class GatewayMetrics: Sendable {
         case error
     }
 
+    /// The routes, as the request metrics name them.
+    public enum RouteLabel: String, Sendable, CaseIterable {
+        case list
+        case passthrough
+        case healthz
+        case readyz
+        case metrics
+        case admin
+        case other
+    }
+
     private let factory: any MetricsFactory
     /// Counters by their label values, made on first use.
     private let counters = Locked<[String: Counter]>([:])
+    /// The request counters, made on first use, at ``requestCounterIndex(route:statusClass:cache:)``: the
+    /// label sets are few and known, so a request finds its counter without building a string.
+    private let requestCounters: Locked<[Counter?]>
     private let requestDuration: Timer
     private let upstreamDuration: Timer
     private let cacheEntries: Gauge
@@ -42,21 +56,43 @@ public final class GatewayMetrics: Sendable {
         governorQueued = Gauge(label: "xi_gateway_upstream_queue_length", factory: factory)
         governorLimit = Gauge(label: "xi_gateway_upstream_concurrency_limit", factory: factory)
         backoffSecondsLeft = Gauge(label: "xi_gateway_upstream_backoff_seconds_left", factory: factory)
+        requestCounters = Locked(
+            Array(repeating: nil, count: Self.routes.count * 5 * Self.cacheResults.count)
+        )
     }
 
     /// Counts one answer and its time.
-    func request(route: String, status: Int, cache: ResponseTrace.CacheResult, nanoseconds: UInt64) {
-        let statusClass = "\(min(5, max(1, status / 100)))xx"
-        let key = route + "|" + statusClass + "|" + cache.rawValue
-        counter(key: "request|" + key) {
-            Counter(
-                label: "xi_gateway_requests_total",
-                dimensions: [("route", route), ("status", statusClass), ("cache", cache.rawValue)],
-                factory: factory
-            )
-        }.increment()
+    func request(route: RouteLabel, status: Int, cache: ResponseTrace.CacheResult, nanoseconds: UInt64) {
+        let statusClass = min(5, max(1, status / 100))
+        let index = Self.requestCounterIndex(route: route, statusClass: statusClass, cache: cache)
+        let counter =
+            requestCounters.withLock { $0[index] }
+            ?? requestCounters.withLock { counters in
+                if let made = counters[index] { return made }
+                let made = Counter(
+                    label: "xi_gateway_requests_total",
+                    dimensions: [("route", route.rawValue), ("status", "\(statusClass)xx"), ("cache", cache.rawValue)],
+                    factory: factory
+                )
+                counters[index] = made
+                return made
+            }
+        counter.increment()
         requestDuration.recordNanoseconds(Int64(clamping: nanoseconds))
     }
+
+    private static func requestCounterIndex(
+        route: RouteLabel,
+        statusClass: Int,
+        cache: ResponseTrace.CacheResult
+    ) -> Int {
+        let routeIndex = routes.firstIndex(of: route)!
+        let cacheIndex = cacheResults.firstIndex(of: cache)!
+        return (routeIndex * 5 + statusClass - 1) * cacheResults.count + cacheIndex
+    }
+
+    private static let routes = RouteLabel.allCases
+    private static let cacheResults = ResponseTrace.CacheResult.allCases
 
     /// Counts one request of `team` (a name from `CLIENTS_FILE`, so a bounded set): the request, whether
     /// the cache answered it, whether it caused an upstream request, whether its budget refused one.

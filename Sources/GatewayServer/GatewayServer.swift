@@ -104,8 +104,9 @@ public final class GatewayServer: Sendable {
         return GatewayServer(channel: channel, localAddress: address, connections: connections, context: context)
     }
 
-    /// Sets up one connection's handlers: the HTTP/1.1 codec with head limits, pipelining assistance, the
-    /// and ``HTTPHandler`` (which also closes idle connections).
+    /// Sets up one connection's handlers: the head timer's observer, NIO's HTTP/1.1 request decoder with
+    /// head limits, and ``HTTPHandler``, which queues pipelined requests, writes its answers' bytes itself
+    /// and closes idle connections.
     public static func configurePipeline(
         _ pipeline: ChannelPipeline.SynchronousOperations,
         configuration: Configuration,
@@ -118,11 +119,8 @@ public final class GatewayServer: Sendable {
         limits.maxHeaderFieldCount = 256
         let headTimer = RequestHeadTimer(timeout: configuration.requestHeadTimeout)
         try pipeline.addHandler(RequestHeadTimer.Observer(headTimer))
-        try pipeline.configureHTTPServerPipeline(
-            withPipeliningAssistance: true,
-            withErrorHandling: false,
-            withEncoderConfiguration: HTTPResponseEncoder.Configuration(),
-            withDecoderLimitConfiguration: limits
+        try pipeline.addHandler(
+            ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: limits))
         )
         try pipeline.addHandler(
             HTTPHandler(
@@ -148,7 +146,7 @@ public final class GatewayServer: Sendable {
         connections.refuseNew()
         try? await channel.close()
         for connection in connections.all {
-            // NIO's pipelining handler closes an idle connection at once, a busy one after its answer.
+            // HTTPHandler closes an idle connection at once, a busy one after its answer.
             connection.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
         }
         let deadline = NIODeadline.now() + grace

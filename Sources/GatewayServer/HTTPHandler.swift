@@ -6,15 +6,18 @@ import NIOHTTP1
 /// Serves one client connection: routes each request, writes each answer whole, keeps the connection
 /// alive when the client asks to, and closes it on protocol errors and when idle.
 ///
-/// Runs on the connection's event loop only. `HTTPServerPipelineHandler` in front of it holds back
-/// pipelined requests until the answer to the current one is written, so there is one request at a time.
-/// Two guards keep one client from hurting the process: answers are not written while the socket cannot
-/// take more (a client that does not read stops being read), and a request released by the previous
-/// answer's write is handled on a later turn of the loop, so a long pipeline never deepens the stack.
+/// Runs on the connection's event loop only, behind NIO's request decoder, and writes the bytes of its
+/// answers itself (``ResponseEncoding``). It answers one request at a time: requests that arrive while an
+/// answer is being prepared (pipelining) wait in a queue, in order, and nothing more is read until they are
+/// answered. Two guards keep one client from hurting the process: answers are not written while the
+/// socket cannot take more (a client that does not read stops being read), and queued requests are
+/// answered in a loop, not from inside the previous answer's write, so a long pipeline never deepens the
+/// stack. Answers written while reading are flushed once the read is done, so a pipeline's answers leave
+/// in as few system calls as the socket allows.
 final class HTTPHandler: ChannelDuplexHandler {
     typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     private enum State {
         /// Waiting for a request head.
@@ -23,7 +26,7 @@ final class HTTPHandler: ChannelDuplexHandler {
         case receiving(HTTPRequestHead, Route, bodyBytes: Int, body: ByteBuffer?)
         /// The whole request is in, but the socket cannot take an answer yet.
         case waitingForWritable(HTTPRequestHead, Route, body: ByteBuffer?)
-        /// The answer is being prepared; reads are held back by the pipelining handler.
+        /// The answer is being prepared; further requests wait in `queued`.
         case responding
         /// Closing; nothing more is read or written.
         case closed
@@ -37,7 +40,7 @@ final class HTTPHandler: ChannelDuplexHandler {
     /// What the access log and the metrics need of the request being answered.
     private struct Current {
         var head: HTTPRequestHead
-        var route: String
+        var route: GatewayMetrics.RouteLabel
         var requestID: String
         var started: NIODeadline
         var team: String?
@@ -51,11 +54,19 @@ final class HTTPHandler: ChannelDuplexHandler {
     private var idleTimer: Scheduled<Void>?
     /// When the connection last started waiting for a request, or a request last began.
     private var lastActivity = NIODeadline.uptimeNanoseconds(0)
-    /// Set while this handler writes the end of an answer, during which the pipelining handler may deliver
-    /// the next request re-entrantly.
-    private var isEndingAnswer = false
-    /// A `read` held back because the socket was not writable.
+    /// A `read` held back because the socket was not writable or requests are queued.
     private var readPending = false
+    /// Parts of requests that arrived while an earlier one was being answered.
+    private var queued = CircularBuffer<HTTPServerRequestPart>()
+    /// Set while queued requests are being answered, so an answer written meanwhile does not start
+    /// answering the queue again from inside itself.
+    private var isAnsweringQueue = false
+    /// Set while bytes read are being handled: answers written then are flushed when the read is done.
+    private var isReading = false
+    /// An answer was written and not yet flushed.
+    private var needsFlush = false
+    /// Shutdown asked this connection to close: after the answer under way, if any.
+    private var isQuiescing = false
 
     private var current: Current?
     /// Request ids made here: a random prefix per connection and a sequence number.
@@ -83,8 +94,23 @@ final class HTTPHandler: ChannelDuplexHandler {
     func channelInactive(context: ChannelHandlerContext) {
         idleTimer?.cancel()
         idleTimer = nil
+        headTimer.cancel()
         state = .closed
+        queued.removeAll()
         context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard event is ChannelShouldQuiesceEvent else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        // Between requests: close now. Otherwise the answer under way says `Connection: close`.
+        isQuiescing = true
+        if case .idle = state, queued.isEmpty {
+            state = .closed
+            context.close(promise: nil)
+        }
     }
 
     /// Idle between requests, a client too slow to send a whole request, or one that stopped reading
@@ -122,8 +148,8 @@ final class HTTPHandler: ChannelDuplexHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        // Back-pressure: while the client is not taking answers, stop taking requests.
-        guard context.channel.isWritable else {
+        // Back-pressure: while the client is not taking answers, or requests wait, stop taking requests.
+        guard context.channel.isWritable, queued.isEmpty else {
             readPending = true
             return
         }
@@ -136,16 +162,66 @@ final class HTTPHandler: ChannelDuplexHandler {
                 state = .responding
                 respond(to: head, route: route, body: body, context: context)
             }
-            if readPending {
-                readPending = false
-                context.read()
-            }
+            answerQueue(context: context)
         }
         context.fireChannelWritabilityChanged()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
+        let part = unwrapInboundIn(data)
+        switch state {
+        case .idle, .receiving:
+            guard queued.isEmpty else {
+                queued.append(part)
+                return
+            }
+            isReading = true
+            handle(part, context: context)
+            isReading = false
+        case .waitingForWritable, .responding:
+            queued.append(part)
+        case .closed:
+            break
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        flushIfNeeded(context: context)
+        context.fireChannelReadComplete()
+    }
+
+    private func flushIfNeeded(context: ChannelHandlerContext) {
+        guard needsFlush else { return }
+        needsFlush = false
+        context.flush()
+    }
+
+    /// Answers queued requests, in order, for as long as each is answered at once; then reads again.
+    private func answerQueue(context: ChannelHandlerContext) {
+        guard !isAnsweringQueue else { return }
+        isAnsweringQueue = true
+        while let part = queued.first {
+            switch state {
+            case .idle, .receiving:
+                queued.removeFirst()
+                handle(part, context: context)
+                continue
+            case .waitingForWritable, .responding, .closed:
+                break
+            }
+            break
+        }
+        isAnsweringQueue = false
+        // While reading, `channelReadComplete` flushes, once for every answer the read brought about.
+        if !isReading { flushIfNeeded(context: context) }
+        if queued.isEmpty, readPending, context.channel.isWritable {
+            readPending = false
+            context.read()
+        }
+    }
+
+    private func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        switch part {
         case .head(let head):
             guard case .idle = state else { return }
             headTimer.headCompleted()
@@ -184,14 +260,7 @@ final class HTTPHandler: ChannelDuplexHandler {
                 return
             }
             state = .responding
-            if isEndingAnswer {
-                // Delivered from inside the previous answer's write: answer on the next turn of the loop.
-                context.eventLoop.assumeIsolated().execute {
-                    self.respond(to: head, route: route, body: body, context: context)
-                }
-            } else {
-                respond(to: head, route: route, body: body, context: context)
-            }
+            respond(to: head, route: route, body: body, context: context)
         }
     }
 
@@ -430,35 +499,43 @@ final class HTTPHandler: ChannelDuplexHandler {
         context: ChannelHandlerContext
     ) {
         guard case .responding = state else { return }
-        // GatewayResponse never carries these two: add, without searching.
-        var headers = response.headers
-        headers.add(name: "Content-Length", value: String(response.body.readableBytes))
+        let keepAlive = keepAlive && !isQuiescing
+        let sendsBody = !isHead && response.body.readableBytes > 0
+        // Small bodies (errors, refusals) go in the head's buffer: one buffer, one iovec.
+        let copiesBody = sendsBody && response.body.readableBytes <= Self.bodyBytesCopiedIntoHead
+        var head = context.channel.allocator.buffer(capacity: 256 + (copiesBody ? response.body.readableBytes : 0))
+        head.writeStatusLine(version: version, status: response.status)
+        // GatewayResponse never carries the three below: add, without searching.
+        head.writeHeaders(response.headers)
+        head.writeHeader(name: "Content-Length", decimal: response.body.readableBytes)
         if let current {
-            headers.add(name: "X-Request-Id", value: current.requestID)
+            head.writeHeader(name: "X-Request-Id", value: current.requestID)
             finish(current, response: response, context: context)
             self.current = nil
         }
         if !keepAlive {
-            headers.add(name: "Connection", value: "close")
+            head.writeStaticString("Connection: close\r\n")
         } else if version.major == 1, version.minor == 0 {
-            headers.add(name: "Connection", value: "keep-alive")
+            head.writeStaticString("Connection: keep-alive\r\n")
         }
-        let responseHead = HTTPResponseHead(version: version, status: response.status, headers: headers)
-        context.write(wrapOutboundOut(.head(responseHead)), promise: nil)
-        if !isHead, response.body.readableBytes > 0 {
-            context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
+        head.writeStaticString("\r\n")
+        if copiesBody {
+            var body = response.body
+            head.writeBuffer(&body)
         }
-        if keepAlive {
-            state = .idle
-            headTimer.awaitNextHead()
-            armIdleTimer(context: context)
-            isEndingAnswer = true
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-            isEndingAnswer = false
+        // When the connection closes after this answer, it closes once the last buffer is written.
+        let written = keepAlive ? nil : context.eventLoop.makePromise(of: Void.self)
+        if sendsBody, !copiesBody {
+            context.write(wrapOutboundOut(head), promise: nil)
+            context.write(wrapOutboundOut(response.body), promise: written)
         } else {
+            context.write(wrapOutboundOut(head), promise: written)
+        }
+        if let written {
             state = .closed
-            let written = context.eventLoop.makePromise(of: Void.self)
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: written)
+            queued.removeAll()
+            needsFlush = false
+            context.flush()
             written.futureResult.assumeIsolated().whenComplete { _ in
                 guard linger else {
                     context.close(promise: nil)
@@ -469,8 +546,21 @@ final class HTTPHandler: ChannelDuplexHandler {
                     context.close(promise: nil)
                 }
             }
+        } else {
+            state = .idle
+            headTimer.awaitNextHead()
+            armIdleTimer(context: context)
+            if isReading || isAnsweringQueue {
+                needsFlush = true
+            } else {
+                context.flush()
+            }
+            answerQueue(context: context)
         }
     }
+
+    /// Bodies up to this size are copied after the head rather than written as a buffer of their own.
+    private static let bodyBytesCopiedIntoHead = 1024
 }
 
 @available(*, unavailable)

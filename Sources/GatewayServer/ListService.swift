@@ -18,6 +18,9 @@ import Darwin
 public final class ListService: Sendable {
     /// The identity of this gateway, in `User-Agent` and `Cache-Status`.
     public static let cacheName = "xi-gateway"
+    /// How many query strings keep their cache keys, and the longest that does: at most about 6 MiB.
+    static let rememberedQueries = 8_192
+    static let longestRememberedQuery = 256
     /// Sent upstream as `User-Agent`.
     public static let userAgent = "xi-gateway/\(GatewayVersion.current)"
 
@@ -42,6 +45,8 @@ public final class ListService: Sendable {
     private let upstream: any UpstreamClient
     private let governor: UpstreamGovernor
     private let flights = SingleFlight<CacheKey, Fetched>()
+    /// The keys of valid queries seen lately, by their text as received: parsing is most of a hit's work.
+    private let queryKeys = BoundedMemo<RawQuery, CacheKey>(capacity: ListService.rememberedQueries)
     private let metrics: GatewayMetrics?
     private let budgets: TeamBudgets
     private let lookups = Atomic<Int>(0)
@@ -129,19 +134,25 @@ public final class ListService: Sendable {
         requestID: String? = nil,
         spender: Spender? = nil
     ) -> Answer {
-        let listQuery: ListQuery
-        do {
-            listQuery = try ListQuery.parse(query)
-        } catch {
-            let gatewayError: GatewayError
-            switch error {
-            case .invalid(let issues): gatewayError = .invalidQuery(issues)
-            case .malformed(let failure): gatewayError = .malformedQuery(failure)
+        let key: CacheKey
+        let remembers = query.utf8.count <= Self.longestRememberedQuery
+        if remembers, let known = queryKeys.value(for: RawQuery(query)) {
+            key = known
+        } else {
+            let listQuery: ListQuery
+            do {
+                listQuery = try ListQuery.parse(query)
+            } catch {
+                let gatewayError: GatewayError
+                switch error {
+                case .invalid(let issues): gatewayError = .invalidQuery(issues)
+                case .malformed(let failure): gatewayError = .malformedQuery(failure)
+                }
+                return .ready(errorResponse(gatewayError, cacheStatus: nil))
             }
-            return .ready(errorResponse(gatewayError, cacheStatus: nil))
+            key = CacheKey(credential: credential, query: listQuery)
+            if remembers { queryKeys.remember(key, for: RawQuery(query)) }
         }
-
-        let key = CacheKey(credential: credential, query: listQuery)
         lookups.add(1, ordering: .relaxed)
         switch cache.lookup(key) {
         case .fresh(let page, let age, let ttlLeft):

@@ -76,16 +76,16 @@ enum Route: Equatable {
         }
     }
 
-    /// The route's name in metrics (a bounded set).
-    var metricLabel: String {
+    /// The route's name in metrics.
+    var metricLabel: GatewayMetrics.RouteLabel {
         switch self {
-        case .list: return "list"
-        case .passthrough: return "passthrough"
-        case .health: return "healthz"
-        case .readiness: return "readyz"
-        case .metrics: return "metrics"
-        case .purge, .stats: return "admin"
-        case .refuse: return "other"
+        case .list: return .list
+        case .passthrough: return .passthrough
+        case .health: return .healthz
+        case .readiness: return .readyz
+        case .metrics: return .metrics
+        case .purge, .stats: return .admin
+        case .refuse: return .other
         }
     }
 }

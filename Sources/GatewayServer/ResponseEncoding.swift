@@ -1,0 +1,92 @@
+import NIOCore
+import NIOHTTP1
+
+/// Writes HTTP/1.1 response heads straight into a `ByteBuffer`.
+///
+/// The gateway writes its answers whole, with headers it chose itself, so it needs none of what NIO's
+/// `HTTPResponseEncoder` and the handlers around it do per answer (framing decisions, chunking, a second
+/// pass to validate headers): on a cache hit those cost more than finding the page. What they guarded
+/// against is kept here: a header whose name is not a token, or whose value holds a control character
+/// (a CR or LF could start a header or an answer of its own), is left out.
+extension ByteBuffer {
+    /// Writes the status line, e.g. `HTTP/1.1 200 OK`.
+    mutating func writeStatusLine(version: HTTPVersion, status: HTTPResponseStatus) {
+        if version.major == 1, version.minor == 1 {
+            writeStaticString("HTTP/1.1 ")
+        } else if version.major == 1, version.minor == 0 {
+            writeStaticString("HTTP/1.0 ")
+        } else {
+            writeString("HTTP/\(version.major).\(version.minor) ")
+        }
+        writeDecimal(Int(status.code))
+        writeInteger(UInt8(ascii: " "))
+        writeString(status.reasonPhrase)
+        writeStaticString("\r\n")
+    }
+
+    /// Writes `name: value` and a line break, or nothing when either is not allowed in a header.
+    mutating func writeHeader(name: String, value: String) {
+        guard HeaderField.isToken(name), HeaderField.isValue(value) else { return }
+        writeString(name)
+        writeStaticString(": ")
+        writeString(value)
+        writeStaticString("\r\n")
+    }
+
+    /// Writes every header that is allowed (see ``writeHeader(name:value:)``).
+    mutating func writeHeaders(_ headers: HTTPHeaders) {
+        for (name, value) in headers { writeHeader(name: name, value: value) }
+    }
+
+    /// Writes `name: value` for a name the gateway spells itself and a number.
+    mutating func writeHeader(name: StaticString, decimal value: Int) {
+        writeStaticString(name)
+        writeStaticString(": ")
+        writeDecimal(value)
+        writeStaticString("\r\n")
+    }
+
+    /// Writes `value` in decimal ASCII, without allocating.
+    mutating func writeDecimal(_ value: Int) {
+        if value < 0 { writeInteger(UInt8(ascii: "-")) }
+        var magnitude = value.magnitude
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // room for 24 digits; UInt.max has 20
+        let count = withUnsafeMutableBytes(of: &digits) { scratch in
+            var index = scratch.count
+            repeat {
+                index -= 1
+                scratch[index] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+            } while magnitude > 0
+            return scratch.count - index
+        }
+        _ = withUnsafeBytes(of: &digits) { writeBytes($0.suffix(count)) }
+    }
+}
+
+/// What RFC 9110 allows in header names and values.
+enum HeaderField {
+    /// A non-empty `token`: letters, digits and ``!#$%&'*+-.^_`|~``.
+    static func isToken(_ name: String) -> Bool {
+        !name.isEmpty
+            && name.utf8.allSatisfy { byte in
+                switch byte {
+                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                    UInt8(ascii: "0")...UInt8(ascii: "9"):
+                    return true
+                case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
+                    UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
+                    UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+                    return true
+                default:
+                    return false
+                }
+            }
+    }
+
+    /// Visible characters, spaces, tabs and bytes of UTF-8 sequences: no control character (CR, LF, NUL,
+    /// DEL and the rest).
+    static func isValue(_ value: String) -> Bool {
+        value.utf8.allSatisfy { byte in byte == 0x09 || (byte >= 0x20 && byte != 0x7F) }
+    }
+}
