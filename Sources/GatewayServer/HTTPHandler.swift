@@ -44,6 +44,8 @@ final class HTTPHandler: ChannelDuplexHandler {
         var requestID: String
         var started: NIODeadline
         var team: String?
+        /// Whether this request gets an access log line (read once, with the settings, as it begins).
+        var logged: Bool
     }
 
     private let context: ServerContext
@@ -287,8 +289,10 @@ final class HTTPHandler: ChannelDuplexHandler {
     /// The team a request comes from when `CLIENTS_FILE` is set: `.success(nil)` while the gateway is
     /// open, `.failure` for a missing or unknown token. The token is looked up by its digest, so the time
     /// taken does not depend on how much of it is right.
-    private func team(for head: HTTPRequestHead) -> Result<ListService.Spender?, GatewayError> {
-        let settings = self.context.currentSettings
+    private func team(
+        for head: HTTPRequestHead,
+        settings: ServerContext.Settings
+    ) -> Result<ListService.Spender?, GatewayError> {
         guard let teams = settings.teams else { return .success(nil) }
         var token = head.headers.first(name: "xi-api-key")
         if token == nil, let authorization = head.headers.first(name: "authorization"),
@@ -304,12 +308,20 @@ final class HTTPHandler: ChannelDuplexHandler {
 
     private func respond(to head: HTTPRequestHead, route: Route, body: ByteBuffer?, context: ChannelHandlerContext) {
         let requestID = requestID(for: head)
-        current = Current(head: head, route: route.metricLabel, requestID: requestID, started: .now(), team: nil)
+        let settings = self.context.currentSettings
+        current = Current(
+            head: head,
+            route: route.metricLabel,
+            requestID: requestID,
+            started: .now(),
+            team: nil,
+            logged: settings.accessLog
+        )
         var spender: ListService.Spender?
         switch route {
         case .list, .passthrough:
             // Before anything else: an unknown client learns nothing, not even whether its query is valid.
-            switch team(for: head) {
+            switch team(for: head, settings: settings) {
             case .success(let found):
                 spender = found
                 current?.team = found?.team
@@ -460,7 +472,7 @@ final class HTTPHandler: ChannelDuplexHandler {
             nanoseconds: elapsed
         )
         if let team = request.team { self.context.metrics?.team(team, trace: response.trace) }
-        guard self.context.currentSettings.accessLog else { return }
+        guard request.logged else { return }
         var metadata: Logger.Metadata = [
             "request_id": "\(request.requestID)",
             "client": "\(context.channel.remoteAddress?.ipAddress ?? "-")",
@@ -509,7 +521,10 @@ final class HTTPHandler: ChannelDuplexHandler {
         head.writeHeaders(response.headers)
         head.writeHeader(name: "Content-Length", decimal: response.body.readableBytes)
         if let current {
-            head.writeHeader(name: "X-Request-Id", value: current.requestID)
+            // Checked by `requestID(for:)`, or made here: written as it is.
+            head.writeStaticString("X-Request-Id: ")
+            head.writeString(current.requestID)
+            head.writeStaticString("\r\n")
             finish(current, response: response, context: context)
             self.current = nil
         }

@@ -11,6 +11,10 @@ import NIOHTTP1
 extension ByteBuffer {
     /// Writes the status line, e.g. `HTTP/1.1 200 OK`.
     mutating func writeStatusLine(version: HTTPVersion, status: HTTPResponseStatus) {
+        if version.major == 1, version.minor == 1, status == .ok {
+            writeStaticString("HTTP/1.1 200 OK\r\n")
+            return
+        }
         if version.major == 1, version.minor == 1 {
             writeStaticString("HTTP/1.1 ")
         } else if version.major == 1, version.minor == 0 {
@@ -68,25 +72,30 @@ extension ByteBuffer {
 enum HeaderField {
     /// A non-empty `token`: letters, digits and ``!#$%&'*+-.^_`|~``.
     static func isToken(_ name: String) -> Bool {
-        !name.isEmpty
-            && name.utf8.allSatisfy { byte in
-                switch byte {
-                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                    UInt8(ascii: "0")...UInt8(ascii: "9"):
-                    return true
-                case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
-                    UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
-                    UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
-                    return true
-                default:
-                    return false
-                }
-            }
+        !name.isEmpty && allBytes(of: name) { tokenBytes[Int($0)] }
     }
 
     /// Visible characters, spaces, tabs and bytes of UTF-8 sequences: no control character (CR, LF, NUL,
     /// DEL and the rest).
     static func isValue(_ value: String) -> Bool {
-        value.utf8.allSatisfy { byte in byte == 0x09 || (byte >= 0x20 && byte != 0x7F) }
+        allBytes(of: value) { byte in byte == 0x09 || (byte >= 0x20 && byte != 0x7F) }
+    }
+
+    private static func allBytes(of text: String, satisfy isAllowed: (UInt8) -> Bool) -> Bool {
+        // Native strings are contiguous UTF-8: a plain loop over the bytes.
+        text.utf8.withContiguousStorageIfAvailable { bytes in bytes.allSatisfy(isAllowed) }
+            ?? text.utf8.allSatisfy(isAllowed)
+    }
+
+    /// Whether each byte may appear in a token.
+    private static let tokenBytes: [Bool] = (0..<256).map { value in
+        let byte = UInt8(value)
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        default:
+            return "!#$%&'*+-.^_`|~".utf8.contains(byte)
+        }
     }
 }

@@ -1,6 +1,14 @@
 import GatewayCore
 import NIOHTTP1
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Where a request goes, decided from its method and target alone.
 enum Route: Equatable {
     /// `GET` or `HEAD` on the list path, with the query after `?` (empty when there is none).
@@ -50,7 +58,7 @@ enum Route: Equatable {
         let query = questionMark.map { uri[bytes.index(after: $0)...] } ?? uri[uri.endIndex...]
         let isHead = method == .HEAD
         let isGet = method == .GET || isHead
-        if path.elementsEqual(Self.listPath.utf8) {
+        if Self.bytes(path, equal: Self.listPath) {
             self = isGet ? .list(query: query, isHead: isHead) : .refuse(.methodNotAllowed(allow: "GET, HEAD"))
             return
         }
@@ -62,7 +70,7 @@ enum Route: Equatable {
             }
             return
         }
-        guard let known = Self.paths.first(where: { path.elementsEqual($0.path.utf8) }) else {
+        guard let known = Self.paths.first(where: { Self.bytes(path, equal: $0.path) }) else {
             self = .refuse(.notFound)
             return
         }
@@ -74,6 +82,18 @@ enum Route: Equatable {
         case ("/admin/cache/stats", .GET): self = .stats
         default: self = .refuse(.methodNotAllowed(allow: known.allow))
         }
+    }
+
+    /// Whether `bytes` are those of `text`, compared as memory (a generic element-wise comparison would
+    /// cost more than the rest of routing).
+    private static func bytes(_ bytes: Substring.UTF8View, equal text: String) -> Bool {
+        guard bytes.count == text.utf8.count else { return false }
+        let compared = bytes.withContiguousStorageIfAvailable { left in
+            text.utf8.withContiguousStorageIfAvailable { right in
+                left.isEmpty || memcmp(left.baseAddress!, right.baseAddress!, left.count) == 0
+            }
+        }
+        return (compared ?? nil) ?? bytes.elementsEqual(text.utf8)
     }
 
     /// The route's name in metrics.
