@@ -7,8 +7,12 @@ import NIOHTTP1
 public struct GatewayResponse: Sendable {
     /// The status.
     public var status: HTTPResponseStatus
-    /// Every header but `Content-Length` and `Connection`, which the writer sets.
+    /// Every header but `Cache-Status`, `Age` (below), `Content-Length` and `Connection` (the writer's).
     public var headers: HTTPHeaders
+    /// `Cache-Status` (RFC 9211): what the cache did; on every answer on the list path.
+    public var cacheStatus: CacheStatus?
+    /// `Age`, in seconds: how long ago the upstream gave the page.
+    public var age: Int?
     /// The body (also measured for `HEAD`, which sends none).
     public var body: ByteBuffer
     /// What happened on the way, for the access log and metrics; never sent.
@@ -35,6 +39,23 @@ extension GatewayResponse {
             for value in response.headers[name] { headers.add(name: name, value: value) }
         }
         self.init(status: HTTPResponseStatus(statusCode: response.status), headers: headers, body: response.body)
+    }
+}
+
+/// A `Cache-Status` value. A fresh hit, by far the most frequent answer, is kept as its number and written
+/// without building a string.
+public enum CacheStatus: Sendable, Hashable, CustomStringConvertible {
+    /// `xi-gateway; hit; ttl=N`: a fresh page with `ttl` seconds to live.
+    case hit(ttl: Int)
+    /// Any other value, whole (`xi-gateway; fwd=miss; fwd-status=200; stored`, ...).
+    case value(String)
+
+    /// The header's value.
+    public var description: String {
+        switch self {
+        case .hit(let ttl): return "\(ListService.cacheName); hit; ttl=\(ttl)"
+        case .value(let value): return value
+        }
     }
 }
 

@@ -328,7 +328,7 @@ final class HTTPHandler: ChannelDuplexHandler {
             case .failure(let error):
                 var response = error.response()
                 if case .list = route {
-                    response.headers.add(name: "Cache-Status", value: "\(ListService.cacheName); detail=\(error)")
+                    response.cacheStatus = .value("\(ListService.cacheName); detail=\(error)")
                 }
                 write(response, for: head, keepAlive: head.isKeepAlive, context: context)
                 return
@@ -417,8 +417,8 @@ final class HTTPHandler: ChannelDuplexHandler {
                 response = error.response()
                 if head.uri.utf8.starts(with: Route.listPath.utf8) {
                     // Every answer on the list path says what the cache did: here, nothing.
-                    response.headers.add(name: "Cache-Status", value: "\(ListService.cacheName); detail=\(error)")
-                    response.headers.add(name: "Age", value: "0")
+                    response.cacheStatus = .value("\(ListService.cacheName); detail=\(error)")
+                    response.age = 0
                 }
             case .notOriginForm:
                 error = .badRequest("only origin-form request targets (/path?query) are served")
@@ -519,6 +519,18 @@ final class HTTPHandler: ChannelDuplexHandler {
         head.writeStatusLine(version: version, status: response.status)
         // GatewayResponse never carries the three below: add, without searching.
         head.writeHeaders(response.headers)
+        switch response.cacheStatus {
+        case .hit(let ttl):
+            // `ListService.cacheName`, spelled out: the constant part of the line in one copy.
+            head.writeStaticString("Cache-Status: xi-gateway; hit; ttl=")
+            head.writeDecimal(ttl)
+            head.writeStaticString("\r\n")
+        case .value(let value):
+            head.writeHeader(name: "Cache-Status", value: value)
+        case nil:
+            break
+        }
+        if let age = response.age { head.writeHeader(name: "Age", decimal: age) }
         head.writeHeader(name: "Content-Length", decimal: response.body.readableBytes)
         if let current {
             // Checked by `requestID(for:)`, or made here: written as it is.

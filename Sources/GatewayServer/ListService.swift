@@ -157,7 +157,7 @@ public final class ListService: Sendable {
         switch cache.lookup(key) {
         case .fresh(let page, let age, let ttlLeft):
             hits.add(1, ordering: .relaxed)
-            var response = pageResponse(page, age: age, cacheStatus: "\(Self.cacheName); hit; ttl=\(ttlLeft)")
+            var response = pageResponse(page, age: age, cacheStatus: .hit(ttl: ttlLeft))
             response.trace.cache = .hit
             return .ready(response)
         case .stale(let page, let age, let staleFor):
@@ -175,7 +175,7 @@ public final class ListService: Sendable {
             var response = pageResponse(
                 page,
                 age: age,
-                cacheStatus: "\(Self.cacheName); hit; ttl=-\(staleFor); detail=\(detail)"
+                cacheStatus: .value("\(Self.cacheName); hit; ttl=-\(staleFor); detail=\(detail)")
             )
             response.trace.cache = .stale
             response.trace.budgetRefused = refused
@@ -364,7 +364,7 @@ public final class ListService: Sendable {
             return pageResponse(
                 page,
                 age: age,
-                cacheStatus: "\(Self.cacheName); fwd=miss; fwd-status=200; \(storage)\(suffix)"
+                cacheStatus: .value("\(Self.cacheName); fwd=miss; fwd-status=200; \(storage)\(suffix)")
             )
         case .passThrough(let response):
             return passThrough(
@@ -378,27 +378,26 @@ public final class ListService: Sendable {
 
     private func passThrough(_ response: UpstreamResponse, cacheStatus: String) -> GatewayResponse {
         var answer = GatewayResponse(passingOn: response)
-        answer.headers.add(name: "Cache-Status", value: cacheStatus)
-        answer.headers.add(name: "Age", value: "0")
+        answer.cacheStatus = .value(cacheStatus)
+        answer.age = 0
         return answer
     }
 
-    private func pageResponse(_ page: CachedPage, age: Int, cacheStatus: String) -> GatewayResponse {
-        let headers = HTTPHeaders([
-            ("Content-Type", page.contentType),
-            ("Cache-Status", cacheStatus),
-            ("Age", String(age)),
-        ])
-        return GatewayResponse(status: .ok, headers: headers, body: page.body)
+    private func pageResponse(_ page: CachedPage, age: Int, cacheStatus: CacheStatus) -> GatewayResponse {
+        var response = GatewayResponse(
+            status: .ok,
+            headers: HTTPHeaders([("Content-Type", page.contentType)]),
+            body: page.body
+        )
+        response.cacheStatus = cacheStatus
+        response.age = age
+        return response
     }
 
     private func errorResponse(_ error: GatewayError, cacheStatus: String?) -> GatewayResponse {
         var response = error.response(allocator: allocator)
-        response.headers.add(
-            name: "Cache-Status",
-            value: cacheStatus ?? "\(Self.cacheName); detail=\(error.shortDescription)"
-        )
-        response.headers.add(name: "Age", value: "0")
+        response.cacheStatus = .value(cacheStatus ?? "\(Self.cacheName); detail=\(error.shortDescription)")
+        response.age = 0
         return response
     }
 }

@@ -121,7 +121,7 @@ public final class PassthroughService: Sendable {
 
     private static func error(_ error: GatewayError) -> GatewayResponse {
         var response = error.response()
-        response.headers.add(name: "Cache-Status", value: "\(ListService.cacheName); detail=\(error)")
+        response.cacheStatus = .value("\(ListService.cacheName); detail=\(error)")
         return response
     }
 }
