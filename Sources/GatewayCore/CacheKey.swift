@@ -33,15 +33,29 @@ public struct CredentialID: Sendable, Hashable {
 /// describes the caller.
 public struct CacheKey: Sendable, Hashable, CustomStringConvertible {
     /// Whose question.
-    public var credential: CredentialID
+    public let credential: CredentialID
     /// ``ListQuery/canonicalQuery``.
-    public var query: String
+    public let query: String
+    /// The hash of both, computed once: a key is hashed on every lookup, to choose the cache's shard and
+    /// again in the shard's table, and the keys of repeated queries are remembered, so most lookups hash
+    /// one word instead of the whole query.
+    public let digest: Int
 
     /// Creates a key.
     public init(credential: CredentialID, query: String) {
         self.credential = credential
         self.query = query
+        var hasher = Hasher()
+        hasher.combine(credential)
+        hasher.combine(query)
+        digest = hasher.finalize()
     }
+
+    public static func == (lhs: CacheKey, rhs: CacheKey) -> Bool {
+        lhs.digest == rhs.digest && lhs.credential == rhs.credential && lhs.query == rhs.query
+    }
+
+    public func hash(into hasher: inout Hasher) { hasher.combine(digest) }
 
     /// Creates the key of `query` asked with the credential whose identity is `credential`.
     public init(credential: CredentialID, query: ListQuery) {

@@ -156,7 +156,7 @@ public final class ResponseCache: Sendable {
     public func now() -> UInt64 { clock.nowNanoseconds() }
 
     private func shard(for key: CacheKey) -> Shard {
-        shards[Int(UInt(bitPattern: key.hashValue) % UInt(shards.count))]
+        shards[Int(UInt(bitPattern: key.digest) % UInt(shards.count))]
     }
 
     /// One lock and the pages behind it.

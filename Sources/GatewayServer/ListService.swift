@@ -21,6 +21,9 @@ public final class ListService: Sendable {
     /// How many query strings keep their cache keys, and the longest that does: at most about 6 MiB.
     static let rememberedQueries = 8_192
     static let longestRememberedQuery = 256
+    /// The headers of a page of JSON.
+    private static let jsonType = "application/json"
+    private static let json = HTTPHeaders([("Content-Type", jsonType)])
     /// Sent upstream as `User-Agent`.
     public static let userAgent = "xi-gateway/\(GatewayVersion.current)"
 
@@ -384,11 +387,10 @@ public final class ListService: Sendable {
     }
 
     private func pageResponse(_ page: CachedPage, age: Int, cacheStatus: CacheStatus) -> GatewayResponse {
-        var response = GatewayResponse(
-            status: .ok,
-            headers: HTTPHeaders([("Content-Type", page.contentType)]),
-            body: page.body
-        )
+        // Nearly every page is plain JSON: share one set of headers rather than build it per hit.
+        let headers =
+            page.contentType == Self.jsonType ? Self.json : HTTPHeaders([("Content-Type", page.contentType)])
+        var response = GatewayResponse(status: .ok, headers: headers, body: page.body)
         response.cacheStatus = cacheStatus
         response.age = age
         return response

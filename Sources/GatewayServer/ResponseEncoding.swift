@@ -52,19 +52,29 @@ extension ByteBuffer {
 
     /// Writes `value` in decimal ASCII, without allocating.
     mutating func writeDecimal(_ value: Int) {
-        if value < 0 { writeInteger(UInt8(ascii: "-")) }
         var magnitude = value.magnitude
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // room for 24 digits; UInt.max has 20
-        let count = withUnsafeMutableBytes(of: &digits) { scratch in
-            var index = scratch.count
+        let digitCount = Self.decimalDigits(magnitude)
+        let count = digitCount + (value < 0 ? 1 : 0)
+        writeWithUnsafeMutableBytes(minimumWritableBytes: count) { bytes in
+            if value < 0 { bytes[0] = UInt8(ascii: "-") }
+            var index = count
             repeat {
                 index -= 1
-                scratch[index] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                bytes[index] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: magnitude % 10)
                 magnitude /= 10
             } while magnitude > 0
-            return scratch.count - index
+            return count
         }
-        _ = withUnsafeBytes(of: &digits) { writeBytes($0.suffix(count)) }
+    }
+
+    private static func decimalDigits(_ value: UInt) -> Int {
+        var digits = 1
+        var rest = value
+        while rest >= 10 {
+            rest /= 10
+            digits += 1
+        }
+        return digits
     }
 }
 
