@@ -19,7 +19,8 @@ public final class BoundedMemo<Argument: Hashable & Sendable, Result: Sendable>:
     @usableFromInline let shards: [Locked<[Argument: Result]>]
     @usableFromInline let entriesPerShard: Int
 
-    /// A memo of at most `capacity` entries (at least one per shard) over `shardCount` shards.
+    /// A memo of at most `capacity` entries over `shardCount` shards (each shard holds at least one, so
+    /// at most `max(capacity, shardCount)`).
     public init(capacity: Int, shardCount: Int = 16) {
         precondition(shardCount > 0, "a memo needs a shard")
         entriesPerShard = max(1, capacity / shardCount)
@@ -36,7 +37,7 @@ public final class BoundedMemo<Argument: Hashable & Sendable, Result: Sendable>:
     @inlinable
     public func remember(_ result: Result, for argument: Argument) {
         shard(for: argument).withLock { entries in
-            if entries.count >= entriesPerShard { entries.removeAll(keepingCapacity: true) }
+            if entries.count >= entriesPerShard, entries[argument] == nil { entries.removeAll(keepingCapacity: true) }
             entries[argument] = result
         }
     }

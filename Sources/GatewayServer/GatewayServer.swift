@@ -104,30 +104,22 @@ public final class GatewayServer: Sendable {
         return GatewayServer(channel: channel, localAddress: address, connections: connections, context: context)
     }
 
-    /// Sets up one connection's handlers: the head timer's observer, NIO's HTTP/1.1 request decoder with
-    /// head limits, and ``HTTPHandler``, which queues pipelined requests, writes its answers' bytes itself
-    /// and closes idle connections.
+    /// Sets up one connection's handlers: ``RequestDecoder`` with the head's limits (size and time), and
+    /// ``HTTPHandler``, which queues pipelined requests, writes its answers' bytes itself and closes
+    /// idle connections.
     public static func configurePipeline(
         _ pipeline: ChannelPipeline.SynchronousOperations,
         configuration: Configuration,
         context: ServerContext
     ) throws {
-        var limits = NIOHTTPDecoderLimitConfiguration()
-        // llhttp counts the request target with the header bytes, so this bounds the whole head.
-        limits.maxHeaderFieldSize = configuration.maxHeadBytes
-        limits.maxHeaderListSize = configuration.maxHeadBytes
-        limits.maxHeaderFieldCount = 256
-        let headTimer = RequestHeadTimer(timeout: configuration.requestHeadTimeout)
-        try pipeline.addHandler(RequestHeadTimer.Observer(headTimer))
         try pipeline.addHandler(
-            ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: limits))
+            RequestDecoder(maxHeadBytes: configuration.maxHeadBytes, headTimeout: configuration.requestHeadTimeout)
         )
         try pipeline.addHandler(
             HTTPHandler(
                 context: context,
                 maxBodyBytes: configuration.maxBodyBytes,
-                idleTimeout: configuration.idleTimeout,
-                headTimer: headTimer
+                idleTimeout: configuration.idleTimeout
             )
         )
     }

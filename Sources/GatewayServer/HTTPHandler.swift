@@ -75,10 +75,7 @@ final class HTTPHandler: ChannelDuplexHandler {
     private let idPrefix = String(UInt32.random(in: .min ... .max), radix: 16)
     private var requestCount = 0
 
-    private let headTimer: RequestHeadTimer
-
-    init(context: ServerContext, maxBodyBytes: Int, idleTimeout: TimeAmount, headTimer: RequestHeadTimer) {
-        self.headTimer = headTimer
+    init(context: ServerContext, maxBodyBytes: Int, idleTimeout: TimeAmount) {
         self.context = context
         self.maxBodyBytes = maxBodyBytes
         self.idleTimeout = idleTimeout
@@ -96,7 +93,6 @@ final class HTTPHandler: ChannelDuplexHandler {
     func channelInactive(context: ChannelHandlerContext) {
         idleTimer?.cancel()
         idleTimer = nil
-        headTimer.cancel()
         state = .closed
         queued.removeAll()
         context.fireChannelInactive()
@@ -226,7 +222,6 @@ final class HTTPHandler: ChannelDuplexHandler {
         switch part {
         case .head(let head):
             guard case .idle = state else { return }
-            headTimer.headCompleted()
             let route = Route(method: head.method, uri: head.uri)
             var body: ByteBuffer?
             if case .passthrough(let passthrough, _) = route, passthrough.method == .POST { body = ByteBuffer() }
@@ -575,7 +570,6 @@ final class HTTPHandler: ChannelDuplexHandler {
             }
         } else {
             state = .idle
-            headTimer.awaitNextHead()
             armIdleTimer(context: context)
             if isReading || isAnsweringQueue {
                 needsFlush = true

@@ -82,14 +82,22 @@ extension ByteBuffer {
 enum HeaderField {
     /// A non-empty `token`: letters, digits and ``!#$%&'*+-.^_`|~``.
     static func isToken(_ name: String) -> Bool {
-        !name.isEmpty && allBytes(of: name) { tokenBytes[Int($0)] }
+        !name.isEmpty && allBytes(of: name, satisfy: isTokenByte)
     }
 
     /// Visible characters, spaces, tabs and bytes of UTF-8 sequences: no control character (CR, LF, NUL,
     /// DEL and the rest).
     static func isValue(_ value: String) -> Bool {
-        allBytes(of: value) { byte in byte == 0x09 || (byte >= 0x20 && byte != 0x7F) }
+        allBytes(of: value, satisfy: isValueByte)
     }
+
+    /// Whether `byte` may appear in a token.
+    @inline(__always)
+    static func isTokenByte(_ byte: UInt8) -> Bool { tokenBytes[Int(byte)] }
+
+    /// Whether `byte` may appear in a header value.
+    @inline(__always)
+    static func isValueByte(_ byte: UInt8) -> Bool { byte == 0x09 || (byte >= 0x20 && byte != 0x7F) }
 
     private static func allBytes(of text: String, satisfy isAllowed: (UInt8) -> Bool) -> Bool {
         // Native strings are contiguous UTF-8: a plain loop over the bytes.
