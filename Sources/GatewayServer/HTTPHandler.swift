@@ -117,8 +117,8 @@ final class HTTPHandler: ChannelDuplexHandler {
     ///
     /// Each request only moves `lastActivity`; the one timer, when it fires early, re-arms itself for what
     /// is left. Scheduling and cancelling a timer per request would cost more than the rest of a cache hit.
-    private func armIdleTimer(context: ChannelHandlerContext) {
-        lastActivity = context.eventLoop.now
+    private func armIdleTimer(context: ChannelHandlerContext, now: NIODeadline? = nil) {
+        lastActivity = now ?? context.eventLoop.now
         guard idleTimer == nil else { return }
         scheduleIdleCheck(in: idleTimeout, context: context)
     }
@@ -308,7 +308,8 @@ final class HTTPHandler: ChannelDuplexHandler {
             head: head,
             route: route.metricLabel,
             requestID: requestID,
-            started: .now(),
+            // When its head arrived (noted just then, for the idle timer): no second look at the clock.
+            started: lastActivity,
             team: nil,
             logged: settings.accessLog
         )
@@ -457,8 +458,13 @@ final class HTTPHandler: ChannelDuplexHandler {
     }
 
     /// The access log line and the metrics of one answered request.
-    private func finish(_ request: Current, response: GatewayResponse, context: ChannelHandlerContext) {
-        let elapsed = UInt64(max(0, (NIODeadline.now() - request.started).nanoseconds))
+    private func finish(
+        _ request: Current,
+        response: GatewayResponse,
+        now: NIODeadline,
+        context: ChannelHandlerContext
+    ) {
+        let elapsed = UInt64(max(0, (now - request.started).nanoseconds))
         let status = Int(response.status.code)
         self.context.metrics?.request(
             route: request.route,
@@ -506,6 +512,7 @@ final class HTTPHandler: ChannelDuplexHandler {
         context: ChannelHandlerContext
     ) {
         guard case .responding = state else { return }
+        let now = context.eventLoop.now
         let keepAlive = keepAlive && !isQuiescing
         let sendsBody = !isHead && response.body.readableBytes > 0
         // Small bodies (errors, refusals) go in the head's buffer: one buffer, one iovec.
@@ -532,7 +539,7 @@ final class HTTPHandler: ChannelDuplexHandler {
             head.writeStaticString("X-Request-Id: ")
             head.writeString(current.requestID)
             head.writeStaticString("\r\n")
-            finish(current, response: response, context: context)
+            finish(current, response: response, now: now, context: context)
             self.current = nil
         }
         if !keepAlive {
@@ -570,7 +577,7 @@ final class HTTPHandler: ChannelDuplexHandler {
             }
         } else {
             state = .idle
-            armIdleTimer(context: context)
+            armIdleTimer(context: context, now: now)
             if isReading || isAnsweringQueue {
                 needsFlush = true
             } else {
