@@ -26,6 +26,8 @@ public final class BufferedOutput: Sendable {
     /// Held while writing, so batches reach the descriptor in the order they were taken.
     private let writing = NIOLock()
     private let timer: Locked<(any DispatchSourceTimer)?> = Locked(nil)
+    /// Set once the timer runs, so a line does not take the timer's lock to learn it.
+    private let timerStarted = Atomic<Bool>(false)
 
     /// Output to `descriptor`.
     public init(descriptor: Int32) {
@@ -57,6 +59,7 @@ public final class BufferedOutput: Sendable {
     }
 
     private func startTimerOnce() {
+        guard !timerStarted.load(ordering: .acquiring) else { return }
         timer.withLock { timer in
             guard timer == nil else { return }
             let source = DispatchSource.makeTimerSource(queue: .global(qos: .utility))
@@ -64,6 +67,7 @@ public final class BufferedOutput: Sendable {
             source.setEventHandler { [weak self] in self?.flush() }
             source.resume()
             timer = source
+            timerStarted.store(true, ordering: .releasing)
         }
     }
 }

@@ -68,23 +68,43 @@ public struct GatewayLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var merged = metadata
-        if let provided = metadataProvider?.get() { merged.merge(provided) { $1 } }
-        if let extra = event.metadata { merged.merge(extra) { $1 } }
+        // Usually only the event has metadata (the access log's fields): no merging then.
+        var merged = event.metadata ?? [:]
+        if !metadata.isEmpty || metadataProvider != nil {
+            merged = metadata
+            if let provided = metadataProvider?.get() { merged.merge(provided) { $1 } }
+            if let extra = event.metadata { merged.merge(extra) { $1 } }
+        }
         let fields = merged.sorted(by: { $0.key < $1.key })
         if format == .text {
             let pairs = fields.map { " \($0.key)=\($0.value)" }.joined()
             write("\(Self.timestamp()) \(event.level) \(label): \(event.message)\(pairs)\n")
             return
         }
-        var line = "{\"time\":" + JSONText.quoted(Self.timestamp())
-        line += ",\"level\":" + JSONText.quoted(event.level.rawValue)
-        line += ",\"label\":" + JSONText.quoted(label)
-        line += ",\"message\":" + JSONText.quoted("\(event.message)")
+        // Built as bytes: one line per request when the access log is on, so strings put together piece by
+        // piece would cost more than answering the request.
+        var line: [UInt8] = []
+        line.reserveCapacity(320)
+        line.append(contentsOf: #"{"time":""#.utf8)
+        Self.appendTimestamp(to: &line)
+        line.append(contentsOf: #"","level":""#.utf8)
+        line.append(contentsOf: event.level.rawValue.utf8)
+        line.append(contentsOf: #"","label":"#.utf8)
+        JSONText.appendQuoted(label, to: &line)
+        line.append(contentsOf: #","message":"#.utf8)
+        JSONText.appendQuoted(event.message.description, to: &line)
         for (key, value) in fields {
-            line += "," + JSONText.quoted(key) + ":" + JSONText.quoted("\(value)")
+            line.append(UInt8(ascii: ","))
+            JSONText.appendQuoted(key, to: &line)
+            line.append(UInt8(ascii: ":"))
+            if case .string(let text) = value {
+                JSONText.appendQuoted(text, to: &line)
+            } else {
+                JSONText.appendQuoted(value.description, to: &line)
+            }
         }
-        write(line + "}\n")
+        line.append(contentsOf: "}\n".utf8)
+        write(String(decoding: line, as: UTF8.self))
     }
 
     /// Writes `line` to standard output through ``BufferedOutput``: whole lines, in batches.
@@ -94,18 +114,42 @@ public struct GatewayLogHandler: LogHandler {
 
     /// Now, in UTC, as RFC 3339 with milliseconds: `2026-11-29T09:10:38.123Z`.
     static func timestamp() -> String {
+        var bytes: [UInt8] = []
+        appendTimestamp(to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Appends ``timestamp()``'s text to `output`.
+    static func appendTimestamp(to output: inout [UInt8]) {
         var spec = timespec()
         clock_gettime(CLOCK_REALTIME, &spec)
         var seconds = spec.tv_sec
         var parts = tm()
         gmtime_r(&seconds, &parts)
-        func pad(_ value: Int32, _ width: Int) -> String {
-            let text = String(value)
-            return String(repeating: "0", count: max(0, width - text.count)) + text
+        func append(_ value: Int32, width: Int) {
+            var divisor: Int32 = 1
+            for _ in 1..<width { divisor *= 10 }
+            var rest = max(0, value)
+            while divisor > 0 {
+                output.append(UInt8(ascii: "0") + UInt8(truncatingIfNeeded: (rest / divisor) % 10))
+                rest %= divisor
+                divisor /= 10
+            }
         }
-        let millis = Int32(spec.tv_nsec / 1_000_000)
-        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
-            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(millis, 3))Z"
+        append(parts.tm_year + 1900, width: 4)
+        output.append(UInt8(ascii: "-"))
+        append(parts.tm_mon + 1, width: 2)
+        output.append(UInt8(ascii: "-"))
+        append(parts.tm_mday, width: 2)
+        output.append(UInt8(ascii: "T"))
+        append(parts.tm_hour, width: 2)
+        output.append(UInt8(ascii: ":"))
+        append(parts.tm_min, width: 2)
+        output.append(UInt8(ascii: ":"))
+        append(parts.tm_sec, width: 2)
+        output.append(UInt8(ascii: "."))
+        append(Int32(spec.tv_nsec / 1_000_000), width: 3)
+        output.append(UInt8(ascii: "Z"))
     }
 }
 

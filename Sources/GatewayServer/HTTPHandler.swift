@@ -71,6 +71,8 @@ final class HTTPHandler: ChannelDuplexHandler {
     private var isQuiescing = false
 
     private var current: Current?
+    /// The client's address as the access log writes it, made on first use.
+    private var clientAddress: String?
     /// Request ids made here: a random prefix per connection and a sequence number.
     private let idPrefix = String(UInt32.random(in: .min ... .max), radix: 16)
     private var requestCount = 0
@@ -474,17 +476,18 @@ final class HTTPHandler: ChannelDuplexHandler {
         )
         if let team = request.team { self.context.metrics?.team(team, trace: response.trace) }
         guard request.logged else { return }
+        if clientAddress == nil { clientAddress = context.channel.remoteAddress?.ipAddress ?? "-" }
         var metadata: Logger.Metadata = [
-            "request_id": "\(request.requestID)",
-            "client": "\(context.channel.remoteAddress?.ipAddress ?? "-")",
-            "method": "\(request.head.method.rawValue)",
-            "path": "\(request.head.uri)",
-            "status": "\(status)",
-            "cache": "\(response.trace.cache.rawValue)",
-            "duration_ms": "\(Self.milliseconds(elapsed))",
-            "bytes": "\(response.body.readableBytes)",
+            "request_id": .string(request.requestID),
+            "client": .string(clientAddress ?? "-"),
+            "method": .string(request.head.method.rawValue),
+            "path": .string(request.head.uri),
+            "status": .string(String(status)),
+            "cache": .string(response.trace.cache.rawValue),
+            "duration_ms": .string(Self.milliseconds(elapsed)),
+            "bytes": .string(String(response.body.readableBytes)),
         ]
-        if let team = request.team { metadata["team"] = "\(team)" }
+        if let team = request.team { metadata["team"] = .string(team) }
         if let upstreamStatus = response.trace.upstreamStatus {
             metadata["upstream_status"] = "\(upstreamStatus)"
         }

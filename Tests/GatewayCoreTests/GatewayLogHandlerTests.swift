@@ -1,0 +1,108 @@
+import Foundation
+import GatewayCore
+import Logging
+import Synchronization
+import Testing
+
+/// The log handler's lines: one JSON object each, with the fields a collector expects, whatever the values
+/// hold.
+@Suite("Log handler")
+struct GatewayLogHandlerTests {
+    /// Collects the lines a handler writes.
+    final class Lines: Sendable {
+        private let lines = Mutex<[String]>([])
+        var all: [String] { lines.withLock { $0 } }
+
+        func logger(label: String = "test", format: GatewayLogHandler.Format = .json) -> Logger {
+            Logger(label: label) { label in
+                GatewayLogHandler(label: label, format: format, control: LogLevelControl(.info)) { line in
+                    self.lines.withLock { $0.append(line) }
+                }
+            }
+        }
+    }
+
+    private static func object(_ line: String) throws -> [String: String] {
+        #expect(line.hasSuffix("}\n"))
+        let parsed = try JSONSerialization.jsonObject(with: Data(line.utf8))
+        return try #require(parsed as? [String: String])
+    }
+
+    @Test func aLineIsOneJSONObjectWithTimeLevelLabelMessageAndTheMetadata() throws {
+        let lines = Lines()
+        lines.logger(label: "access").info(
+            "request",
+            metadata: [
+                "status": "200", "path": "/v1/convai/test-invocations?page_size=30", "count": .stringConvertible(7),
+            ]
+        )
+        let line = try #require(lines.all.first)
+        #expect(lines.all.count == 1)
+        #expect(line.filter { $0 == "\n" }.count == 1)
+        let object = try Self.object(line)
+        #expect(object["level"] == "info")
+        #expect(object["label"] == "access")
+        #expect(object["message"] == "request")
+        #expect(object["status"] == "200")
+        #expect(object["path"] == "/v1/convai/test-invocations?page_size=30")
+        #expect(object["count"] == "7")
+        #expect(object.count == 7)
+    }
+
+    @Test func metadataKeysFollowTheFixedFieldsInSortedOrder() throws {
+        let lines = Lines()
+        lines.logger().info("m", metadata: ["zeta": "1", "alpha": "2", "mid": "3"])
+        let line = try #require(lines.all.first)
+        let order = ["\"time\"", "\"level\"", "\"label\"", "\"message\"", "\"alpha\"", "\"mid\"", "\"zeta\""]
+            .map { line.range(of: $0)?.lowerBound }
+        #expect(order.allSatisfy { $0 != nil })
+        #expect(order.compactMap { $0 } == order.compactMap { $0 }.sorted())
+    }
+
+    @Test func theTimeIsRFC3339InUTCWithMilliseconds() throws {
+        let lines = Lines()
+        let before = Date()
+        lines.logger().info("m")
+        let after = Date()
+        let line = try #require(lines.all.first)
+        let time = try #require(try Self.object(line)["time"])
+        #expect(time.wholeMatch(of: /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z/) != nil)
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let parsed = try #require(formatter.date(from: time))
+        #expect(parsed >= before.addingTimeInterval(-0.001) && parsed <= after.addingTimeInterval(0.001))
+    }
+
+    @Test(arguments: [
+        "plain", "quote \" and backslash \\", "line\nbreak and\r\ncarriage", "tab\there", "\u{08}\u{0C}",
+        "nul \u{00} and escape \u{1B} and unit separator \u{1F}", "non-ASCII: é, 日本, 🎉", "",
+        "{\"injected\":\"field\"}", "\u{7F} delete",
+    ])
+    func anyValueRoundTripsThroughTheLineExactly(value: String) throws {
+        let lines = Lines()
+        lines.logger().info("\(value)", metadata: ["value": .string(value)])
+        let line = try #require(lines.all.first)
+        #expect(line.filter { $0 == "\n" }.count == 1, "a value never breaks the line")
+        let object = try Self.object(line)
+        #expect(object["value"] == value)
+        #expect(object["message"] == value)
+        #expect(object["injected"] == nil)
+    }
+
+    @Test func appendingAQuotedStringWritesWhatQuotedReturns() {
+        var samples = ["", "a", "\"", "\\", "\n\r\t\u{08}\u{0C}", "é日🎉", "x\u{01}y\u{1F}z"]
+        samples += (0..<128).map { String(UnicodeScalar(UInt8($0))) }
+        for sample in samples {
+            var bytes: [UInt8] = []
+            JSONText.appendQuoted(sample, to: &bytes)
+            #expect(String(decoding: bytes, as: UTF8.self) == JSONText.quoted(sample), "\(sample.debugDescription)")
+        }
+    }
+
+    @Test func textLinesNameTheLevelTheLabelAndThePairs() throws {
+        let lines = Lines()
+        lines.logger(label: "gw", format: .text).warning("careful", metadata: ["b": "2", "a": "1"])
+        let line = try #require(lines.all.first)
+        #expect(line.hasSuffix(" warning gw: careful a=1 b=2\n"))
+    }
+}
