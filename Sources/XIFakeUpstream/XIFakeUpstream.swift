@@ -59,32 +59,40 @@ enum XIFakeUpstream {
         let limit = maxConcurrent
         let faultPercent = faults
         let box = UpstreamBox()
-        let upstream = try await FakeUpstream.start(port: port, threads: threads, recordRequests: false) { request in
-            if request.uri.hasPrefix("/__stats") {
-                return .init(body: box.upstream?.statsJSON ?? "{}")
+        let started: FakeUpstream
+        do {
+            started = try await FakeUpstream.start(port: port, threads: threads, recordRequests: false) { request in
+                if request.uri.hasPrefix("/__stats") {
+                    return .init(body: box.upstream?.statsJSON ?? "{}")
+                }
+                if request.uri.hasPrefix("/__reset") {
+                    box.upstream?.resetCounts()
+                    return .init(body: "{}")
+                }
+                if request.concurrent > limit {
+                    return .init(
+                        status: 429,
+                        headers: [
+                            ("Content-Type", "application/json"),
+                            ("current-concurrent-requests", String(request.concurrent)),
+                            ("maximum-concurrent-requests", String(limit)),
+                        ],
+                        body:
+                            #"{"detail":{"status":"too_many_concurrent_requests","message":"Too many concurrent requests"}}"#,
+                        delay: .milliseconds(5)
+                    )
+                }
+                if faultPercent > 0, Int.random(in: 0..<100) < faultPercent {
+                    return fault(for: request.uri, delay: delay)
+                }
+                return .page(for: request.uri, delay: delay)
             }
-            if request.uri.hasPrefix("/__reset") {
-                box.upstream?.resetCounts()
-                return .init(body: "{}")
-            }
-            if request.concurrent > limit {
-                return .init(
-                    status: 429,
-                    headers: [
-                        ("Content-Type", "application/json"),
-                        ("current-concurrent-requests", String(request.concurrent)),
-                        ("maximum-concurrent-requests", String(limit)),
-                    ],
-                    body:
-                        #"{"detail":{"status":"too_many_concurrent_requests","message":"Too many concurrent requests"}}"#,
-                    delay: .milliseconds(5)
-                )
-            }
-            if faultPercent > 0, Int.random(in: 0..<100) < faultPercent {
-                return fault(for: request.uri, delay: delay)
-            }
-            return .page(for: request.uri, delay: delay)
+        } catch {
+            // Most often the port is taken: one line, not a crash report.
+            print("xi-fake-upstream: cannot listen on 127.0.0.1:\(port): \(error)")
+            exit(1)
         }
+        let upstream = started
         box.upstream = upstream
         print("xi-fake-upstream listening on 127.0.0.1:\(upstream.port)")
         fflush(nil)

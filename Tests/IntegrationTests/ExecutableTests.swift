@@ -10,13 +10,18 @@ final class GatewayProcess: Sendable {
     let process = Process()
     private let output = Locked("")
 
-    /// The binary beside the test bundle (`swift build --build-tests` builds both).
-    static var executable: URL {
-        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("xi-gateway")
+    /// A binary beside the test bundle (`swift build --build-tests` builds them all).
+    static func executable(_ name: String) -> URL {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent(name)
     }
 
-    init(arguments: [String], environment: [String: String], directory: URL) throws {
-        process.executableURL = Self.executable
+    init(
+        _ name: String = "xi-gateway",
+        arguments: [String],
+        environment: [String: String],
+        directory: URL
+    ) throws {
+        process.executableURL = Self.executable(name)
         process.arguments = arguments
         process.environment = environment
         process.currentDirectoryURL = directory
@@ -68,6 +73,20 @@ struct ExecutableTests {
     }
 
     private let baseEnvironment = ["PATH": "/usr/bin:/bin"]
+
+    @Test func theFakeUpstreamOnATakenPortSaysSoInOneLineAndExits1() async throws {
+        let taken = try await FakeUpstream.start { _ in .init(body: "{}") }
+        let fake = try GatewayProcess(
+            "xi-fake-upstream",
+            arguments: ["--port", String(taken.port)],
+            environment: baseEnvironment,
+            directory: try temporaryDirectory()
+        )
+        #expect(try await fake.waitForExit() == 1)
+        #expect(fake.printed.hasPrefix("xi-fake-upstream: cannot listen on 127.0.0.1:\(taken.port)"))
+        #expect(!fake.printed.contains("Fatal error"))
+        try await taken.shutdown()
+    }
 
     @Test func printsItsVersion() async throws {
         let gateway = try GatewayProcess(
