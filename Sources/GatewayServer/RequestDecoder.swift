@@ -98,6 +98,10 @@ public final class RequestDecoder: ChannelInboundHandler {
     }
 
     /// Decodes one step from `bytes`; `false` when more bytes are needed.
+    ///
+    /// Each step sets the next state before it hands a part on: the handler after this one may close the
+    /// channel while it takes the part, and ``channelInactive(context:)`` then sets `.failed`, which stops
+    /// decoding there.
     private func decodeOne(_ bytes: inout ByteBuffer, context: ChannelHandlerContext) throws -> Bool {
         switch state {
         case .head(let scanned):
@@ -105,26 +109,21 @@ public final class RequestDecoder: ChannelInboundHandler {
                 return false
             }
             headTimer.headCompleted()
-            context.fireChannelRead(wrapInboundOut(.head(head)))
             switch framing {
-            case .none:
-                endRequest(context: context)
-            case .length(let length):
-                state = .body(remaining: length)
-            case .chunked:
-                state = .chunkSize
+            case .none: state = .head(scanned: 0)
+            case .length(let length): state = .body(remaining: length)
+            case .chunked: state = .chunkSize
             }
+            context.fireChannelRead(wrapInboundOut(.head(head)))
+            if case .none = framing { endRequest(context: context) }
             return true
         case .body(let remaining):
             guard bytes.readableBytes > 0 else { return false }
             let part = bytes.readSlice(length: min(remaining, bytes.readableBytes))!
             let left = remaining - part.readableBytes
+            state = left == 0 ? .head(scanned: 0) : .body(remaining: left)
             context.fireChannelRead(wrapInboundOut(.body(part)))
-            if left == 0 {
-                endRequest(context: context)
-            } else {
-                state = .body(remaining: left)
-            }
+            if left == 0 { endRequest(context: context) }
             return true
         case .chunkSize:
             guard let line = try readLine(&bytes, limit: Self.maxChunkSizeLine) else { return false }
@@ -135,8 +134,8 @@ public final class RequestDecoder: ChannelInboundHandler {
             guard bytes.readableBytes > 0 else { return false }
             let part = bytes.readSlice(length: min(remaining, bytes.readableBytes))!
             let left = remaining - part.readableBytes
-            context.fireChannelRead(wrapInboundOut(.body(part)))
             state = left == 0 ? .chunkEnd : .chunkData(remaining: left)
+            context.fireChannelRead(wrapInboundOut(.body(part)))
             return true
         case .chunkEnd:
             guard bytes.readableBytes >= 2 else { return false }
@@ -144,12 +143,14 @@ public final class RequestDecoder: ChannelInboundHandler {
             state = .chunkSize
             return true
         case .trailers(let seen):
-            // Trailers are read and dropped; together they may be as long as a head.
+            // Trailers are checked like header fields and dropped; together they may be as long as a head.
             guard seen < maxHeadBytes else { throw HTTPParserError.headerOverflow }
             guard let line = try readLine(&bytes, limit: maxHeadBytes - seen) else { return false }
             if line.isEmpty {
+                state = .head(scanned: 0)
                 endRequest(context: context)
             } else {
+                _ = try line.withUnsafeBytes { try Self.parseField(UnsafeRawBufferPointer($0)[...]) }
                 state = .trailers(seen: seen + line.count + 2)
             }
             return true
@@ -159,8 +160,9 @@ public final class RequestDecoder: ChannelInboundHandler {
         }
     }
 
+    /// Hands on the end of a request, unless the channel closed while the request's last part was taken.
     private func endRequest(context: ChannelHandlerContext) {
-        state = .head(scanned: 0)
+        if case .failed = state { return }
         context.fireChannelRead(wrapInboundOut(.end(nil)))
     }
 
@@ -208,16 +210,17 @@ public final class RequestDecoder: ChannelInboundHandler {
     private static func endOfHead(in raw: UnsafeRawBufferPointer, from: Int, limit: Int) throws -> Int? {
         guard let base = raw.baseAddress else { return nil }
         var index = from
-        let searchEnd = min(raw.count, limit + 1)
+        // A head's last byte is at most at `limit - 1`.
+        let searchEnd = min(raw.count, limit)
         while index < searchEnd {
-            guard let found = memchr(base + index, 0x0A, searchEnd - index) else { return nil }
+            guard let found = memchr(base + index, 0x0A, searchEnd - index) else { break }
             let lf = base.distance(to: UnsafeRawPointer(found))
             guard lf > 0, raw[lf - 1] == 0x0D else { throw HTTPParserError.lfExpected }
             // The empty line: CR LF right after the previous line's LF.
             if lf >= 3, raw[lf - 2] == 0x0A { return lf + 1 }
             index = lf + 1
         }
-        if raw.count > limit { throw HTTPParserError.headerOverflow }
+        if raw.count >= limit { throw HTTPParserError.headerOverflow }
         return nil
     }
 
@@ -236,20 +239,7 @@ public final class RequestDecoder: ChannelInboundHandler {
         var chunked = false
         while let line = lines.next(), !line.isEmpty {
             guard headers.count < maxHeaderCount else { throw HTTPParserError.headerOverflow }
-            guard let colon = line.firstIndex(of: UInt8(ascii: ":")), colon > line.startIndex else {
-                throw HTTPParserError.invalidHeaderToken
-            }
-            let name = UnsafeRawBufferPointer(rebasing: line[..<colon])
-            // A folded line starts with whitespace, and whitespace before the colon is not allowed: both
-            // fail here, since neither is a token byte.
-            guard name.allSatisfy({ HeaderField.isTokenByte($0) }) else { throw HTTPParserError.invalidHeaderToken }
-            var value = line[(colon + 1)...]
-            while let first = value.first, first == 0x20 || first == 0x09 { value = value.dropFirst() }
-            while let last = value.last, last == 0x20 || last == 0x09 { value = value.dropLast() }
-            guard value.allSatisfy({ HeaderField.isValueByte($0) }) else {
-                throw HTTPParserError.invalidCharactersUsed
-            }
-            let valueBytes = UnsafeRawBufferPointer(rebasing: value)
+            let (name, valueBytes) = try parseField(line)
             if Self.equalsIgnoringCase(name, "content-length") {
                 let length = try Self.contentLength(valueBytes)
                 if let earlier = contentLength, earlier != length { throw HTTPParserError.unexpectedContentLength }
@@ -273,6 +263,25 @@ public final class RequestDecoder: ChannelInboundHandler {
             framing = .none
         }
         return (HTTPRequestHead(version: version, method: method, uri: uri, headers: headers), framing)
+    }
+
+    /// A field line, `name: value`: a token, a colon, and a value without control characters, returned
+    /// without the whitespace around it.
+    private static func parseField(
+        _ line: Slice<UnsafeRawBufferPointer>
+    ) throws -> (name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+        guard let colon = line.firstIndex(of: UInt8(ascii: ":")), colon > line.startIndex else {
+            throw HTTPParserError.invalidHeaderToken
+        }
+        let name = UnsafeRawBufferPointer(rebasing: line[..<colon])
+        // A folded line starts with whitespace, and whitespace before the colon is not allowed: both fail
+        // here, since neither is a token byte.
+        guard name.allSatisfy({ HeaderField.isTokenByte($0) }) else { throw HTTPParserError.invalidHeaderToken }
+        var value = line[(colon + 1)...]
+        while let first = value.first, first == 0x20 || first == 0x09 { value = value.dropFirst() }
+        while let last = value.last, last == 0x20 || last == 0x09 { value = value.dropLast() }
+        guard value.allSatisfy({ HeaderField.isValueByte($0) }) else { throw HTTPParserError.invalidCharactersUsed }
+        return (name, UnsafeRawBufferPointer(rebasing: value))
     }
 
     /// `METHOD SP request-target SP HTTP/1.x`, with single spaces.
@@ -324,28 +333,34 @@ public final class RequestDecoder: ChannelInboundHandler {
         return value
     }
 
-    /// A chunk-size line: hexadecimal digits, then optional extensions after `;`.
+    /// A chunk-size line: hexadecimal digits, then nothing, or extensions: optional spaces or tabs, `;`, and
+    /// visible characters, spaces and tabs (no control character, no byte outside ASCII).
     private static func chunkSize(_ line: [UInt8]) throws -> Int {
         var size = 0
-        var digits = 0
-        for byte in line {
-            let digit: Int
-            switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = Int(byte - UInt8(ascii: "0"))
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = Int(byte - UInt8(ascii: "a")) + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = Int(byte - UInt8(ascii: "A")) + 10
-            case UInt8(ascii: ";"), UInt8(ascii: " "), UInt8(ascii: "\t"):
-                guard digits > 0 else { throw HTTPParserError.invalidChunkSize }
-                return size
-            default:
-                throw HTTPParserError.invalidChunkSize
-            }
-            digits += 1
-            guard digits <= 15 else { throw HTTPParserError.invalidChunkSize }
+        var index = 0
+        while index < line.count, let digit = hexValue(line[index]) {
+            guard index < 15 else { throw HTTPParserError.invalidChunkSize }
             size = size << 4 | digit
+            index += 1
         }
-        guard digits > 0 else { throw HTTPParserError.invalidChunkSize }
+        guard index > 0 else { throw HTTPParserError.invalidChunkSize }
+        var rest = line[index...].drop { $0 == 0x20 || $0 == 0x09 }
+        guard let first = rest.first else { return size }
+        guard first == UInt8(ascii: ";") else { throw HTTPParserError.invalidChunkSize }
+        rest = rest.dropFirst()
+        guard rest.allSatisfy({ $0 == 0x09 || (0x20...0x7E).contains($0) }) else {
+            throw HTTPParserError.invalidChunkSize
+        }
         return size
+    }
+
+    private static func hexValue(_ byte: UInt8) -> Int? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return Int(byte - UInt8(ascii: "0"))
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return Int(byte - UInt8(ascii: "a")) + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return Int(byte - UInt8(ascii: "A")) + 10
+        default: return nil
+        }
     }
 
     /// Reads a line ending in CR LF (without it), or `nil` if it has not all arrived; longer than `limit`
