@@ -26,12 +26,14 @@ sanitize: deps
 	$(SWIFT) test --sanitize=thread --scratch-path .build-tsan
 	ASAN_OPTIONS=detect_leaks=0 $(SWIFT) test --sanitize=address --scratch-path .build-asan
 
-# libFuzzer targets (Fuzz/): the query parser and the whole HTTP request path, FUZZ_SECONDS each
-# (default 60), with AddressSanitizer. Linked with lld: gold fails on libFuzzer's objects.
+# libFuzzer targets (Fuzz/): the query parser, the whole HTTP request path, and the request decoder against
+# NIO's, FUZZ_SECONDS each (default 60), with AddressSanitizer. Linked with lld: gold fails on libFuzzer's
+# objects.
 FUZZ_FLAGS = -c debug -Xswiftc -sanitize=fuzzer,address -Xswiftc -Xclang-linker -Xswiftc -fuse-ld=lld
 fuzz: deps
 	cd Fuzz && $(SWIFT) build $(FUZZ_FLAGS) --product FuzzListQuery
 	cd Fuzz && $(SWIFT) build $(FUZZ_FLAGS) --product FuzzHTTPRequest
+	cd Fuzz && $(SWIFT) build $(FUZZ_FLAGS) --product FuzzRequestDecoder
 	./scripts/fuzz.sh $(or $(FUZZ_SECONDS),60)
 
 # The benchmark against nginx, HAProxy and Varnish (loopback only; about 10 minutes; see bench/bench.py).
