@@ -41,16 +41,9 @@ struct PendingConnectionFixture {
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
     }
 
-    func send(_ text: String) {
-        _ = try? channel.writeInbound(ByteBuffer(string: text))
-        channel.embeddedEventLoop.run()
-    }
+    func send(_ text: String) { channel.send(text) }
 
-    func output() throws -> String {
-        var output = ""
-        while let chunk = try channel.readOutbound(as: ByteBuffer.self) { output += String(buffer: chunk) }
-        return output
-    }
+    func output() throws -> String { try channel.writtenText() }
 }
 
 @Suite("HTTPHandler under hostile clients")

@@ -69,17 +69,10 @@ private struct QueueFixture {
     }
 
     /// Delivers `text` as one read.
-    func send(_ text: String) {
-        _ = try? channel.writeInbound(ByteBuffer(string: text))
-        channel.embeddedEventLoop.run()
-    }
+    func send(_ text: String) { channel.send(text) }
 
     /// Everything flushed to the client since the last call.
-    func output() throws -> String {
-        var output = ""
-        while let chunk = try channel.readOutbound(as: ByteBuffer.self) { output += String(buffer: chunk) }
-        return output
-    }
+    func output() throws -> String { try channel.writtenText() }
 
     /// Answers the open upstream request whose target contains `target` with the fake upstream's page.
     @discardableResult
@@ -111,6 +104,14 @@ private struct QueueFixture {
 
 @Suite("HTTPHandler queueing, quiescing and flushing")
 struct HTTPHandlerQueueTests {
+    /// Heads get 10 s from their first byte; connections idle for 60 s close.
+    static let tenSecondHeads = GatewayServer.Configuration(
+        host: "127.0.0.1",
+        port: 0,
+        idleTimeout: .seconds(60),
+        requestHeadTimeout: .seconds(10)
+    )
+
     private let list = QueueFixture.list
 
     @Test func quiescingAnIdleConnectionClosesItAtOnce() throws {
@@ -250,14 +251,7 @@ struct HTTPHandlerQueueTests {
     /// The head timer, armed by an earlier request, does not cut a later head short: the later head gets
     /// its whole `requestHeadTimeout` from its own first byte, and not more.
     @Test func theHeadTimeoutCountsFromTheFirstByteOfEachHead() throws {
-        let connection = try QueueFixture(
-            configuration: .init(
-                host: "127.0.0.1",
-                port: 0,
-                idleTimeout: .seconds(60),
-                requestHeadTimeout: .seconds(10)
-            )
-        )
+        let connection = try QueueFixture(configuration: Self.tenSecondHeads)
         connection.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         #expect(try connection.output().hasPrefix("HTTP/1.1 200 OK"))
         connection.wait(9)
@@ -281,14 +275,7 @@ struct HTTPHandlerQueueTests {
     /// A head that starts 9 s after the last answer and takes 9 s to arrive is answered: the timer armed
     /// for the first request neither fires for the second at 10 s nor lets it run past its own 10 s.
     @Test func aSlowHeadWithinItsOwnTimeoutIsAnsweredAfterAnEarlierRequest() throws {
-        let connection = try QueueFixture(
-            configuration: .init(
-                host: "127.0.0.1",
-                port: 0,
-                idleTimeout: .seconds(60),
-                requestHeadTimeout: .seconds(10)
-            )
-        )
+        let connection = try QueueFixture(configuration: Self.tenSecondHeads)
         connection.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         _ = try connection.output()
         connection.wait(9)

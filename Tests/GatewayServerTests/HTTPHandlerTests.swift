@@ -58,11 +58,8 @@ struct ConnectionFixture {
 
     /// Sends `text` and returns every byte written back, in order.
     func exchange(_ text: String) throws -> String {
-        _ = try? channel.writeInbound(ByteBuffer(string: text))
-        channel.embeddedEventLoop.run()
-        var output = ""
-        while let chunk = try channel.readOutbound(as: ByteBuffer.self) { output += String(buffer: chunk) }
-        return output
+        channel.send(text)
+        return try channel.writtenText()
     }
 }
 
