@@ -12,43 +12,40 @@ import Darwin
 /// strings, and looking one up costs a fraction of parsing and writing it canonically again. Only what
 /// the function would compute again is kept, so a result found here is exactly the one a call would give.
 ///
-/// The entries are spread over shards, each behind its own lock, so event loops rarely wait for one
-/// another. A shard that reaches its share of `capacity` is emptied: cheaper than ordering entries by use,
-/// and a working set that fits is built again at once.
+/// Each thread keeps its own table (``PerThread``), so event loops never wait for one another nor pass a
+/// lock's cache line between cores on a hit; each loop learns its working set on its own. A table that
+/// reaches `capacity` is emptied: cheaper than ordering entries by use, and a working set that fits is
+/// built again at once.
 public final class BoundedMemo<Argument: Hashable & Sendable, Result: Sendable>: Sendable {
-    @usableFromInline let shards: [Locked<[Argument: Result]>]
-    @usableFromInline let entriesPerShard: Int
+    @usableFromInline let tables: PerThread<[Argument: Result]>
+    @usableFromInline let capacity: Int
 
-    /// A memo of at most `capacity` entries over `shardCount` shards (each shard holds at least one, so
-    /// at most `max(capacity, shardCount)`).
-    public init(capacity: Int, shardCount: Int = 16) {
-        precondition(shardCount > 0, "a memo needs a shard")
-        entriesPerShard = max(1, capacity / shardCount)
-        shards = (0..<shardCount).map { _ in Locked([:]) }
+    /// A memo of at most `capacity` entries per thread that uses it.
+    public init(capacity: Int) {
+        self.capacity = max(1, capacity)
+        tables = PerThread { [:] }
     }
 
-    /// The result remembered for `argument`, if any.
+    /// The result remembered for `argument` by the calling thread, if any.
     @inlinable
     public func value(for argument: Argument) -> Result? {
-        shard(for: argument).withLock { $0[argument] }
+        tables.withLocal { $0[argument] }
     }
 
-    /// Remembers `result` for `argument`.
+    /// Remembers `result` for `argument`, on the calling thread.
     @inlinable
     public func remember(_ result: Result, for argument: Argument) {
-        shard(for: argument).withLock { entries in
-            if entries.count >= entriesPerShard, entries[argument] == nil { entries.removeAll(keepingCapacity: true) }
+        tables.withLocal { entries in
+            if entries.count >= capacity, entries[argument] == nil { entries.removeAll(keepingCapacity: true) }
             entries[argument] = result
         }
     }
 
-    @inlinable
-    func shard(for argument: Argument) -> Locked<[Argument: Result]> {
-        shards[Int(UInt(bitPattern: argument.hashValue) % UInt(shards.count))]
-    }
+    /// Entries remembered now, by all threads.
+    public var count: Int { tables.reduce(0) { total, entries in total + entries.count } }
 
-    /// Entries remembered now.
-    public var count: Int { shards.reduce(0) { total, shard in total + shard.withLock { $0.count } } }
+    /// Entries remembered now by the calling thread.
+    public var localCount: Int { tables.withLocal { $0.count } }
 }
 
 /// A query string compared and hashed by its bytes.

@@ -4,15 +4,13 @@
 /// so a hit is one hash lookup and a few integer writes: no allocation, no copy of the entry, no
 /// reference counting of list nodes. Not thread-safe; ``ResponseCache`` keeps each one behind a lock.
 struct LRUStore<Key: Hashable, Value> {
-    private struct Entry {
-        var key: Key
-        var value: Value
-        var cost: Int
-    }
-
     private static var none: Int { -1 }
 
-    private var entries: [Entry?] = []
+    /// By slot: the key, `nil` for a free slot. Keys, values and costs are kept apart so that a hit copies
+    /// out its value alone (a copy of a whole entry would also retain and release its key).
+    private var keys: [Key?] = []
+    private var values: [Value?] = []
+    private var costs: [Int] = []
     /// For each slot, the next more recently used slot.
     private var newer: [Int] = []
     /// For each slot, the next less recently used slot.
@@ -37,13 +35,13 @@ struct LRUStore<Key: Hashable, Value> {
     mutating func value(for key: Key) -> Value? {
         guard let index = indexByKey[key] else { return nil }
         moveToFront(index)
-        return entries[index]?.value
+        return values[index]
     }
 
     /// Changes the value for `key` in place, if present, without touching its recency or cost.
     mutating func update(_ key: Key, _ change: (inout Value) -> Void) {
-        guard let index = indexByKey[key], entries[index] != nil else { return }
-        change(&entries[index]!.value)
+        guard let index = indexByKey[key], values[index] != nil else { return }
+        change(&values[index]!)
     }
 
     /// Inserts or replaces; `false` (and nothing stored, any old value removed) when `cost` exceeds capacity.
@@ -53,14 +51,17 @@ struct LRUStore<Key: Hashable, Value> {
         while totalCost + cost > capacity, oldest != Self.none {
             evict(oldest)
         }
-        let entry = Entry(key: key, value: value, cost: cost)
         let index: Int
         if let free = freeSlots.popLast() {
             index = free
-            entries[index] = entry
+            keys[index] = key
+            values[index] = value
+            costs[index] = cost
         } else {
-            index = entries.count
-            entries.append(entry)
+            index = keys.count
+            keys.append(key)
+            values.append(value)
+            costs.append(cost)
             newer.append(Self.none)
             older.append(Self.none)
         }
@@ -73,12 +74,13 @@ struct LRUStore<Key: Hashable, Value> {
     /// Removes `key`'s entry, if any.
     @discardableResult
     mutating func removeValue(for key: Key) -> Value? {
-        guard let index = indexByKey.removeValue(forKey: key), let entry = entries[index] else { return nil }
+        guard let index = indexByKey.removeValue(forKey: key), let value = values[index] else { return nil }
         unlink(index)
-        entries[index] = nil
+        keys[index] = nil
+        values[index] = nil
         freeSlots.append(index)
-        totalCost -= entry.cost
-        return entry.value
+        totalCost -= costs[index]
+        return value
     }
 
     /// Removes every entry whose key `matches`; returns how many.
@@ -92,15 +94,15 @@ struct LRUStore<Key: Hashable, Value> {
     var keysByRecency: [Key] {
         var keys: [Key] = []
         var index = newest
-        while index != Self.none, let entry = entries[index] {
-            keys.append(entry.key)
+        while index != Self.none, let key = self.keys[index] {
+            keys.append(key)
             index = older[index]
         }
         return keys
     }
 
     private mutating func evict(_ index: Int) {
-        guard let key = entries[index]?.key else { return }
+        guard let key = keys[index] else { return }
         removeValue(for: key)
         evictions += 1
     }

@@ -32,6 +32,8 @@ public final class GatewayMetrics: Sendable {
     /// The request counters, made on first use, at ``requestCounterIndex(route:statusClass:cache:)``: the
     /// label sets are few and known, so a request finds its counter without building a string.
     private let requestCounters: Locked<[Counter?]>
+    /// Each thread's answered requests not yet handed to the counters and the histogram.
+    private let tallies: PerThread<Tally>
     private let requestDuration: Timer
     private let upstreamDuration: Timer
     private let cacheEntries: Gauge
@@ -56,30 +58,76 @@ public final class GatewayMetrics: Sendable {
         governorQueued = Gauge(label: "xi_gateway_upstream_queue_length", factory: factory)
         governorLimit = Gauge(label: "xi_gateway_upstream_concurrency_limit", factory: factory)
         backoffSecondsLeft = Gauge(label: "xi_gateway_upstream_backoff_seconds_left", factory: factory)
-        requestCounters = Locked(
-            Array(repeating: nil, count: Self.routes.count * 5 * Self.cacheResults.count)
-        )
+        requestCounters = Locked(Array(repeating: nil, count: Self.requestCounterCount))
+        tallies = PerThread { Tally() }
+    }
+
+    /// The answered requests of one thread, kept until ``Tally/capacity`` of them are in or the metrics
+    /// are read.
+    ///
+    /// Through swift-metrics each answer would increment a counter and lock the duration histogram, both
+    /// shared by every event loop: their cache lines would move between cores on every request. A thread
+    /// tallies its own answers instead, and hands them on in a batch.
+    private struct Tally {
+        /// How many answers a thread keeps before it hands them on.
+        static let capacity = 256
+
+        var counts = [Int](repeating: 0, count: GatewayMetrics.requestCounterCount)
+        var nanoseconds: [UInt64] = []
+
+        init() { nanoseconds.reserveCapacity(Self.capacity) }
     }
 
     /// Counts one answer and its time.
     func request(route: RouteLabel, status: Int, cache: ResponseTrace.CacheResult, nanoseconds: UInt64) {
         let statusClass = min(5, max(1, status / 100))
         let index = Self.requestCounterIndex(route: route, statusClass: statusClass, cache: cache)
-        let counter =
-            requestCounters.withLock { $0[index] }
-            ?? requestCounters.withLock { counters in
-                if let made = counters[index] { return made }
-                let made = Counter(
-                    label: "xi_gateway_requests_total",
-                    dimensions: [("route", route.rawValue), ("status", "\(statusClass)xx"), ("cache", cache.rawValue)],
-                    factory: factory
-                )
-                counters[index] = made
-                return made
-            }
-        counter.increment()
-        requestDuration.recordNanoseconds(Int64(clamping: nanoseconds))
+        let full: Tally? = tallies.withLocal { tally in
+            tally.counts[index] += 1
+            tally.nanoseconds.append(nanoseconds)
+            guard tally.nanoseconds.count >= Tally.capacity else { return nil }
+            defer { tally = Tally() }
+            return tally
+        }
+        if let full { publish(full) }
     }
+
+    /// Hands every thread's tallied answers to the counters and the histogram: what a scrape reads then
+    /// includes every answer finished before. Called by ``update(cache:waiters:governor:)``.
+    func publishTallies() {
+        var taken: [Tally] = []
+        tallies.modifyEach { tally in
+            guard !tally.nanoseconds.isEmpty else { return }
+            taken.append(tally)
+            tally = Tally()
+        }
+        for tally in taken { publish(tally) }
+    }
+
+    private func publish(_ tally: Tally) {
+        for (index, count) in tally.counts.enumerated() where count > 0 {
+            requestCounter(at: index).increment(by: count)
+        }
+        for nanoseconds in tally.nanoseconds {
+            requestDuration.recordNanoseconds(Int64(clamping: nanoseconds))
+        }
+    }
+
+    private func requestCounter(at index: Int) -> Counter {
+        requestCounters.withLock { counters in
+            if let made = counters[index] { return made }
+            let (route, statusClass, cache) = Self.labels(ofRequestCounter: index)
+            let made = Counter(
+                label: "xi_gateway_requests_total",
+                dimensions: [("route", route.rawValue), ("status", "\(statusClass)xx"), ("cache", cache.rawValue)],
+                factory: factory
+            )
+            counters[index] = made
+            return made
+        }
+    }
+
+    private static let requestCounterCount = routes.count * 5 * cacheResults.count
 
     private static func requestCounterIndex(
         route: RouteLabel,
@@ -89,6 +137,15 @@ public final class GatewayMetrics: Sendable {
         let routeIndex = routes.firstIndex(of: route)!
         let cacheIndex = cacheResults.firstIndex(of: cache)!
         return (routeIndex * 5 + statusClass - 1) * cacheResults.count + cacheIndex
+    }
+
+    /// The labels whose counter is at `index`: the inverse of ``requestCounterIndex(route:statusClass:cache:)``.
+    private static func labels(
+        ofRequestCounter index: Int
+    ) -> (route: RouteLabel, statusClass: Int, cache: ResponseTrace.CacheResult) {
+        let cacheIndex = index % cacheResults.count
+        let rest = index / cacheResults.count
+        return (routes[rest / 5], rest % 5 + 1, cacheResults[cacheIndex])
     }
 
     private static let routes = RouteLabel.allCases
@@ -121,8 +178,9 @@ public final class GatewayMetrics: Sendable {
         upstreamDuration.recordNanoseconds(Int64(clamping: nanoseconds))
     }
 
-    /// Sets the gauges from the current state; called before each scrape.
+    /// Hands on the tallied answers and sets the gauges from the current state; called before each scrape.
     public func update(cache: ResponseCache.Statistics, waiters: Int, governor: UpstreamGovernor.Snapshot) {
+        publishTallies()
         cacheEntries.record(cache.entries)
         cacheBytes.record(cache.bytes)
         cacheEvictions.record(cache.evictions)

@@ -71,6 +71,8 @@ final class HTTPHandler: ChannelDuplexHandler {
     private var isQuiescing = false
 
     private var current: Current?
+    /// The settings as last read, and their version (``ServerContext/settingsVersion``).
+    private var settings: (settings: ServerContext.Settings, version: Int)
     /// The client's address as the access log writes it, made on first use.
     private var clientAddress: String?
     /// Request ids made here: a random prefix per connection and a sequence number.
@@ -79,6 +81,7 @@ final class HTTPHandler: ChannelDuplexHandler {
 
     init(context: ServerContext, maxBodyBytes: Int, idleTimeout: TimeAmount) {
         self.context = context
+        self.settings = context.versionedSettings
         self.maxBodyBytes = maxBodyBytes
         self.idleTimeout = idleTimeout
     }
@@ -305,7 +308,8 @@ final class HTTPHandler: ChannelDuplexHandler {
 
     private func respond(to head: HTTPRequestHead, route: Route, body: ByteBuffer?, context: ChannelHandlerContext) {
         let requestID = requestID(for: head)
-        let settings = self.context.currentSettings
+        if self.context.settingsVersion != self.settings.version { self.settings = self.context.versionedSettings }
+        let settings = self.settings.settings
         current = Current(
             head: head,
             route: route.metricLabel,
@@ -520,37 +524,26 @@ final class HTTPHandler: ChannelDuplexHandler {
         let sendsBody = !isHead && response.body.readableBytes > 0
         // Small bodies (errors, refusals) go in the head's buffer: one buffer, one iovec.
         let copiesBody = sendsBody && response.body.readableBytes <= Self.bodyBytesCopiedIntoHead
-        var head = context.channel.allocator.buffer(capacity: 256 + (copiesBody ? response.body.readableBytes : 0))
-        head.writeStatusLine(version: version, status: response.status)
-        // GatewayResponse never carries the three below: add, without searching.
-        head.writeHeaders(response.headers)
-        switch response.cacheStatus {
-        case .hit(let ttl):
-            // `ListService.cacheName`, spelled out: the constant part of the line in one copy.
-            head.writeStaticString("Cache-Status: xi-gateway; hit; ttl=")
-            head.writeDecimal(ttl)
-            head.writeStaticString("\r\n")
-        case .value(let value):
-            head.writeHeader(name: "Cache-Status", value: value)
-        case nil:
-            break
+        // Room for a hit's head as `writeResponseHead` reserves it, so that it is never reallocated.
+        var head = context.channel.allocator.buffer(capacity: 512 + (copiesBody ? response.body.readableBytes : 0))
+        let connection: StaticString?
+        if !keepAlive {
+            connection = "Connection: close\r\n"
+        } else if version.major == 1, version.minor == 0 {
+            connection = "Connection: keep-alive\r\n"
+        } else {
+            connection = nil
         }
-        if let age = response.age { head.writeHeader(name: "Age", decimal: age) }
-        head.writeHeader(name: "Content-Length", decimal: response.body.readableBytes)
+        head.writeResponseHead(
+            version: version,
+            response: response,
+            requestID: current?.requestID,
+            connection: connection
+        )
         if let current {
-            // Checked by `requestID(for:)`, or made here: written as it is.
-            head.writeStaticString("X-Request-Id: ")
-            head.writeString(current.requestID)
-            head.writeStaticString("\r\n")
             finish(current, response: response, now: now, context: context)
             self.current = nil
         }
-        if !keepAlive {
-            head.writeStaticString("Connection: close\r\n")
-        } else if version.major == 1, version.minor == 0 {
-            head.writeStaticString("Connection: keep-alive\r\n")
-        }
-        head.writeStaticString("\r\n")
         if copiesBody {
             var body = response.body
             head.writeBuffer(&body)

@@ -2,7 +2,6 @@ import GatewayCore
 import Logging
 import NIOCore
 import NIOHTTP1
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -18,12 +17,10 @@ import Darwin
 public final class ListService: Sendable {
     /// The identity of this gateway, in `User-Agent` and `Cache-Status`.
     public static let cacheName = "xi-gateway"
-    /// How many query strings keep their cache keys, and the longest that does: at most about 6 MiB.
+    /// How many query strings keep their cache keys (on each event loop), and the longest that does: at
+    /// most about 6 MiB per loop.
     static let rememberedQueries = 8_192
     static let longestRememberedQuery = 256
-    /// The headers of a page of JSON.
-    private static let jsonType = "application/json"
-    private static let json = HTTPHeaders([("Content-Type", jsonType)])
     /// Sent upstream as `User-Agent`.
     public static let userAgent = "xi-gateway/\(GatewayVersion.current)"
 
@@ -52,8 +49,9 @@ public final class ListService: Sendable {
     private let queryKeys = BoundedMemo<RawQuery, CacheKey>(capacity: ListService.rememberedQueries)
     private let metrics: GatewayMetrics?
     private let budgets: TeamBudgets
-    private let lookups = Atomic<Int>(0)
-    private let hits = Atomic<Int>(0)
+    /// Lookups and hits, counted by each thread apart: counters shared by every event loop would pass their
+    /// cache line between cores on every hit.
+    private let lookupCounts = PerThread { (lookups: 0, hits: 0) }
     private let apiKey: Secret
     private let credential: CredentialID
     private let waitLimit: TimeAmount
@@ -92,7 +90,9 @@ public final class ListService: Sendable {
 
     /// Valid list requests that looked in the cache since start, and how many found a page (fresh or stale).
     public var lookupStatistics: (lookups: Int, hits: Int) {
-        (lookups.load(ordering: .relaxed), hits.load(ordering: .relaxed))
+        lookupCounts.reduce((lookups: 0, hits: 0)) { total, counts in
+            (total.lookups + counts.lookups, total.hits + counts.hits)
+        }
     }
 
     /// Who pays for the upstream requests a request causes: a team and its budget per minute.
@@ -156,15 +156,17 @@ public final class ListService: Sendable {
             key = CacheKey(credential: credential, query: listQuery)
             if remembers { queryKeys.remember(key, for: RawQuery(query)) }
         }
-        lookups.add(1, ordering: .relaxed)
-        switch cache.lookup(key) {
+        let found = cache.lookup(key)
+        lookupCounts.withLocal { counts in
+            counts.lookups += 1
+            if case .miss = found {} else { counts.hits += 1 }
+        }
+        switch found {
         case .fresh(let page, let age, let ttlLeft):
-            hits.add(1, ordering: .relaxed)
             var response = pageResponse(page, age: age, cacheStatus: .hit(ttl: ttlLeft))
             response.trace.cache = .hit
             return .ready(response)
         case .stale(let page, let age, let staleFor):
-            hits.add(1, ordering: .relaxed)
             var refused = false
             var started = false
             if !flights.isRunning(key) {
@@ -387,10 +389,7 @@ public final class ListService: Sendable {
     }
 
     private func pageResponse(_ page: CachedPage, age: Int, cacheStatus: CacheStatus) -> GatewayResponse {
-        // Nearly every page is plain JSON: share one set of headers rather than build it per hit.
-        let headers =
-            page.contentType == Self.jsonType ? Self.json : HTTPHeaders([("Content-Type", page.contentType)])
-        var response = GatewayResponse(status: .ok, headers: headers, body: page.body)
+        var response = GatewayResponse(status: .ok, headers: page.headers, body: page.body)
         response.cacheStatus = cacheStatus
         response.age = age
         return response

@@ -270,7 +270,7 @@ public final class RequestDecoder: ChannelInboundHandler {
     private static func parseField(
         _ line: Slice<UnsafeRawBufferPointer>
     ) throws -> (name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
-        guard let colon = line.firstIndex(of: UInt8(ascii: ":")), colon > line.startIndex else {
+        guard let colon = Self.firstIndex(of: UInt8(ascii: ":"), in: line), colon > line.startIndex else {
             throw HTTPParserError.invalidHeaderToken
         }
         let name = UnsafeRawBufferPointer(rebasing: line[..<colon])
@@ -288,13 +288,13 @@ public final class RequestDecoder: ChannelInboundHandler {
     private static func parseRequestLine(
         _ line: Slice<UnsafeRawBufferPointer>
     ) throws -> (HTTPMethod, String, HTTPVersion) {
-        guard let firstSpace = line.firstIndex(of: UInt8(ascii: " ")), firstSpace > line.startIndex else {
+        guard let firstSpace = Self.firstIndex(of: UInt8(ascii: " "), in: line), firstSpace > line.startIndex else {
             throw HTTPParserError.invalidMethod
         }
         let methodBytes = UnsafeRawBufferPointer(rebasing: line[..<firstSpace])
         guard methodBytes.allSatisfy({ HeaderField.isTokenByte($0) }) else { throw HTTPParserError.invalidMethod }
         let rest = line[(firstSpace + 1)...]
-        guard let secondSpace = rest.firstIndex(of: UInt8(ascii: " ")), secondSpace > rest.startIndex else {
+        guard let secondSpace = Self.firstIndex(of: UInt8(ascii: " "), in: rest), secondSpace > rest.startIndex else {
             throw HTTPParserError.invalidURL
         }
         let target = UnsafeRawBufferPointer(rebasing: rest[..<secondSpace])
@@ -311,6 +311,14 @@ public final class RequestDecoder: ChannelInboundHandler {
         }
         let method = Self.method(methodBytes)
         return (method, String(decoding: target, as: UTF8.self), version)
+    }
+
+    /// Where `byte` first is in `bytes`, found with `memchr`.
+    private static func firstIndex(of byte: UInt8, in bytes: Slice<UnsafeRawBufferPointer>) -> Int? {
+        guard let base = bytes.base.baseAddress, !bytes.isEmpty,
+            let found = memchr(base + bytes.startIndex, Int32(byte), bytes.count)
+        else { return nil }
+        return UnsafeRawPointer(found) - base
     }
 
     private static func method(_ bytes: UnsafeRawBufferPointer) -> HTTPMethod {

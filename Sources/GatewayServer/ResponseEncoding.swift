@@ -9,32 +9,62 @@ import NIOHTTP1
 /// against is kept here: a header whose name is not a token, or whose value holds a control character
 /// (a CR or LF could start a header or an answer of its own), is left out.
 extension ByteBuffer {
+    /// Writes a whole answer's head: the status line, `response`'s headers, `Cache-Status`, `Age`,
+    /// `Content-Length` (of `response`'s body), `X-Request-Id` when there is one, `connection` when
+    /// given, and the blank line. `requestID` is written as it is: the caller checked or made it.
+    mutating func writeResponseHead(
+        version: HTTPVersion,
+        response: GatewayResponse,
+        requestID: String?,
+        connection: StaticString?
+    ) {
+        var bound = HeadWriter.statusLineBound(status: response.status) + HeadWriter.decimalHeaderBound * 2 + 2
+        for (name, value) in response.headers { bound += HeadWriter.headerBound(name: name, value: value) }
+        switch response.cacheStatus {
+        case .hit: bound += HeadWriter.freshHitCacheStatusBound
+        case .value(let value): bound += HeadWriter.headerBound(name: "Cache-Status", value: value)
+        case nil: break
+        }
+        if let requestID { bound += HeadWriter.headerBound(name: "X-Request-Id", value: requestID) }
+        if let connection { bound += connection.utf8CodeUnitCount }
+        writeHead(maximumBytes: bound) { head in
+            head.appendStatusLine(version: version, status: response.status)
+            for (name, value) in response.headers { head.appendHeader(name: name, value: value) }
+            switch response.cacheStatus {
+            case .hit(let ttl):
+                // `ListService.cacheName`, spelled out: the constant part of the line in one copy.
+                head.append("Cache-Status: xi-gateway; hit; ttl=")
+                head.append(decimal: ttl)
+                head.append("\r\n")
+            case .value(let value):
+                head.appendHeader(name: "Cache-Status", value: value)
+            case nil:
+                break
+            }
+            if let age = response.age { head.appendHeader(name: "Age", decimal: age) }
+            head.appendHeader(name: "Content-Length", decimal: response.body.readableBytes)
+            if let requestID {
+                head.append("X-Request-Id: ")
+                head.append(requestID)
+                head.append("\r\n")
+            }
+            if let connection { head.append(connection) }
+            head.append("\r\n")
+        }
+    }
+
     /// Writes the status line, e.g. `HTTP/1.1 200 OK`.
     mutating func writeStatusLine(version: HTTPVersion, status: HTTPResponseStatus) {
-        if version.major == 1, version.minor == 1, status == .ok {
-            writeStaticString("HTTP/1.1 200 OK\r\n")
-            return
+        writeHead(maximumBytes: HeadWriter.statusLineBound(status: status)) {
+            $0.appendStatusLine(version: version, status: status)
         }
-        if version.major == 1, version.minor == 1 {
-            writeStaticString("HTTP/1.1 ")
-        } else if version.major == 1, version.minor == 0 {
-            writeStaticString("HTTP/1.0 ")
-        } else {
-            writeString("HTTP/\(version.major).\(version.minor) ")
-        }
-        writeDecimal(Int(status.code))
-        writeInteger(UInt8(ascii: " "))
-        writeString(status.reasonPhrase)
-        writeStaticString("\r\n")
     }
 
     /// Writes `name: value` and a line break, or nothing when either is not allowed in a header.
     mutating func writeHeader(name: String, value: String) {
-        guard HeaderField.isToken(name), HeaderField.isValue(value) else { return }
-        writeString(name)
-        writeStaticString(": ")
-        writeString(value)
-        writeStaticString("\r\n")
+        writeHead(maximumBytes: HeadWriter.headerBound(name: name, value: value)) {
+            $0.appendHeader(name: name, value: value)
+        }
     }
 
     /// Writes every header that is allowed (see ``writeHeader(name:value:)``).
@@ -44,37 +74,141 @@ extension ByteBuffer {
 
     /// Writes `name: value` for a name the gateway spells itself and a number.
     mutating func writeHeader(name: StaticString, decimal value: Int) {
-        writeStaticString(name)
-        writeStaticString(": ")
-        writeDecimal(value)
-        writeStaticString("\r\n")
+        writeHead(maximumBytes: name.utf8CodeUnitCount + HeadWriter.decimalHeaderBound) {
+            $0.appendHeader(name: name, decimal: value)
+        }
     }
 
     /// Writes `value` in decimal ASCII, without allocating.
     mutating func writeDecimal(_ value: Int) {
-        var magnitude = value.magnitude
-        let digitCount = Self.decimalDigits(magnitude)
-        let count = digitCount + (value < 0 ? 1 : 0)
-        writeWithUnsafeMutableBytes(minimumWritableBytes: count) { bytes in
-            if value < 0 { bytes[0] = UInt8(ascii: "-") }
-            var index = count
-            repeat {
-                index -= 1
-                bytes[index] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: magnitude % 10)
-                magnitude /= 10
-            } while magnitude > 0
-            return count
-        }
+        writeHead(maximumBytes: HeadWriter.decimalBound) { $0.append(decimal: value) }
     }
 
-    private static func decimalDigits(_ value: UInt) -> Int {
+    /// Reserves `maximumBytes` once and writes into them with `body`: a head's dozen pieces cost one
+    /// capacity check and one exclusive access, not one each.
+    private mutating func writeHead(maximumBytes: Int, _ body: (inout HeadWriter) -> Void) {
+        writeWithUnsafeMutableBytes(minimumWritableBytes: maximumBytes) { bytes in
+            var writer = HeadWriter(bytes)
+            body(&writer)
+            return writer.count
+        }
+    }
+}
+
+/// Appends the bytes of a head to memory reserved for it. Every append checks that it fits: a bound
+/// computed too small stops the process rather than write past the reservation.
+struct HeadWriter {
+    private let base: UnsafeMutableRawPointer
+    private let capacity: Int
+    /// Bytes written so far.
+    private(set) var count = 0
+
+    /// The longest decimal of an `Int`, sign included.
+    static let decimalBound = 20
+    /// A number header the gateway names (`Age`, `Content-Length`): at most 16 bytes of name, `": "`, a
+    /// decimal and `"\r\n"`.
+    static let decimalHeaderBound = 40
+    /// `Cache-Status: xi-gateway; hit; ttl=`, a decimal and `"\r\n"`.
+    static let freshHitCacheStatusBound = 64
+
+    init(_ bytes: UnsafeMutableRawBufferPointer) {
+        base = bytes.baseAddress!
+        capacity = bytes.count
+    }
+
+    /// The most a status line with `status` takes.
+    static func statusLineBound(status: HTTPResponseStatus) -> Int {
+        "HTTP/".utf8.count + 3 * decimalBound + 5 + status.reasonPhrase.utf8.count
+    }
+
+    /// The most `name: value` and its line break take.
+    static func headerBound(name: String, value: String) -> Int { name.utf8.count + value.utf8.count + 4 }
+
+    mutating func append(_ text: StaticString) {
+        append(UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    }
+
+    mutating func append(_ text: String) {
+        var text = text
+        text.withUTF8 { append(UnsafeRawBufferPointer($0)) }
+    }
+
+    mutating func append(_ bytes: UnsafeRawBufferPointer) {
+        precondition(count + bytes.count <= capacity, "a response head outgrew its reservation")
+        guard let start = bytes.baseAddress else { return }
+        (base + count).copyMemory(from: start, byteCount: bytes.count)
+        count += bytes.count
+    }
+
+    mutating func append(byte: UInt8) {
+        precondition(count < capacity, "a response head outgrew its reservation")
+        base.storeBytes(of: byte, toByteOffset: count, as: UInt8.self)
+        count += 1
+    }
+
+    /// `value` in decimal ASCII.
+    mutating func append(decimal value: Int) {
+        var magnitude = value.magnitude
         var digits = 1
-        var rest = value
+        var rest = magnitude
         while rest >= 10 {
             rest /= 10
             digits += 1
         }
-        return digits
+        let length = digits + (value < 0 ? 1 : 0)
+        precondition(count + length <= capacity, "a response head outgrew its reservation")
+        if value < 0 { base.storeBytes(of: UInt8(ascii: "-"), toByteOffset: count, as: UInt8.self) }
+        var index = count + length
+        repeat {
+            index -= 1
+            base.storeBytes(
+                of: UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: magnitude % 10),
+                toByteOffset: index,
+                as: UInt8.self
+            )
+            magnitude /= 10
+        } while magnitude > 0
+        count += length
+    }
+
+    /// The status line, e.g. `HTTP/1.1 200 OK`.
+    mutating func appendStatusLine(version: HTTPVersion, status: HTTPResponseStatus) {
+        if version.major == 1, version.minor == 1, status == .ok {
+            append("HTTP/1.1 200 OK\r\n")
+            return
+        }
+        if version.major == 1, version.minor == 1 {
+            append("HTTP/1.1 ")
+        } else if version.major == 1, version.minor == 0 {
+            append("HTTP/1.0 ")
+        } else {
+            append("HTTP/")
+            append(decimal: version.major)
+            append(byte: UInt8(ascii: "."))
+            append(decimal: version.minor)
+            append(byte: UInt8(ascii: " "))
+        }
+        append(decimal: Int(status.code))
+        append(byte: UInt8(ascii: " "))
+        append(status.reasonPhrase)
+        append("\r\n")
+    }
+
+    /// `name: value` and a line break, or nothing when either is not allowed in a header.
+    mutating func appendHeader(name: String, value: String) {
+        guard HeaderField.isToken(name), HeaderField.isValue(value) else { return }
+        append(name)
+        append(": ")
+        append(value)
+        append("\r\n")
+    }
+
+    /// `name: value` for a name the gateway spells itself and a number.
+    mutating func appendHeader(name: StaticString, decimal value: Int) {
+        append(name)
+        append(": ")
+        append(decimal: value)
+        append("\r\n")
     }
 }
 

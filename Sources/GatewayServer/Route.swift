@@ -53,7 +53,7 @@ enum Route: Equatable {
             return
         }
         // Byte-wise: Character comparison would cost more than the rest of routing.
-        let questionMark = bytes.firstIndex(of: UInt8(ascii: "?"))
+        let questionMark = Self.firstQuestionMark(in: bytes)
         let path = bytes[..<(questionMark ?? bytes.endIndex)]
         let query = questionMark.map { uri[bytes.index(after: $0)...] } ?? uri[uri.endIndex...]
         let isHead = method == .HEAD
@@ -82,6 +82,19 @@ enum Route: Equatable {
         case ("/admin/cache/stats", .GET): self = .stats
         default: self = .refuse(.methodNotAllowed(allow: known.allow))
         }
+    }
+
+    /// Where the first `?` of `bytes` is, found with `memchr` when the bytes are contiguous (as a received
+    /// target always is).
+    private static func firstQuestionMark(in bytes: String.UTF8View) -> String.UTF8View.Index? {
+        let offset: Int?? = bytes.withContiguousStorageIfAvailable { buffer in
+            guard let start = buffer.baseAddress,
+                let found = memchr(start, Int32(UInt8(ascii: "?")), buffer.count)
+            else { return nil }
+            return UnsafeRawPointer(found) - UnsafeRawPointer(start)
+        }
+        guard let offset else { return bytes.firstIndex(of: UInt8(ascii: "?")) }
+        return offset.map { bytes.index(bytes.startIndex, offsetBy: $0) }
     }
 
     /// Whether `bytes` are those of `text`, compared as memory (a generic element-wise comparison would

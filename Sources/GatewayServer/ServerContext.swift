@@ -47,7 +47,11 @@ public final class ServerContext: Sendable {
     public let passthrough: PassthroughService?
 
     private let ready = Atomic<Bool>(false)
-    private let settings: Locked<Settings>
+    private let settings: Locked<(settings: Settings, version: Int)>
+    /// Moves on every ``update(_:)``: a connection keeps the settings it read, and reads them again only
+    /// when this has moved. A lock taken by every request of every event loop would cost more than the
+    /// rest of a cache hit's bookkeeping.
+    private let version = Atomic<Int>(0)
 
     /// Creates a context; it starts not ready (see ``setReady(_:)``).
     public init(
@@ -64,7 +68,7 @@ public final class ServerContext: Sendable {
         self.service = service
         self.cache = cache
         self.governor = governor
-        self.settings = Locked(settings)
+        self.settings = Locked((settings, 0))
         self.accessLogger = accessLogger
         self.metrics = metrics
         self.renderMetrics = renderMetrics
@@ -77,8 +81,19 @@ public final class ServerContext: Sendable {
     public func setReady(_ value: Bool) { ready.store(value, ordering: .relaxed) }
 
     /// The settings in force.
-    public var currentSettings: Settings { settings.withLock { $0 } }
+    public var currentSettings: Settings { settings.withLock { $0.settings } }
+
+    /// The settings in force and their version.
+    public var versionedSettings: (settings: Settings, version: Int) { settings.withLock { $0 } }
+
+    /// The version of the settings in force: when it equals the one read with them, they are still in force.
+    public var settingsVersion: Int { version.load(ordering: .acquiring) }
 
     /// Replaces the settings (a reload).
-    public func update(_ newSettings: Settings) { settings.withLock { $0 = newSettings } }
+    public func update(_ newSettings: Settings) {
+        settings.withLock { current in
+            current = (newSettings, current.version + 1)
+            version.store(current.version, ordering: .releasing)
+        }
+    }
 }

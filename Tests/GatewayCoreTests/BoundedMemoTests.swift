@@ -1,4 +1,5 @@
 import GatewayCore
+import GatewayTesting
 import Testing
 
 /// Pairs of strings Swift calls equal (canonically equivalent) whose bytes differ.
@@ -26,7 +27,7 @@ struct BoundedMemoTests {
     }
 
     @Test func rememberingAgainReplacesTheResult() {
-        let memo = BoundedMemo<String, Int>(capacity: 4, shardCount: 1)
+        let memo = BoundedMemo<String, Int>(capacity: 4)
 
         memo.remember(1, for: "a")
         memo.remember(2, for: "b")
@@ -37,10 +38,9 @@ struct BoundedMemoTests {
         #expect(memo.count == 2)
     }
 
-    /// With one shard the whole memo is the shard: it fills up to `capacity`, and the next new entry
-    /// empties it first.
-    @Test func aFullShardIsEmptiedBeforeTheNextEntry() {
-        let memo = BoundedMemo<String, Int>(capacity: 3, shardCount: 1)
+    /// A thread's table fills up to `capacity`, and the next new entry empties it first.
+    @Test func aFullTableIsEmptiedBeforeTheNextEntry() {
+        let memo = BoundedMemo<String, Int>(capacity: 3)
         memo.remember(1, for: "a")
         memo.remember(2, for: "b")
         memo.remember(3, for: "c")
@@ -54,9 +54,9 @@ struct BoundedMemoTests {
         #expect([memo.value(for: "a"), memo.value(for: "b"), memo.value(for: "c")] == [nil, nil, nil])
     }
 
-    @Test(arguments: [(1, 1), (3, 1), (10, 3), (64, 4), (100, 16), (8_192, 16)])
-    func neverHoldsMoreThanItsCapacity(capacity: Int, shardCount: Int) {
-        let memo = BoundedMemo<Int, Int>(capacity: capacity, shardCount: shardCount)
+    @Test(arguments: [1, 3, 10, 64, 100, 8_192])
+    func neverHoldsMoreThanItsCapacity(capacity: Int) {
+        let memo = BoundedMemo<Int, Int>(capacity: capacity)
         var most = 0
 
         for argument in 0..<(capacity * 5 + 100) {
@@ -65,18 +65,38 @@ struct BoundedMemoTests {
             #expect(memo.value(for: argument) == argument * 2)
         }
 
-        #expect(most <= capacity)
-        #expect(most >= min(capacity, shardCount))
+        #expect(most == capacity)
         for argument in 0..<(capacity * 5 + 100) {
             let value = memo.value(for: argument)
             #expect(value == nil || value == argument * 2)
         }
     }
 
-    /// Event loops share the memo: what any of them reads is either nothing or the right result, and the
-    /// bound holds throughout.
+    /// Threads keep their own tables: what one remembers, another does not see, and each table has the
+    /// whole capacity.
+    @Test func eachThreadRemembersForItself() throws {
+        let memo = BoundedMemo<String, Int>(capacity: 2)
+        memo.remember(1, for: "a")
+
+        let seenElsewhere = try onAnotherThread { () -> (Int?, Int) in
+            let before = memo.value(for: "a")
+            memo.remember(2, for: "b")
+            memo.remember(3, for: "c")
+            return (before, memo.localCount)
+        }
+
+        #expect(seenElsewhere.0 == nil)
+        #expect(seenElsewhere.1 == 2)
+        #expect(memo.value(for: "a") == 1)
+        #expect(memo.value(for: "b") == nil)
+        #expect(memo.localCount == 1)
+        #expect(memo.count == 3)
+    }
+
+    /// Many threads at once: what any of them reads is either nothing or the right result, and each
+    /// thread's table stays within the bound.
     @Test func concurrentUseStaysBoundedAndCorrect() async {
-        let memo = BoundedMemo<Int, String>(capacity: 256, shardCount: 8)
+        let memo = BoundedMemo<Int, String>(capacity: 256)
 
         let wrong = await withTaskGroup(of: Int.self) { group in
             for task in 0..<8 {
@@ -89,7 +109,7 @@ struct BoundedMemoTests {
                         } else {
                             memo.remember(String(argument), for: argument)
                         }
-                        if memo.count > 256 { wrong += 1 }
+                        if memo.localCount > 256 { wrong += 1 }
                     }
                     return wrong
                 }
@@ -98,7 +118,7 @@ struct BoundedMemoTests {
         }
 
         #expect(wrong == 0)
-        #expect(memo.count <= 256)
+        #expect(memo.count <= 256 * PerThread<Int>.defaultStripeCount)
     }
 }
 
@@ -113,7 +133,7 @@ struct RawQueryTests {
 
     @Test(arguments: canonicallyEqualPairs)
     func aMemoKeepsTheResultsOfCanonicallyEqualQueriesApart(plain: String, other: String) {
-        let memo = BoundedMemo<RawQuery, String>(capacity: 64, shardCount: 1)
+        let memo = BoundedMemo<RawQuery, String>(capacity: 64)
 
         memo.remember("plain", for: RawQuery(Substring(plain)))
 

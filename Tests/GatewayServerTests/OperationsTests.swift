@@ -81,6 +81,24 @@ struct OperationsTests {
         #expect(!text.contains("page_size"))
     }
 
+    /// A connection keeps the settings it read until a reload moves their version: then its next request
+    /// follows the new ones, and the one after a second reload follows those.
+    @Test func aReloadReachesConnectionsAlreadyOpen() throws {
+        let lines = LogLines()
+        let connection = try ConnectionFixture(accessLogger: lines.logger())
+        _ = try connection.exchange("GET /healthz HTTP/1.1\r\n\r\n")
+        #expect(lines.all.count == 1)
+
+        connection.context.update(.init(accessLog: false, adminToken: nil))
+        _ = try connection.exchange("GET /healthz HTTP/1.1\r\n\r\n")
+        _ = try connection.exchange("GET /healthz HTTP/1.1\r\n\r\n")
+        #expect(lines.all.count == 1)
+
+        connection.context.update(.init(accessLog: true, adminToken: nil))
+        _ = try connection.exchange("GET /healthz HTTP/1.1\r\n\r\n")
+        #expect(lines.all.count == 2)
+    }
+
     @Test func everyRequestGetsOneAccessLogLineAndARequestID() throws {
         let lines = LogLines()
         let connection = try ConnectionFixture(accessLogger: lines.logger())

@@ -143,6 +143,65 @@ struct ResponseEncodingTests {
         #expect(HeaderField.isValue("\u{E9}\u{212A}\u{1F600}"))
     }
 
+    /// A whole head is the status line, the response's own headers, `Cache-Status`, `Age`,
+    /// `Content-Length`, the request id, the connection header and a blank line, in that order.
+    @Test func aFreshHitsHeadIsWrittenWholeAndInOrder() {
+        var response = GatewayResponse(
+            status: .ok,
+            headers: HTTPHeaders([("Content-Type", "application/json")]),
+            body: ByteBuffer(string: "{}")
+        )
+        response.cacheStatus = .hit(ttl: 29)
+        response.age = 1
+
+        let head = written {
+            $0.writeResponseHead(version: .http1_1, response: response, requestID: "ab12-7", connection: nil)
+        }
+
+        #expect(
+            head == "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nCache-Status: xi-gateway; hit; ttl=29\r\n"
+                + "Age: 1\r\nContent-Length: 2\r\nX-Request-Id: ab12-7\r\n\r\n"
+        )
+    }
+
+    /// The one-pass head says exactly what its pieces, written one by one, say; also with values far
+    /// longer than any usual head, so that the space it reserves is shown to be enough.
+    @Test(arguments: [1, 100, 8_000])
+    func aWholeHeadIsItsPiecesWrittenOneByOne(length: Int) {
+        let long = String(repeating: "v", count: length)
+        var response = GatewayResponse(
+            status: HTTPResponseStatus(statusCode: 599, reasonPhrase: String(repeating: "R", count: length)),
+            headers: HTTPHeaders([("X-One", long), ("Bad Name", "dropped"), ("X-Two", "2")]),
+            body: ByteBuffer(repeating: 0x41, count: length)
+        )
+        response.cacheStatus = .value("xi-gateway; fwd=miss; detail=" + long)
+        response.age = Int.min
+        let version = HTTPVersion(major: 65_535, minor: 65_535)
+        let requestID = String(repeating: "i", count: length)
+
+        let whole = written {
+            $0.writeResponseHead(
+                version: version,
+                response: response,
+                requestID: requestID,
+                connection: "Connection: close\r\n"
+            )
+        }
+        let pieces = written { buffer in
+            buffer.writeStatusLine(version: version, status: response.status)
+            buffer.writeHeaders(response.headers)
+            buffer.writeHeader(name: "Cache-Status", value: "xi-gateway; fwd=miss; detail=" + long)
+            buffer.writeHeader(name: "Age", decimal: Int.min)
+            buffer.writeHeader(name: "Content-Length", decimal: length)
+            buffer.writeHeader(name: "X-Request-Id", value: requestID)
+            buffer.writeStaticString("Connection: close\r\n\r\n")
+        }
+
+        #expect(whole == pieces)
+        #expect(whole.hasPrefix("HTTP/65535.65535 599 R"))
+        #expect(!whole.contains("Bad Name"))
+    }
+
     /// An upstream header value holding CR LF must not become a header (or an answer) of its own: the
     /// value is dropped, the rest of the answer is whole, and the connection goes on in step.
     @Test(arguments: ["/v1/convai/test-invocations?page_size=5", "/v1/convai/test-invocations/inv-1"])
