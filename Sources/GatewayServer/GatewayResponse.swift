@@ -9,6 +9,9 @@ public struct GatewayResponse: Sendable {
     public var status: HTTPResponseStatus
     /// Every header but `Cache-Status`, `Age` (below), `Content-Length` and `Connection` (the writer's).
     public var headers: HTTPHeaders
+    /// Header lines already encoded and checked (a cached page's ``CachedPage/headerLines``), written
+    /// before `headers`.
+    public var headerLines: ByteBuffer?
     /// `Cache-Status` (RFC 9211): what the cache did; on every answer on the list path.
     public var cacheStatus: CacheStatus?
     /// `Age`, in seconds: how long ago the upstream gave the page.

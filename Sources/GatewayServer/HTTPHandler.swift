@@ -69,6 +69,11 @@ final class HTTPHandler: ChannelDuplexHandler {
     private var needsFlush = false
     /// Shutdown asked this connection to close: after the answer under way, if any.
     private var isQuiescing = false
+    /// Whether the socket takes more, as the last writability change said: read here on every request
+    /// rather than asked of the channel (NIO announces every change).
+    private var isWritable = true
+    /// The channel's allocator, for answers' heads.
+    private var allocator = ByteBufferAllocator()
 
     private var current: Current?
     /// The settings as last read, and their version (``ServerContext/settingsVersion``).
@@ -87,6 +92,8 @@ final class HTTPHandler: ChannelDuplexHandler {
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
+        isWritable = context.channel.isWritable
+        allocator = context.channel.allocator
         if context.channel.isActive { armIdleTimer(context: context) }
     }
 
@@ -152,7 +159,7 @@ final class HTTPHandler: ChannelDuplexHandler {
 
     func read(context: ChannelHandlerContext) {
         // Back-pressure: while the client is not taking answers, or requests wait, stop taking requests.
-        guard context.channel.isWritable, queued.isEmpty else {
+        guard isWritable, queued.isEmpty else {
             readPending = true
             return
         }
@@ -160,7 +167,8 @@ final class HTTPHandler: ChannelDuplexHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable {
+        isWritable = context.channel.isWritable
+        if isWritable {
             if case .waitingForWritable(let head, let route, let body) = state {
                 state = .responding
                 respond(to: head, route: route, body: body, context: context)
@@ -217,7 +225,7 @@ final class HTTPHandler: ChannelDuplexHandler {
         isAnsweringQueue = false
         // While reading, `channelReadComplete` flushes, once for every answer the read brought about.
         if !isReading { flushIfNeeded(context: context) }
-        if queued.isEmpty, readPending, context.channel.isWritable {
+        if queued.isEmpty, readPending, isWritable {
             readPending = false
             context.read()
         }
@@ -256,7 +264,7 @@ final class HTTPHandler: ChannelDuplexHandler {
             state = .receiving(head, route, bodyBytes: total, body: body)
         case .end:
             guard case .receiving(let head, let route, _, let body) = state else { return }
-            guard context.channel.isWritable else {
+            guard isWritable else {
                 state = .waitingForWritable(head, route, body: body)
                 armIdleTimer(context: context)
                 return
@@ -525,7 +533,7 @@ final class HTTPHandler: ChannelDuplexHandler {
         // Small bodies (errors, refusals) go in the head's buffer: one buffer, one iovec.
         let copiesBody = sendsBody && response.body.readableBytes <= Self.bodyBytesCopiedIntoHead
         // Room for a hit's head as `writeResponseHead` reserves it, so that it is never reallocated.
-        var head = context.channel.allocator.buffer(capacity: 512 + (copiesBody ? response.body.readableBytes : 0))
+        var head = allocator.buffer(capacity: 512 + (copiesBody ? response.body.readableBytes : 0))
         let connection: StaticString?
         if !keepAlive {
             connection = "Connection: close\r\n"

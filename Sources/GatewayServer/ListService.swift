@@ -389,7 +389,8 @@ public final class ListService: Sendable {
     }
 
     private func pageResponse(_ page: CachedPage, age: Int, cacheStatus: CacheStatus) -> GatewayResponse {
-        var response = GatewayResponse(status: .ok, headers: page.headers, body: page.body)
+        var response = GatewayResponse(status: .ok, body: page.body)
+        response.headerLines = page.headerLines
         response.cacheStatus = cacheStatus
         response.age = age
         return response

@@ -1,3 +1,4 @@
+import GatewayCore
 import NIOCore
 import NIOHTTP1
 
@@ -9,7 +10,7 @@ import NIOHTTP1
 /// against is kept here: a header whose name is not a token, or whose value holds a control character
 /// (a CR or LF could start a header or an answer of its own), is left out.
 extension ByteBuffer {
-    /// Writes a whole answer's head: the status line, `response`'s headers, `Cache-Status`, `Age`,
+    /// Writes a whole answer's head: the status line, `response`'s header lines and headers, `Cache-Status`, `Age`,
     /// `Content-Length` (of `response`'s body), `X-Request-Id` when there is one, `connection` when
     /// given, and the blank line. `requestID` is written as it is: the caller checked or made it.
     mutating func writeResponseHead(
@@ -19,6 +20,7 @@ extension ByteBuffer {
         connection: StaticString?
     ) {
         var bound = HeadWriter.statusLineBound(status: response.status) + HeadWriter.decimalHeaderBound * 2 + 2
+        bound += response.headerLines?.readableBytes ?? 0
         for (name, value) in response.headers { bound += HeadWriter.headerBound(name: name, value: value) }
         switch response.cacheStatus {
         case .hit: bound += HeadWriter.freshHitCacheStatusBound
@@ -29,6 +31,7 @@ extension ByteBuffer {
         if let connection { bound += connection.utf8CodeUnitCount }
         writeHead(maximumBytes: bound) { head in
             head.appendStatusLine(version: version, status: response.status)
+            if let lines = response.headerLines { lines.withUnsafeReadableBytes { head.append($0) } }
             for (name, value) in response.headers { head.appendHeader(name: name, value: value) }
             switch response.cacheStatus {
             case .hit(let ttl):
@@ -124,15 +127,18 @@ struct HeadWriter {
     /// The most `name: value` and its line break take.
     static func headerBound(name: String, value: String) -> Int { name.utf8.count + value.utf8.count + 4 }
 
+    @inline(__always)
     mutating func append(_ text: StaticString) {
         append(UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
     }
 
+    @inline(__always)
     mutating func append(_ text: String) {
         var text = text
         text.withUTF8 { append(UnsafeRawBufferPointer($0)) }
     }
 
+    @inline(__always)
     mutating func append(_ bytes: UnsafeRawBufferPointer) {
         precondition(count + bytes.count <= capacity, "a response head outgrew its reservation")
         guard let start = bytes.baseAddress else { return }
@@ -140,6 +146,7 @@ struct HeadWriter {
         count += bytes.count
     }
 
+    @inline(__always)
     mutating func append(byte: UInt8) {
         precondition(count < capacity, "a response head outgrew its reservation")
         base.storeBytes(of: byte, toByteOffset: count, as: UInt8.self)
@@ -209,45 +216,5 @@ struct HeadWriter {
         append(": ")
         append(decimal: value)
         append("\r\n")
-    }
-}
-
-/// What RFC 9110 allows in header names and values.
-enum HeaderField {
-    /// A non-empty `token`: letters, digits and ``!#$%&'*+-.^_`|~``.
-    static func isToken(_ name: String) -> Bool {
-        !name.isEmpty && allBytes(of: name, satisfy: isTokenByte)
-    }
-
-    /// Visible characters, spaces, tabs and bytes of UTF-8 sequences: no control character (CR, LF, NUL,
-    /// DEL and the rest).
-    static func isValue(_ value: String) -> Bool {
-        allBytes(of: value, satisfy: isValueByte)
-    }
-
-    /// Whether `byte` may appear in a token.
-    @inline(__always)
-    static func isTokenByte(_ byte: UInt8) -> Bool { tokenBytes[Int(byte)] }
-
-    /// Whether `byte` may appear in a header value.
-    @inline(__always)
-    static func isValueByte(_ byte: UInt8) -> Bool { byte == 0x09 || (byte >= 0x20 && byte != 0x7F) }
-
-    private static func allBytes(of text: String, satisfy isAllowed: (UInt8) -> Bool) -> Bool {
-        // Native strings are contiguous UTF-8: a plain loop over the bytes.
-        text.utf8.withContiguousStorageIfAvailable { bytes in bytes.allSatisfy(isAllowed) }
-            ?? text.utf8.allSatisfy(isAllowed)
-    }
-
-    /// Whether each byte may appear in a token.
-    private static let tokenBytes: [Bool] = (0..<256).map { value in
-        let byte = UInt8(value)
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-            UInt8(ascii: "0")...UInt8(ascii: "9"):
-            return true
-        default:
-            return "!#$%&'*+-.^_`|~".utf8.contains(byte)
-        }
     }
 }

@@ -241,6 +241,31 @@ struct ResponseEncodingTests {
         #expect(connection.channel.isActive)
     }
 
+    /// A cached page's `Content-Type` is checked once, when stored: one that could start a header of its
+    /// own is left out of the miss and of every hit.
+    @Test func aCachedPagesContentTypeCannotInjectAHeader() throws {
+        let connection = try ConnectionFixture(
+            fixture: ServiceFixture(
+                script: ServiceFixture.status(
+                    200,
+                    "[]",
+                    headers: [("Content-Type", "application/json\r\nSet-Cookie: a=1")]
+                )
+            )
+        )
+        let request = "GET /v1/convai/test-invocations?page_size=5 HTTP/1.1\r\nHost: x\r\n\r\n"
+
+        let raw = try connection.exchange(request + request)
+        let responses = parseResponses(raw)
+
+        #expect(connection.fixture.upstream.requests.count == 1)
+        #expect(responses.count == 2)
+        #expect(responses.allSatisfy { $0.status == "HTTP/1.1 200 OK" && $0.body == "[]" })
+        #expect(responses.last?.headers["cache-status"]?.hasPrefix("xi-gateway; hit") == true)
+        #expect(!raw.lowercased().contains("set-cookie"))
+        #expect(responses.allSatisfy { $0.headers["content-type"] == nil })
+    }
+
     /// The same header, well formed, is passed on: the test above fails for the right reason.
     @Test func aWellFormedUpstreamRetryAfterIsPassedOn() throws {
         let connection = try ConnectionFixture(
