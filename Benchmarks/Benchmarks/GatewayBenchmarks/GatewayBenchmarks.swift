@@ -1,7 +1,9 @@
 import Benchmark
 import GatewayCore
+import GatewayServer
 
-/// The hot paths of a request for a cached page: reading its query, naming its cache entry, and the cache.
+/// The hot paths of a request for a cached page: reading its head, its query, naming its cache entry, the
+/// cache, and all of it at once through a connection's handlers.
 let benchmarks: @Sendable () -> Void = {
     // Each measured iteration runs its body a thousand times; figures are per call.
     let configuration = Benchmark.Configuration(
@@ -45,5 +47,21 @@ let benchmarks: @Sendable () -> Void = {
         }
     } setup: {
         CacheFixture.storesThatEvict(pageCount: 10_000)
+    }
+
+    Benchmark("RequestDecoder, one GET head", configuration: configuration) { benchmark, fixture in
+        for _ in benchmark.scaledIterations {
+            blackHole(try fixture.decode())
+        }
+    } setup: {
+        try DecoderFixture()
+    }
+
+    Benchmark("A hit through a connection's handlers", configuration: configuration) { benchmark, fixture in
+        for _ in benchmark.scaledIterations {
+            blackHole(try fixture.hit())
+        }
+    } setup: {
+        try PipelineFixture()
     }
 }
