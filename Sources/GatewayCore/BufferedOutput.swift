@@ -13,8 +13,9 @@ import Darwin
 /// Log lines gathered in memory and written in batches: at 64 KiB, every 100 ms, and on ``flush()``.
 ///
 /// One `write` per log line would cost a system call per request when the access log is on, more than the
-/// rest of a cache hit. Lines are never split or interleaved; at most the last 100 ms are lost if the
-/// process is killed outright.
+/// rest of a cache hit. Each thread gathers its own lines (``PerThread``), so event loops logging at once
+/// do not share a lock. Lines are never split or interleaved, and each thread's stay in order; at most
+/// the last 100 ms are lost if the process is killed outright.
 public final class BufferedOutput: Sendable {
     /// Standard output.
     public static let standardOutput = BufferedOutput(descriptor: STDOUT_FILENO)
@@ -22,7 +23,7 @@ public final class BufferedOutput: Sendable {
     private static let flushThreshold = 64 * 1024
 
     private let descriptor: Int32
-    private let pending = Locked<[UInt8]>([])
+    private let pending = PerThread<[UInt8]> { [] }
     /// Held while writing, so batches reach the descriptor in the order they were taken.
     private let writing = NIOLock()
     private let timer: Locked<(any DispatchSourceTimer)?> = Locked(nil)
@@ -36,25 +37,29 @@ public final class BufferedOutput: Sendable {
 
     /// Adds `line` (which ends with its own newline).
     public func write(_ line: String) {
-        let full = pending.withLock { pending in
+        let full: [UInt8]? = pending.withLocal { pending in
             pending.append(contentsOf: line.utf8)
-            return pending.count >= Self.flushThreshold
+            guard pending.count >= Self.flushThreshold else { return nil }
+            defer { pending = [] }
+            return pending
         }
-        if full {
-            flush()
+        if let full {
+            writing.withLock { writeAll(full, to: descriptor) }
         } else {
             startTimerOnce()
         }
     }
 
-    /// Writes everything gathered so far.
+    /// Writes everything gathered so far, by every thread.
     public func flush() {
         writing.withLock {
-            let bytes = pending.withLock { pending in
-                defer { pending.removeAll(keepingCapacity: true) }
-                return pending
+            var batches: [[UInt8]] = []
+            pending.modifyEach { pending in
+                guard !pending.isEmpty else { return }
+                batches.append(pending)
+                pending = []
             }
-            writeAll(bytes, to: descriptor)
+            for bytes in batches { writeAll(bytes, to: descriptor) }
         }
     }
 

@@ -85,14 +85,7 @@ public struct GatewayLogHandler: LogHandler {
         // piece would cost more than answering the request.
         var line: [UInt8] = []
         line.reserveCapacity(320)
-        line.append(contentsOf: #"{"time":""#.utf8)
-        Self.appendTimestamp(to: &line)
-        line.append(contentsOf: #"","level":""#.utf8)
-        line.append(contentsOf: event.level.rawValue.utf8)
-        line.append(contentsOf: #"","label":"#.utf8)
-        JSONText.appendQuoted(label, to: &line)
-        line.append(contentsOf: #","message":"#.utf8)
-        JSONText.appendQuoted(event.message.description, to: &line)
+        appendJSONStart(level: event.level, message: event.message.description, to: &line)
         for (key, value) in fields {
             line.append(UInt8(ascii: ","))
             JSONText.appendQuoted(key, to: &line)
@@ -103,8 +96,63 @@ public struct GatewayLogHandler: LogHandler {
                 JSONText.appendQuoted(value.description, to: &line)
             }
         }
-        line.append(contentsOf: "}\n".utf8)
+        Self.append("}\n", to: &line)
         write(String(decoding: line, as: UTF8.self))
+    }
+
+    /// Whether ``logAccess(_:)`` writes its line itself: in JSON, with no metadata of the handler's own.
+    public var logsAccessDirectly: Bool { format == .json && metadata.isEmpty && metadataProvider == nil }
+
+    /// Logs `entry` at `info` (when the level allows): the line ``log(event:)`` writes for the entry's
+    /// ``AccessLogEntry/metadata``, written without building and sorting a dictionary, since the access
+    /// log writes one per request.
+    public func logAccess(_ entry: AccessLogEntry) {
+        guard control.current <= .info else { return }
+        guard logsAccessDirectly else {
+            log(
+                event: LogEvent(
+                    level: .info,
+                    message: AccessLogEntry.message,
+                    metadata: entry.metadata,
+                    source: label,
+                    file: #fileID,
+                    function: #function,
+                    line: #line
+                )
+            )
+            return
+        }
+        var line: [UInt8] = []
+        line.reserveCapacity(320)
+        appendJSONStart(level: .info, message: "\(AccessLogEntry.message)", to: &line)
+        entry.forEachField { name, value in
+            // The names are the entry's own, plain ASCII: written as they are.
+            line.append(UInt8(ascii: ","))
+            line.append(UInt8(ascii: "\""))
+            Self.append(name, to: &line)
+            line.append(UInt8(ascii: "\""))
+            line.append(UInt8(ascii: ":"))
+            JSONText.appendQuoted(value, to: &line)
+        }
+        Self.append("}\n", to: &line)
+        write(String(decoding: line, as: UTF8.self))
+    }
+
+    /// `{"time":...,"level":...,"label":...,"message":...`: what every JSON line starts with.
+    private func appendJSONStart(level: Logger.Level, message: String, to line: inout [UInt8]) {
+        Self.append(#"{"time":""#, to: &line)
+        Self.appendTimestamp(to: &line)
+        Self.append(#"","level":""#, to: &line)
+        line.append(contentsOf: level.rawValue.utf8)
+        Self.append(#"","label":"#, to: &line)
+        JSONText.appendQuoted(label, to: &line)
+        Self.append(#","message":"#, to: &line)
+        JSONText.appendQuoted(message, to: &line)
+    }
+
+    /// Appends `text`'s bytes in one copy.
+    private static func append(_ text: StaticString, to line: inout [UInt8]) {
+        line.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
     }
 
     /// Writes `line` to standard output through ``BufferedOutput``: whole lines, in batches.

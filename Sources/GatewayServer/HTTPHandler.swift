@@ -489,31 +489,24 @@ final class HTTPHandler: ChannelDuplexHandler {
         if let team = request.team { self.context.metrics?.team(team, trace: response.trace) }
         guard request.logged else { return }
         if clientAddress == nil { clientAddress = context.channel.remoteAddress?.ipAddress ?? "-" }
-        var metadata: Logger.Metadata = [
-            "request_id": .string(request.requestID),
-            "client": .string(clientAddress ?? "-"),
-            "method": .string(request.head.method.rawValue),
-            "path": .string(request.head.uri),
-            "status": .string(String(status)),
-            "cache": .string(response.trace.cache.rawValue),
-            "duration_ms": .string(Self.milliseconds(elapsed)),
-            "bytes": .string(String(response.body.readableBytes)),
-        ]
-        if let team = request.team { metadata["team"] = .string(team) }
-        if let upstreamStatus = response.trace.upstreamStatus {
-            metadata["upstream_status"] = "\(upstreamStatus)"
+        let entry = AccessLogEntry(
+            requestID: request.requestID,
+            client: clientAddress ?? "-",
+            method: request.head.method.rawValue,
+            path: request.head.uri,
+            status: status,
+            cache: response.trace.cache.rawValue,
+            nanoseconds: elapsed,
+            bytes: response.body.readableBytes,
+            team: request.team,
+            upstreamStatus: response.trace.upstreamStatus,
+            upstreamNanoseconds: response.trace.upstreamNanoseconds
+        )
+        if let handler = self.context.accessLogHandler {
+            handler.logAccess(entry)
+        } else {
+            self.context.accessLogger.info(AccessLogEntry.message, metadata: entry.metadata)
         }
-        if let upstreamTime = response.trace.upstreamNanoseconds {
-            metadata["upstream_ms"] = "\(Self.milliseconds(upstreamTime))"
-        }
-        self.context.accessLogger.info("request", metadata: metadata)
-    }
-
-    /// Milliseconds with three decimals.
-    private static func milliseconds(_ nanoseconds: UInt64) -> String {
-        let micros = nanoseconds / 1_000
-        let fraction = String(micros % 1_000)
-        return "\(micros / 1_000)." + String(repeating: "0", count: 3 - fraction.count) + fraction
     }
 
     /// Writes a whole answer. After an answer that closes the connection, `linger` closes only the sending

@@ -43,6 +43,9 @@ public final class ServerContext: Sendable {
     public let renderMetrics: (@Sendable () -> [UInt8])?
     /// Where access log lines go.
     public let accessLogger: Logger
+    /// `accessLogger`'s handler when it is the gateway's own, which writes access lines without metadata
+    /// dictionaries (``GatewayLogHandler/logAccess(_:)``).
+    let accessLogHandler: GatewayLogHandler?
     /// Forwards the uncached routes; `nil` when `PASSTHROUGH=off` (they are then 404).
     public let passthrough: PassthroughService?
 
@@ -70,6 +73,7 @@ public final class ServerContext: Sendable {
         self.governor = governor
         self.settings = Locked((settings, 0))
         self.accessLogger = accessLogger
+        self.accessLogHandler = accessLogger.handler as? GatewayLogHandler
         self.metrics = metrics
         self.renderMetrics = renderMetrics
     }

@@ -75,4 +75,49 @@ struct BufferedOutputTests {
 
         #expect(readAll(readEnd).utf8.count == 64 * 1024)
     }
+
+    /// Threads gather their lines apart: every line arrives whole, once, and each thread's in the order it
+    /// wrote them, through batches that fill and a final flush.
+    @Test func linesFromManyThreadsArriveWholeOnceAndInEachThreadsOrder() async throws {
+        var template = Array("/tmp/xi-buffered-output-XXXXXX".utf8CString)
+        let descriptor = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        try #require(descriptor >= 0)
+        let path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        defer {
+            close(descriptor)
+            unlink(path)
+        }
+        let output = BufferedOutput(descriptor: descriptor)
+        let threads = 4
+        let linesPerThread = 5_000
+
+        await withTaskGroup(of: Void.self) { group in
+            for thread in 0..<threads {
+                group.addTask {
+                    for index in 0..<linesPerThread {
+                        output.write("thread \(thread) line \(index) \(String(repeating: "x", count: 20))\n")
+                    }
+                }
+            }
+        }
+        output.flush()
+
+        let reader = open(path, O_RDONLY)
+        try #require(reader >= 0)
+        defer { close(reader) }
+        var next = [Int](repeating: 0, count: threads)
+        var wrong = 0
+        for line in readAll(reader).split(separator: "\n") {
+            let words = line.split(separator: " ")
+            guard words.count == 5, let thread = Int(words[1]), let index = Int(words[3]),
+                (0..<threads).contains(thread), index == next[thread], words[4].count == 20
+            else {
+                wrong += 1
+                continue
+            }
+            next[thread] += 1
+        }
+        #expect(wrong == 0)
+        #expect(next == [Int](repeating: linesPerThread, count: threads))
+    }
 }

@@ -105,4 +105,95 @@ struct GatewayLogHandlerTests {
         let line = try #require(lines.all.first)
         #expect(line.hasSuffix(" warning gw: careful a=1 b=2\n"))
     }
+
+    private static let entries: [AccessLogEntry] = [
+        AccessLogEntry(
+            requestID: "1a2b-7",
+            client: "127.0.0.1",
+            method: "GET",
+            path: "/v1/convai/test-invocations?page_size=30",
+            status: 200,
+            cache: "hit",
+            nanoseconds: 1_234_567,
+            bytes: 10_107
+        ),
+        AccessLogEntry(
+            requestID: "id\"with\\quotes",
+            client: "::1",
+            method: "POST",
+            path: "/x?a=\r\nb\u{0}\u{7F}\u{E9}\u{1F600}",
+            status: 504,
+            cache: "miss",
+            nanoseconds: 7,
+            bytes: 0,
+            team: "team \"a\"",
+            upstreamStatus: 429,
+            upstreamNanoseconds: 50_000_999
+        ),
+    ]
+
+    /// The access log's own path writes the very line the generic one writes for the same fields: only
+    /// the time may differ.
+    @Test(arguments: entries)
+    func anAccessLineIsTheLineOfItsMetadata(entry: AccessLogEntry) throws {
+        let lines = Lines()
+        let handler = try #require(lines.logger(label: "access").handler as? GatewayLogHandler)
+        #expect(handler.logsAccessDirectly)
+
+        handler.logAccess(entry)
+        lines.logger(label: "access").info(AccessLogEntry.message, metadata: entry.metadata)
+
+        let written = lines.all.map { $0.replacing(/"time":"[^"]*"/, with: "") }
+        #expect(written.count == 2)
+        #expect(written.first == written.last)
+        let object = try Self.object(try #require(lines.all.first))
+        #expect(object["request_id"] == entry.requestID)
+        #expect(object["path"] == entry.path)
+        #expect(object["team"] == entry.team)
+        #expect(object["status"] == String(entry.status))
+        #expect(object["upstream_status"] == entry.upstreamStatus.map(String.init))
+    }
+
+    @Test func durationsAreMillisecondsWithThreeDecimals() throws {
+        let lines = Lines()
+        let handler = try #require(lines.logger().handler as? GatewayLogHandler)
+        for (nanoseconds, text) in [
+            (0, "0.000"), (1_000, "0.001"), (12_000, "0.012"), (1_234_567, "1.234"), (50_000_999, "50.000"),
+        ] {
+            var entry = Self.entries[0]
+            entry.nanoseconds = UInt64(nanoseconds)
+            handler.logAccess(entry)
+            #expect(try Self.object(try #require(lines.all.last))["duration_ms"] == text)
+        }
+    }
+
+    @Test func anAccessLineFollowsTheLevel() throws {
+        let lines = Lines()
+        var logger = lines.logger()
+        logger.logLevel = .warning
+        let handler = try #require(logger.handler as? GatewayLogHandler)
+
+        handler.logAccess(Self.entries[0])
+        #expect(lines.all.isEmpty)
+
+        logger.logLevel = .info
+        handler.logAccess(Self.entries[0])
+        #expect(lines.all.count == 1)
+    }
+
+    /// With metadata of the logger's own, or as text, the line is the generic one, with everything.
+    @Test func anAccessLineWithTheLoggersOwnMetadataOrAsTextTakesTheGenericPath() throws {
+        let lines = Lines()
+        var logger = lines.logger()
+        logger[metadataKey: "instance"] = "blue"
+        let handler = try #require(logger.handler as? GatewayLogHandler)
+        #expect(!handler.logsAccessDirectly)
+        handler.logAccess(Self.entries[0])
+        #expect(try Self.object(try #require(lines.all.last))["instance"] == "blue")
+
+        let text = try #require(lines.logger(format: .text).handler as? GatewayLogHandler)
+        #expect(!text.logsAccessDirectly)
+        text.logAccess(Self.entries[0])
+        #expect(try #require(lines.all.last).contains(" status=200"))
+    }
 }
