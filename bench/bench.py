@@ -315,10 +315,13 @@ def scenario_hot(procs, rows, runs, seconds):
     results = {}
     for connections in (64, 256):
         # Runs interleaved (each server once, then again): a burst of load from other tenants of the machine
-        # then lands on every server alike instead of on one server's runs.
+        # then lands on every server alike instead of on one server's runs. Each round starts one server
+        # further on, so no server always runs first, or always right after the same one.
         measured = {name: [] for name in servers}
-        for _ in range(runs):
-            for name, port in servers.items():
+        order = list(servers.items())
+        for round_index in range(runs):
+            shift = round_index % len(order)
+            for name, port in order[shift:] + order[:shift]:
                 measured[name].append(wrk(port, "hot.lua", connections, seconds, env={"KEYS": "100"}))
         for name, runs_of in measured.items():
             results[(name, connections)] = {"rps": median_of(runs_of, "rps"), "p99": median_of(runs_of, "p99"),
