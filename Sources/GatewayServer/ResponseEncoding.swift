@@ -56,40 +56,9 @@ extension ByteBuffer {
         }
     }
 
-    /// Writes the status line, e.g. `HTTP/1.1 200 OK`.
-    mutating func writeStatusLine(version: HTTPVersion, status: HTTPResponseStatus) {
-        writeHead(maximumBytes: HeadWriter.statusLineBound(status: status)) {
-            $0.appendStatusLine(version: version, status: status)
-        }
-    }
-
-    /// Writes `name: value` and a line break, or nothing when either is not allowed in a header.
-    mutating func writeHeader(name: String, value: String) {
-        writeHead(maximumBytes: HeadWriter.headerBound(name: name, value: value)) {
-            $0.appendHeader(name: name, value: value)
-        }
-    }
-
-    /// Writes every header that is allowed (see ``writeHeader(name:value:)``).
-    mutating func writeHeaders(_ headers: HTTPHeaders) {
-        for (name, value) in headers { writeHeader(name: name, value: value) }
-    }
-
-    /// Writes `name: value` for a name the gateway spells itself and a number.
-    mutating func writeHeader(name: StaticString, decimal value: Int) {
-        writeHead(maximumBytes: name.utf8CodeUnitCount + HeadWriter.decimalHeaderBound) {
-            $0.appendHeader(name: name, decimal: value)
-        }
-    }
-
-    /// Writes `value` in decimal ASCII, without allocating.
-    mutating func writeDecimal(_ value: Int) {
-        writeHead(maximumBytes: HeadWriter.decimalBound) { $0.append(decimal: value) }
-    }
-
     /// Reserves `maximumBytes` once and writes into them with `body`: a head's dozen pieces cost one
     /// capacity check and one exclusive access, not one each.
-    private mutating func writeHead(maximumBytes: Int, _ body: (inout HeadWriter) -> Void) {
+    mutating func writeHead(maximumBytes: Int, _ body: (inout HeadWriter) -> Void) {
         writeWithUnsafeMutableBytes(minimumWritableBytes: maximumBytes) { bytes in
             var writer = HeadWriter(bytes)
             body(&writer)
