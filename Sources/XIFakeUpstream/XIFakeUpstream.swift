@@ -105,7 +105,9 @@ enum XIFakeUpstream {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let once = OnceFlag()
             for source in signals {
-                source.setEventHandler { if once.fire() { continuation.resume() } }
+                // Runs on `queue`, not on the main actor: without `@Sendable` the closure would be taken as
+                // the main actor's, and Swift 6 stops the process (SIGILL) when the signal arrives.
+                source.setEventHandler { @Sendable in if once.fire() { continuation.resume() } }
                 source.resume()
             }
         }

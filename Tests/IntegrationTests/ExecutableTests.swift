@@ -88,6 +88,29 @@ struct ExecutableTests {
         try await taken.shutdown()
     }
 
+    /// The benchmark stops its fake with SIGTERM (and Ctrl-C stops it by hand): it must exit cleanly, with a
+    /// connection still open, not crash on the signal.
+    @Test(arguments: [SIGTERM, SIGINT])
+    func theFakeUpstreamStopsCleanlyOnASignal(_ signal: Int32) async throws {
+        let fake = try GatewayProcess(
+            "xi-fake-upstream",
+            arguments: ["--port", "0", "--latency-ms", "0"],
+            environment: baseEnvironment,
+            directory: try temporaryDirectory()
+        )
+        #expect(try await fake.waitForOutput(containing: "listening"))
+        let printedPort = fake.printed.firstMatch(of: /127\.0\.0\.1:(\d+)/).flatMap { Int($0.1) }
+        let port = try #require(printedPort, "no port in: \(fake.printed)")
+        let connection = try TestHTTPConnection(port: port)
+        try connection.send("GET /v1/convai/test-invocations?page_size=2 HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(try connection.readResponse().status == 200)
+
+        kill(fake.process.processIdentifier, signal)
+        #expect(try await fake.waitForExit() == 0)
+        #expect(fake.process.terminationReason == .exit)
+        #expect(!fake.printed.contains("crashed"))
+    }
+
     @Test func printsItsVersion() async throws {
         let gateway = try GatewayProcess(
             arguments: ["--version"],
