@@ -28,6 +28,7 @@ public struct GatewayConfiguration: Sendable {
         Key(name: "IDLE_TIMEOUT_SECONDS", defaultValue: "60", summary: "close client connections idle this long"),
         Key(name: "REQUEST_HEAD_TIMEOUT_SECONDS", defaultValue: "10", summary: "time a request head may take"),
         Key(name: "MAX_CONNECTIONS", defaultValue: "4096", summary: "client connections open at once; more are closed"),
+        Key(name: "EVENT_LOOP_THREADS", defaultValue: "auto", summary: "threads serving connections; auto: see README"),
         Key(name: "UPSTREAM_MAX_BODY_BYTES", defaultValue: "8388608", summary: "largest upstream answer; more is 502"),
         Key(name: "SHUTDOWN_GRACE_SECONDS", defaultValue: "10", summary: "time requests in flight get to finish"),
         Key(name: "LOG_LEVEL", defaultValue: "info", summary: "trace, debug, info, notice, warning, error"),
@@ -55,6 +56,8 @@ public struct GatewayConfiguration: Sendable {
     public var idleTimeoutSeconds: Int
     public var requestHeadTimeoutSeconds: Int
     public var maxConnections: Int
+    /// Threads serving client connections; `nil` (`auto`) leaves the number to ``eventLoopThreads(cores:)``.
+    public var eventLoopThreadCount: Int?
     public var upstreamMaxBodyBytes: Int
     public var shutdownGraceSeconds: Int
     public var logLevel: String
@@ -159,6 +162,17 @@ public struct GatewayConfiguration: Sendable {
             "an integer of seconds from 1 to 3600"
         )
         self.maxConnections = try integer("MAX_CONNECTIONS", in: 1...1_000_000, "an integer from 1 to 1000000")
+        if let threads = value("EVENT_LOOP_THREADS"), threads.lowercased() != "auto" {
+            guard let count = Int(threads), (1...Self.maxEventLoopThreads).contains(count) else {
+                throw ConfigurationError(
+                    key: "EVENT_LOOP_THREADS",
+                    problem: "must be auto or an integer from 1 to \(Self.maxEventLoopThreads), got \"\(threads)\""
+                )
+            }
+            self.eventLoopThreadCount = count
+        } else {
+            self.eventLoopThreadCount = nil
+        }
         self.upstreamMaxBodyBytes = try integer(
             "UPSTREAM_MAX_BODY_BYTES",
             in: 1024...(1 << 30),
@@ -215,6 +229,15 @@ public struct GatewayConfiguration: Sendable {
 }
 
 extension GatewayConfiguration {
+    /// The most event loop threads `EVENT_LOOP_THREADS` may ask for.
+    public static let maxEventLoopThreads = 256
+
+    /// The event loop threads to start on a machine with `cores` cores: `EVENT_LOOP_THREADS`, or for `auto`
+    /// the core count.
+    public func eventLoopThreads(cores: Int) -> Int {
+        eventLoopThreadCount ?? max(1, cores)
+    }
+
     /// A value as written: spaces (and a carriage return from a Windows editor) around it dropped, and one
     /// pair of matching quotes around it, as env files and shells write them.
     static func unquoted(_ raw: String) -> String {

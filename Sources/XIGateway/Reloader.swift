@@ -96,6 +96,7 @@ final class Reloader: Sendable {
         if old.cacheMaxBytes != new.cacheMaxBytes { keys.append("CACHE_MAX_BYTES") }
         if old.idleTimeoutSeconds != new.idleTimeoutSeconds { keys.append("IDLE_TIMEOUT_SECONDS") }
         if old.maxConnections != new.maxConnections { keys.append("MAX_CONNECTIONS") }
+        if old.eventLoopThreadCount != new.eventLoopThreadCount { keys.append("EVENT_LOOP_THREADS") }
         if old.requestHeadTimeoutSeconds != new.requestHeadTimeoutSeconds {
             keys.append("REQUEST_HEAD_TIMEOUT_SECONDS")
         }

@@ -135,7 +135,8 @@ enum XIGateway {
             },
             passthrough: passthrough
         )
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        let eventLoopThreads = configuration.eventLoopThreads(cores: System.coreCount)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: eventLoopThreads)
 
         let server: GatewayServer
         do {
@@ -170,6 +171,7 @@ enum XIGateway {
                 "cache_stale_seconds": "\(configuration.cacheStaleSeconds)",
                 "cache_max_bytes": "\(configuration.cacheMaxBytes)",
                 "upstream_max_concurrency": "\(configuration.upstreamMaxConcurrency)",
+                "event_loop_threads": "\(eventLoopThreads)",
                 "admin_api": "\(configuration.adminToken == nil ? "off" : "on")",
                 "clients":
                     "\(loaded.teams.map { "\($0.teams.count) teams" } ?? "open: no CLIENTS_FILE, anyone who reaches the port may use the key")",

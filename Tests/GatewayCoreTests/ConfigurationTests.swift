@@ -45,7 +45,7 @@ struct ConfigurationTests {
                 "UPSTREAM_CONNECT_TIMEOUT_MS", "CACHE_TTL_SECONDS", "CACHE_STALE_SECONDS", "CACHE_MAX_BYTES",
                 "UPSTREAM_MAX_CONCURRENCY", "UPSTREAM_MAX_QUEUE", "UPSTREAM_QUEUE_TIMEOUT_MS",
                 "UPSTREAM_BACKOFF_MAX_SECONDS", "IDLE_TIMEOUT_SECONDS", "REQUEST_HEAD_TIMEOUT_SECONDS",
-                "MAX_CONNECTIONS", "UPSTREAM_MAX_BODY_BYTES",
+                "MAX_CONNECTIONS", "EVENT_LOOP_THREADS", "UPSTREAM_MAX_BODY_BYTES",
                 "SHUTDOWN_GRACE_SECONDS", "LOG_LEVEL",
                 "LOG_FORMAT", "ACCESS_LOG", "ADMIN_TOKEN", "CLIENTS_FILE", "CLIENT_UPSTREAM_PER_MINUTE", "PASSTHROUGH",
             ]
@@ -131,6 +131,10 @@ struct ConfigurationTests {
             (["CACHE_TTL_SECONDS": "1.5"], "CACHE_TTL_SECONDS"),
             (["CACHE_MAX_BYTES": "-5"], "CACHE_MAX_BYTES"),
             (["IDLE_TIMEOUT_SECONDS": "0"], "IDLE_TIMEOUT_SECONDS"),
+            (["EVENT_LOOP_THREADS": "0"], "EVENT_LOOP_THREADS"),
+            (["EVENT_LOOP_THREADS": "257"], "EVENT_LOOP_THREADS"),
+            (["EVENT_LOOP_THREADS": "-2"], "EVENT_LOOP_THREADS"),
+            (["EVENT_LOOP_THREADS": "cores"], "EVENT_LOOP_THREADS"),
         ] as [([String: String], String)]
     )
     func badValueNamesItsKey(values: [String: String], key: String) throws {
@@ -140,6 +144,21 @@ struct ConfigurationTests {
         #expect(!found.problem.isEmpty)
         #expect(!found.description.contains(apiKey))
         #expect(!String(reflecting: found).contains(apiKey))
+    }
+
+    /// `auto` (the default) starts one event loop per core; a number starts that many, whatever the cores.
+    @Test func eventLoopThreadsAreOnePerCoreUnlessSet() throws {
+        let automatic = try configuration([:]).get()
+        #expect(automatic.eventLoopThreadCount == nil)
+        #expect(automatic.eventLoopThreads(cores: 2) == 2)
+        #expect(automatic.eventLoopThreads(cores: 16) == 16)
+        #expect(automatic.eventLoopThreads(cores: 0) == 1)
+        #expect(try configuration(["EVENT_LOOP_THREADS": " AUTO "]).get().eventLoopThreads(cores: 3) == 3)
+        let one = try configuration(["EVENT_LOOP_THREADS": "1"]).get()
+        #expect(one.eventLoopThreads(cores: 8) == 1)
+        let most = try configuration(["EVENT_LOOP_THREADS": "256"]).get()
+        #expect(most.eventLoopThreads(cores: 2) == 256)
+        #expect(error(["EVENT_LOOP_THREADS": "0"])?.problem == #"must be auto or an integer from 1 to 256, got "0""#)
     }
 
     @Test func rejectedAPIKeyIsNeverEchoed() throws {

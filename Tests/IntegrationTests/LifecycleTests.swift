@@ -69,7 +69,7 @@ struct LifecycleTests {
                 "ELEVENLABS_API_KEY=sk_reload_test_key\nUPSTREAM_URL=\(upstream.baseURL)\nLISTEN_PORT=0\nCACHE_TTL_SECONDS=\(ttl)\n\(extra)"
                 .write(to: file, atomically: true, encoding: .utf8)
         }
-        try write("600")
+        try write("600", extra: "EVENT_LOOP_THREADS=3\n")
         let gateway = try GatewayProcess(
             arguments: ["--config", file.path],
             environment: ["PATH": "/usr/bin:/bin"],
@@ -80,13 +80,16 @@ struct LifecycleTests {
             gateway.printed.firstMatch(of: /listen":"http:\/\/127\.0\.0\.1:(\d+)/).flatMap { Int($0.1) },
             "no port in \(gateway.printed)"
         )
+        #expect(gateway.printed.contains(#""event_loop_threads":"3""#))
         _ = try TestHTTPConnection.request(port: port, target: "\(list)?page_size=3")
         let before = try TestHTTPConnection.request(port: port, target: "\(list)?page_size=3")
         #expect(Self.ttl(before).map { $0 > 500 } == true, "\(before.header("Cache-Status") ?? "")")
 
-        try write("20")
+        // The thread count cannot change while serving: the reload says so and applies the rest.
+        try write("20", extra: "EVENT_LOOP_THREADS=1\n")
         _ = kill(gateway.process.processIdentifier, SIGHUP)
         #expect(try await gateway.waitForOutput(containing: "configuration reloaded"))
+        #expect(try await gateway.waitForOutput(containing: #""keys":"EVENT_LOOP_THREADS""#))
         let after = try TestHTTPConnection.request(port: port, target: "\(list)?page_size=3")
         // The page keeps its age; what is left of its freshness now counts from 20 s, not 600.
         #expect(Self.ttl(after).map { $0 <= 20 } == true, "\(after.header("Cache-Status") ?? "")")
