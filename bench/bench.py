@@ -5,7 +5,7 @@ Starts a fake upstream (xi-fake-upstream), the gateway and each peer configured 
 them with wrk (and a small Python client for bursts), prints one table with ratios computed within this
 run, writes it to bench/results/, and stops everything it started, by process id.
 
-    python3 bench/bench.py [--quick] [--only SCENARIO,...] [--bin-dir .build/release]
+    python3 bench/bench.py [--quick] [--only SCENARIO,...] [--variant KEY=VALUE,...] [--bin-dir .build/release]
 """
 import argparse
 import concurrent.futures
@@ -305,6 +305,9 @@ def scenario_hot(procs, rows, runs, seconds):
     servers["ceiling (nginx static)"] = start_nginx_static(procs, page)[0]
     # What the access log costs (on by default; off above, like nginx's).
     servers[LOGGED] = start_gateway(procs, upstream, ACCESS_LOG="on")[0]
+    for settings in VARIANTS:
+        name = "xi-gateway, " + ",".join(f"{key}={value}" for key, value in settings.items())
+        servers[name] = start_gateway(procs, upstream, **settings)[0]
     for name, port in servers.items():
         if not name.startswith("ceiling"):
             try:
@@ -313,19 +316,25 @@ def scenario_hot(procs, rows, runs, seconds):
                 raise RuntimeError(f"warming {name} failed: {error}") from error
     fake_reset(upstream)
     results = {}
-    for connections in (64, 256):
+    # As fast as each server answers, at 64 and 256 connections; then paced (1 ms between a connection's
+    # requests): the same load for all, about half of what the slowest peer serves, for latency compared
+    # without saturation. Saturated, the server, wrk and the kernel share two cores, and a faster server
+    # leaves wrk less of them, which shows in the tail wrk measures.
+    for load, connections, pace in ((64, 64, None), (256, 256, None), ("paced", 64, "1")):
         # Runs interleaved (each server once, then again): a burst of load from other tenants of the machine
         # then lands on every server alike instead of on one server's runs. Each round starts one server
         # further on, so no server always runs first, or always right after the same one.
         measured = {name: [] for name in servers}
         order = list(servers.items())
+        env = {"KEYS": "100", **({"PACE_MS": pace} if pace else {})}
         for round_index in range(runs):
             shift = round_index % len(order)
             for name, port in order[shift:] + order[:shift]:
-                measured[name].append(wrk(port, "hot.lua", connections, seconds, env={"KEYS": "100"}))
+                measured[name].append(wrk(port, "hot.lua", connections, seconds, env=env))
         for name, runs_of in measured.items():
-            results[(name, connections)] = {"rps": median_of(runs_of, "rps"), "p99": median_of(runs_of, "p99"),
-                                            "non2xx": sum(m["non2xx"] for m in runs_of)}
+            results[(name, load)] = {"rps": median_of(runs_of, "rps"), "p99": median_of(runs_of, "p99"),
+                                     "p50": median_of(runs_of, "p50"),
+                                     "non2xx": sum(m["non2xx"] for m in runs_of)}
     upstream_during = fake_stats(upstream)["requests"]
     base = results[("xi-gateway", 64)]
     for name in servers:
@@ -334,12 +343,22 @@ def scenario_hot(procs, rows, runs, seconds):
                      f"256 conn: {r256['rps']:,.0f} req/s, p99 {r256['p99']:.2f} ms ({r256['rps'] / r64['rps']:.0%} of 64)",
                      f"non-2xx {r64['non2xx'] + r256['non2xx']}" if name == "xi-gateway"
                      else f"log on/off: {r64['rps'] / base['rps']:.2f}x" if name == LOGGED
+                     else f"variant/default: {r64['rps'] / base['rps']:.2f}x" if name.startswith("xi-gateway, ")
                      else f"xi/{name}: {base['rps'] / r64['rps']:.2f}x"])
+    paced_base = results[("xi-gateway", "paced")]
+    for name in servers:
+        paced = results[(name, "paced")]
+        rows.append([f"hot keys paced (64 conn, 1 ms apart), {name}", f"{paced['rps']:,.0f} req/s",
+                     f"p99 {paced['p99']:.2f} ms", f"p50 {paced['p50']:.2f} ms",
+                     f"non-2xx {paced['non2xx']}" if name == "xi-gateway"
+                     else f"p99 xi/{name}: {paced_base['p99'] / paced['p99']:.2f}x"])
     rows.append(["hot keys: upstream requests during the runs (all should be hits)", str(upstream_during), "", "", ""])
     return results
 
 
 LOGGED = "xi-gateway, access log on"
+# Gateways configured otherwise (--variant), run beside the others in the hot-key rounds.
+VARIANTS = []
 
 
 def scenario_burst(procs, rows):
@@ -417,7 +436,15 @@ def main():
     parser.add_argument("--only", default="hot,burst,misses,memory,mixed")
     parser.add_argument("--bin-dir", default=os.path.join(ROOT, ".build", "release"))
     parser.add_argument("--output", default=None)
+    parser.add_argument("--variant", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
+                        help="also run the hot keys with a gateway configured so (repeatable), "
+                             "for example --variant EVENT_LOOP_THREADS=1")
     args = parser.parse_args()
+    for variant in args.variant:
+        settings = dict(item.split("=", 1) for item in variant.split(",") if "=" in item)
+        if not settings:
+            sys.exit(f"bench: --variant wants KEY=VALUE, got {variant!r}")
+        VARIANTS.append(settings)
     for tool in ("wrk", "nginx", "haproxy", "varnishd"):
         if not shutil.which(tool):
             sys.exit(f"bench: {tool} is missing (make bench installs it)")
@@ -456,7 +483,8 @@ def main():
     text = f"{header}\n\n{table}\n"
     print(text)
     output = args.output or os.path.join(HERE, "results",
-                                         f"{datetime.date.today().isoformat()}-{os.cpu_count()}cores{'-quick' if args.quick else ''}.txt")
+                                         f"{datetime.date.today().isoformat()}-{os.cpu_count()}cores"
+                                         f"{'-quick' if args.quick else ''}{'-variants' if VARIANTS else ''}.txt")
     with open(output, "w") as f:
         f.write(text)
     print(f"written to {os.path.relpath(output, ROOT)}")

@@ -1,9 +1,18 @@
 -- Hot keys: every request asks for one of KEYS pre-warmed pages, in turn, so all are cache hits.
+-- With PACE_MS set, each connection waits that many milliseconds before each request: the same load for
+-- every server, below what any of them can serve, so latencies compare without saturating the machine.
 local keys = tonumber(os.getenv("KEYS") or "100")
+local pace = tonumber(os.getenv("PACE_MS") or "0")
 local counter = 0
 
 request = function()
   counter = counter + 1
   local path = "/v1/convai/test-invocations?agent_id=hot" .. (counter % keys) .. "&page_size=30"
   return wrk.format("GET", path)
+end
+
+if pace > 0 then
+  delay = function()
+    return pace
+  end
 end
