@@ -37,10 +37,21 @@ public final class BufferedOutput: Sendable {
 
     /// Adds `line` (which ends with its own newline).
     public func write(_ line: String) {
+        append { $0.append(contentsOf: line.utf8) }
+    }
+
+    /// Adds what `build` appends to the calling thread's pending bytes: one or more whole lines, each
+    /// ending with its newline. A line built in place is neither built apart first nor copied. `build`
+    /// runs under the thread's lock, so it must not write to this output itself.
+    public func append(_ build: (inout [UInt8]) -> Void) {
         let full: [UInt8]? = pending.withLocal { pending in
-            pending.append(contentsOf: line.utf8)
+            build(&pending)
             guard pending.count >= Self.flushThreshold else { return nil }
-            defer { pending = [] }
+            defer {
+                // Room for the next batch at once, rather than growing to it by copies.
+                pending = []
+                pending.reserveCapacity(Self.flushThreshold + 4096)
+            }
             return pending
         }
         if let full {

@@ -41,20 +41,53 @@ public struct GatewayLogHandler: LogHandler {
     private let label: String
     private let format: Format
     private let control: LogLevelControl
-    private let write: @Sendable (String) -> Void
+    /// Where lines are built in place, in the output's pending bytes; else they go to `write`.
+    private let output: BufferedOutput?
+    /// Takes each line, built apart, as a string, when there is no `output`.
+    private let write: (@Sendable (String) -> Void)?
 
-    /// A handler for `label` writing each line with `write` (standard output by default), at the level
-    /// `control` says.
+    /// A handler for `label` writing to `output` (standard output by default), at the level `control`
+    /// says.
     public init(
         label: String,
         format: Format = .json,
         control: LogLevelControl = LogLevelControl(.info),
-        write: @escaping @Sendable (String) -> Void = GatewayLogHandler.standardOutput
+        output: BufferedOutput = .standardOutput
     ) {
         self.label = label
         self.format = format
         self.control = control
+        self.output = output
+        self.write = nil
+    }
+
+    /// A handler for `label` handing each line, newline included, to `write`.
+    public init(
+        label: String,
+        format: Format = .json,
+        control: LogLevelControl = LogLevelControl(.info),
+        write: @escaping @Sendable (String) -> Void
+    ) {
+        self.label = label
+        self.format = format
+        self.control = control
+        self.output = nil
         self.write = write
+    }
+
+    /// Writes the line `build` appends (newline included). `build` only appends bytes: with a
+    /// ``BufferedOutput`` it runs while the thread's pending bytes are held.
+    private func emit(_ build: (inout [UInt8]) -> Void) {
+        // Used where it is (`?.`), not bound to a name: a binding would retain the output, whose reference
+        // count every event loop would then write on every line.
+        if output != nil {
+            output?.append(build)
+            return
+        }
+        var line: [UInt8] = []
+        line.reserveCapacity(320)
+        build(&line)
+        write?(String(decoding: line, as: UTF8.self))
     }
 
     public var logLevel: Logger.Level {
@@ -78,26 +111,29 @@ public struct GatewayLogHandler: LogHandler {
         let fields = merged.sorted(by: { $0.key < $1.key })
         if format == .text {
             let pairs = fields.map { " \($0.key)=\($0.value)" }.joined()
-            write("\(Self.timestamp()) \(event.level) \(label): \(event.message)\(pairs)\n")
+            let text = "\(Self.timestamp()) \(event.level) \(label): \(event.message)\(pairs)\n"
+            emit { $0.append(contentsOf: text.utf8) }
             return
         }
         // Built as bytes: one line per request when the access log is on, so strings put together piece by
         // piece would cost more than answering the request.
-        var line: [UInt8] = []
-        line.reserveCapacity(320)
-        appendJSONStart(level: event.level, message: event.message.description, to: &line)
-        for (key, value) in fields {
-            line.append(UInt8(ascii: ","))
-            JSONText.appendQuoted(key, to: &line)
-            line.append(UInt8(ascii: ":"))
-            if case .string(let text) = value {
-                JSONText.appendQuoted(text, to: &line)
-            } else {
-                JSONText.appendQuoted(value.description, to: &line)
-            }
+        // Values are described before the line is built in the output: a description that logs would
+        // otherwise find the output busy with this very line.
+        let message = event.message.description
+        let texts = fields.map { field in
+            if case .string(let text) = field.value { return (field.key, text) }
+            return (field.key, field.value.description)
         }
-        Self.append("}\n", to: &line)
-        write(String(decoding: line, as: UTF8.self))
+        emit { line in
+            appendJSONStart(level: event.level, message: message, to: &line)
+            for (key, text) in texts {
+                line.append(UInt8(ascii: ","))
+                JSONText.appendQuoted(key, to: &line)
+                line.append(UInt8(ascii: ":"))
+                JSONText.appendQuoted(text, to: &line)
+            }
+            Self.append("}\n", to: &line)
+        }
     }
 
     /// Whether ``logAccess(_:)`` writes its line itself: in JSON, with no metadata of the handler's own.
@@ -122,21 +158,23 @@ public struct GatewayLogHandler: LogHandler {
             )
             return
         }
-        var line: [UInt8] = []
-        line.reserveCapacity(320)
-        appendJSONStart(level: .info, message: "\(AccessLogEntry.message)", to: &line)
-        entry.forEachField { name, value in
-            // The names are the entry's own, plain ASCII: written as they are.
-            line.append(UInt8(ascii: ","))
-            line.append(UInt8(ascii: "\""))
-            Self.append(name, to: &line)
-            line.append(UInt8(ascii: "\""))
-            line.append(UInt8(ascii: ":"))
-            JSONText.appendQuoted(value, to: &line)
+        emit { line in
+            appendJSONStart(level: .info, message: Self.accessMessage, to: &line)
+            entry.forEachField { name, value in
+                // The names are the entry's own, plain ASCII: written as they are.
+                line.append(UInt8(ascii: ","))
+                line.append(UInt8(ascii: "\""))
+                Self.append(name, to: &line)
+                line.append(UInt8(ascii: "\""))
+                line.append(UInt8(ascii: ":"))
+                JSONText.appendQuoted(value, to: &line)
+            }
+            Self.append("}\n", to: &line)
         }
-        Self.append("}\n", to: &line)
-        write(String(decoding: line, as: UTF8.self))
     }
+
+    /// ``AccessLogEntry/message`` as text, made once.
+    private static let accessMessage = AccessLogEntry.message.description
 
     /// `{"time":...,"level":...,"label":...,"message":...`: what every JSON line starts with.
     private func appendJSONStart(level: Logger.Level, message: String, to line: inout [UInt8]) {
@@ -155,11 +193,6 @@ public struct GatewayLogHandler: LogHandler {
         line.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
     }
 
-    /// Writes `line` to standard output through ``BufferedOutput``: whole lines, in batches.
-    public static let standardOutput: @Sendable (String) -> Void = { line in
-        BufferedOutput.standardOutput.write(line)
-    }
-
     /// Now, in UTC, as RFC 3339 with milliseconds: `2026-11-29T09:10:38.123Z`.
     static func timestamp() -> String {
         var bytes: [UInt8] = []
@@ -171,33 +204,55 @@ public struct GatewayLogHandler: LogHandler {
     static func appendTimestamp(to output: inout [UInt8]) {
         var spec = timespec()
         clock_gettime(CLOCK_REALTIME, &spec)
-        var seconds = spec.tv_sec
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        func append(_ value: Int32, width: Int) {
-            var divisor: Int32 = 1
-            for _ in 1..<width { divisor *= 10 }
-            var rest = max(0, value)
-            while divisor > 0 {
-                output.append(UInt8(ascii: "0") + UInt8(truncatingIfNeeded: (rest / divisor) % 10))
-                rest %= divisor
-                divisor /= 10
-            }
+        appendTimestamp(seconds: Int(spec.tv_sec), milliseconds: Int(spec.tv_nsec / 1_000_000), to: &output)
+    }
+
+    /// Each thread's last second as text (`2026-11-29T09:10:38`): the lines of one second all start alike,
+    /// so the calendar is worked out once a second rather than once a line.
+    private static let secondText = PerThread<(second: Int, text: [UInt8])> { (Int.min, []) }
+
+    /// Appends the time `seconds` after 1970 (UTC) and `milliseconds`, as ``timestamp()`` writes it.
+    static func appendTimestamp(seconds: Int, milliseconds: Int, to output: inout [UInt8]) {
+        secondText.withLocal { cached in
+            if cached.second != seconds { cached = (seconds, calendarText(seconds)) }
+            output.append(contentsOf: cached.text)
         }
-        append(parts.tm_year + 1900, width: 4)
-        output.append(UInt8(ascii: "-"))
-        append(parts.tm_mon + 1, width: 2)
-        output.append(UInt8(ascii: "-"))
-        append(parts.tm_mday, width: 2)
-        output.append(UInt8(ascii: "T"))
-        append(parts.tm_hour, width: 2)
-        output.append(UInt8(ascii: ":"))
-        append(parts.tm_min, width: 2)
-        output.append(UInt8(ascii: ":"))
-        append(parts.tm_sec, width: 2)
         output.append(UInt8(ascii: "."))
-        append(Int32(spec.tv_nsec / 1_000_000), width: 3)
+        appendDigits(Int32(milliseconds), width: 3, to: &output)
         output.append(UInt8(ascii: "Z"))
+    }
+
+    /// `seconds` after 1970 as `YYYY-MM-DDTHH:MM:SS`, in UTC.
+    private static func calendarText(_ seconds: Int) -> [UInt8] {
+        var time = time_t(seconds)
+        var parts = tm()
+        gmtime_r(&time, &parts)
+        var text: [UInt8] = []
+        text.reserveCapacity(19)
+        appendDigits(parts.tm_year + 1900, width: 4, to: &text)
+        text.append(UInt8(ascii: "-"))
+        appendDigits(parts.tm_mon + 1, width: 2, to: &text)
+        text.append(UInt8(ascii: "-"))
+        appendDigits(parts.tm_mday, width: 2, to: &text)
+        text.append(UInt8(ascii: "T"))
+        appendDigits(parts.tm_hour, width: 2, to: &text)
+        text.append(UInt8(ascii: ":"))
+        appendDigits(parts.tm_min, width: 2, to: &text)
+        text.append(UInt8(ascii: ":"))
+        appendDigits(parts.tm_sec, width: 2, to: &text)
+        return text
+    }
+
+    /// `value` in decimal, zero-padded to `width` digits (its last `width` digits if longer).
+    private static func appendDigits(_ value: Int32, width: Int, to output: inout [UInt8]) {
+        var divisor: Int32 = 1
+        for _ in 1..<width { divisor *= 10 }
+        var rest = max(0, value)
+        while divisor > 0 {
+            output.append(UInt8(ascii: "0") + UInt8(truncatingIfNeeded: (rest / divisor) % 10))
+            rest %= divisor
+            divisor /= 10
+        }
     }
 }
 

@@ -49,6 +49,9 @@ final class HTTPHandler: ChannelDuplexHandler {
     }
 
     private let context: ServerContext
+    /// The access log's handler when it writes lines itself (``ServerContext/accessLogHandler``), kept by
+    /// the connection: used in place, not copied out of the shared context on every request.
+    private let accessLogHandler: GatewayLogHandler?
     private let maxBodyBytes: Int
     private let idleTimeout: TimeAmount
     private var state = State.idle
@@ -86,6 +89,7 @@ final class HTTPHandler: ChannelDuplexHandler {
 
     init(context: ServerContext, maxBodyBytes: Int, idleTimeout: TimeAmount) {
         self.context = context
+        self.accessLogHandler = context.accessLogHandler
         self.settings = context.versionedSettings
         self.maxBodyBytes = maxBodyBytes
         self.idleTimeout = idleTimeout
@@ -502,8 +506,8 @@ final class HTTPHandler: ChannelDuplexHandler {
             upstreamStatus: response.trace.upstreamStatus,
             upstreamNanoseconds: response.trace.upstreamNanoseconds
         )
-        if let handler = self.context.accessLogHandler {
-            handler.logAccess(entry)
+        if accessLogHandler != nil {
+            accessLogHandler?.logAccess(entry)
         } else {
             self.context.accessLogger.info(AccessLogEntry.message, metadata: entry.metadata)
         }

@@ -1,8 +1,9 @@
 import Foundation
-import GatewayCore
 import Logging
 import Synchronization
 import Testing
+
+@testable import GatewayCore
 
 /// The log handler's lines: one JSON object each, with the fields a collector expects, whatever the values
 /// hold.
@@ -195,5 +196,62 @@ struct GatewayLogHandlerTests {
         #expect(!text.logsAccessDirectly)
         text.logAccess(Self.entries[0])
         #expect(try #require(lines.all.last).contains(" status=200"))
+    }
+
+    /// A handler writing to a ``BufferedOutput`` builds its lines in the output's own bytes: they are the
+    /// lines a handler writing strings hands over, for access lines, other lines and text lines alike.
+    @Test func linesBuiltInTheOutputAreTheLinesHandedOver() throws {
+        var descriptors: [Int32] = [0, 0]
+        #expect(pipe(&descriptors) == 0)
+        defer {
+            close(descriptors[0])
+            close(descriptors[1])
+        }
+        let output = BufferedOutput(descriptor: descriptors[1])
+        let lines = Lines()
+        for format in [GatewayLogHandler.Format.json, .text] {
+            let buffered = GatewayLogHandler(label: "access", format: format, output: output)
+            let handed = try #require(lines.logger(label: "access", format: format).handler as? GatewayLogHandler)
+            for entry in Self.entries {
+                buffered.logAccess(entry)
+                handed.logAccess(entry)
+            }
+            for handler in [buffered, handed] {
+                Logger(label: "access") { _ in handler }.warning(
+                    "other \"line\"",
+                    metadata: ["value": "a\nb", "count": .stringConvertible(3)]
+                )
+            }
+        }
+        output.flush()
+        var bytes = [UInt8](repeating: 0, count: 1 << 16)
+        let count = bytes.withUnsafeMutableBytes { read(descriptors[0], $0.baseAddress, $0.count) }
+        let written = String(decoding: bytes[..<max(0, count)], as: UTF8.self)
+        let withoutTimes = { (text: String) in
+            text.replacing(/"time":"[^"]*"/, with: "").replacing(/\d{4}-\d{2}-\d{2}T[\d:.]+Z/, with: "")
+        }
+        #expect(lines.all.count == 2 * (Self.entries.count + 1))
+        #expect(withoutTimes(written) == withoutTimes(lines.all.joined()))
+    }
+
+    /// The calendar part of the time is worked out once a second on each thread: whatever the order of the
+    /// seconds asked for, the text is the calendar's.
+    @Test func theTimeOfEverySecondIsTheCalendars() {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        let seconds = [
+            0, 951_782_400, 951_782_399, 1_764_374_399, 1_764_374_400, 1_764_374_400, 1_764_374_401, 4_102_444_800,
+            1_709_164_800, 1_709_164_800, 0,
+        ]
+        for (index, second) in seconds.enumerated() {
+            let milliseconds = (index * 137) % 1000
+            var bytes: [UInt8] = []
+            GatewayLogHandler.appendTimestamp(seconds: second, milliseconds: milliseconds, to: &bytes)
+            let expected = formatter.string(
+                from: Date(timeIntervalSince1970: Double(second) + Double(milliseconds) / 1000 + 0.0001)
+            )
+            #expect(String(decoding: bytes, as: UTF8.self) == expected, "\(second)")
+        }
     }
 }
