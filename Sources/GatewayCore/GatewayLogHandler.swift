@@ -54,11 +54,7 @@ public struct GatewayLogHandler: LogHandler {
         control: LogLevelControl = LogLevelControl(.info),
         output: BufferedOutput = .standardOutput
     ) {
-        self.label = label
-        self.format = format
-        self.control = control
-        self.output = output
-        self.write = nil
+        self.init(label: label, format: format, control: control, output: output, write: nil)
     }
 
     /// A handler for `label` handing each line, newline included, to `write`.
@@ -68,10 +64,20 @@ public struct GatewayLogHandler: LogHandler {
         control: LogLevelControl = LogLevelControl(.info),
         write: @escaping @Sendable (String) -> Void
     ) {
+        self.init(label: label, format: format, control: control, output: nil, write: write)
+    }
+
+    private init(
+        label: String,
+        format: Format,
+        control: LogLevelControl,
+        output: BufferedOutput?,
+        write: (@Sendable (String) -> Void)?
+    ) {
         self.label = label
         self.format = format
         self.control = control
-        self.output = nil
+        self.output = output
         self.write = write
     }
 
