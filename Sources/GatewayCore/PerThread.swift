@@ -13,21 +13,13 @@ import Darwin
 /// A lock or an atomic counter shared by every event loop costs more than its instructions: each core
 /// that writes it must first take its cache line from the core that wrote it last. With one stripe per
 /// thread, an event loop takes only its own lock, which stays in its own core's cache; a reader visits
-/// every stripe. Each stripe is padded to its own cache lines.
+/// every stripe. The stripes are ``LockedSlots``: no two share a cache line, and reaching one writes
+/// nothing but its own lock.
 ///
 /// A thread gets the next unused stripe the first time it asks for one, and keeps it. Past `stripeCount`
 /// threads, stripes are shared (still correct, only contended again).
 public final class PerThread<Value>: Sendable {
-    @usableFromInline let stripes: [Locked<Padded>]
-
-    /// A value with room after it, so that two stripes never share a cache line.
-    @usableFromInline
-    struct Padded {
-        @usableFromInline var value: Value
-        private var padding: (Int, Int, Int, Int, Int, Int, Int, Int) = (0, 0, 0, 0, 0, 0, 0, 0)
-
-        init(_ value: Value) { self.value = value }
-    }
+    @usableFromInline let stripes: LockedSlots<Value>
 
     /// Enough stripes for the event loops of a large machine plus the threads beside them.
     public static var defaultStripeCount: Int { 64 }
@@ -35,24 +27,24 @@ public final class PerThread<Value>: Sendable {
     /// `stripeCount` stripes, each starting as `initial()`.
     public init(stripeCount: Int = PerThread.defaultStripeCount, initial: () -> Value) {
         precondition(stripeCount > 0, "PerThread needs a stripe")
-        self.stripes = (0..<stripeCount).map { _ in Locked(Padded(initial())) }
+        self.stripes = LockedSlots(count: stripeCount) { _ in initial() }
     }
 
     /// Runs `body` on the calling thread's stripe, under its lock.
     @inlinable
     public func withLocal<Result>(_ body: (inout Value) throws -> Result) rethrows -> Result {
-        try stripes[ThreadIndex.current % stripes.count].withLock { try body(&$0.value) }
+        try stripes.withLock(ThreadIndex.current % stripes.count, body)
     }
 
     /// Runs `body` on every stripe in turn, each under its lock.
     public func modifyEach(_ body: (inout Value) throws -> Void) rethrows {
-        for stripe in stripes { try stripe.withLock { try body(&$0.value) } }
+        for index in 0..<stripes.count { try stripes.withLock(index, body) }
     }
 
     /// Combines every stripe's value.
     public func reduce<Result>(_ initial: Result, _ combine: (Result, Value) throws -> Result) rethrows -> Result {
         var result = initial
-        for stripe in stripes { result = try stripe.withLock { try combine(result, $0.value) } }
+        for index in 0..<stripes.count { result = try stripes.withLock(index) { try combine(result, $0) } }
         return result
     }
 }

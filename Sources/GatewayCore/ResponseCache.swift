@@ -40,7 +40,7 @@ public final class ResponseCache: Sendable {
     /// The fixed cost counted for each page beyond its body and key: the slot, the headers, the node.
     public static let entryOverhead = 128
 
-    private let shards: [Shard]
+    private let shards: LockedSlots<LRUStore<CacheKey, CachedPage>>
     private let clock: any CacheClock
     private let ttlNanoseconds: Atomic<UInt64>
     private let staleNanoseconds: Atomic<UInt64>
@@ -57,7 +57,7 @@ public final class ResponseCache: Sendable {
         let shardCount = shardCount ?? Self.shardCount(forMaxBytes: maxBytes)
         precondition(shardCount > 0, "shardCount must be positive")
         let perShard = max(0, maxBytes) / shardCount
-        self.shards = (0..<shardCount).map { _ in Shard(capacity: perShard) }
+        self.shards = LockedSlots(count: shardCount) { _ in LRUStore(capacity: perShard) }
         self.clock = clock
         self.ttlNanoseconds = Atomic(Self.nanoseconds(ttlSeconds))
         self.staleNanoseconds = Atomic(Self.nanoseconds(staleSeconds))
@@ -92,7 +92,7 @@ public final class ResponseCache: Sendable {
     public func lookup(_ key: CacheKey) -> Lookup {
         let ttl = ttlNanoseconds.load(ordering: .relaxed)
         let stale = staleNanoseconds.load(ordering: .relaxed)
-        return shard(for: key).store.withLock { store in
+        return shards.withLock(shard(for: key)) { store in
             guard let page = store.value(for: key) else { return .miss }
             // Read under the lock: a page stored just before, by another loop, is never "from the future".
             let now = clock.nowNanoseconds()
@@ -116,35 +116,35 @@ public final class ResponseCache: Sendable {
 
     /// Notes that refreshing the (stale) page under `key` failed, so it is now served as stale-if-error.
     public func markRevalidationFailed(_ key: CacheKey) {
-        shard(for: key).store.withLock { store in store.update(key) { $0.revalidationFailed = true } }
+        shards.withLock(shard(for: key)) { store in store.update(key) { $0.revalidationFailed = true } }
     }
 
     /// Stores `page` under `key`, replacing any page there and evicting the least recently used as needed.
     @discardableResult
     public func store(_ page: CachedPage, for key: CacheKey) -> StoreOutcome {
         let cost = page.body.readableBytes + key.byteCount + Self.entryOverhead
-        return shard(for: key).store.withLock { store in
+        return shards.withLock(shard(for: key)) { store in
             store.insert(page, for: key, cost: cost) ? .stored : .tooLarge
         }
     }
 
     /// Drops the page under `key`, if any.
     public func remove(_ key: CacheKey) {
-        shard(for: key).store.withLock { store in _ = store.removeValue(for: key) }
+        shards.withLock(shard(for: key)) { store in _ = store.removeValue(for: key) }
     }
 
     /// Drops every page whose key `matches`; returns how many were dropped.
     @discardableResult
     public func removeAll(where matches: @Sendable (CacheKey) -> Bool) -> Int {
-        shards.reduce(0) { total, shard in
-            total + shard.store.withLock { store in store.removeAll(where: matches) }
+        (0..<shards.count).reduce(0) { total, shard in
+            total + shards.withLock(shard) { store in store.removeAll(where: matches) }
         }
     }
 
     /// The current counters, summed over shards.
     public var statistics: Statistics {
-        shards.reduce(into: Statistics(entries: 0, bytes: 0, evictions: 0)) { total, shard in
-            shard.store.withLock { store in
+        (0..<shards.count).reduce(into: Statistics(entries: 0, bytes: 0, evictions: 0)) { total, shard in
+            shards.withLock(shard) { store in
                 total.entries += store.count
                 total.bytes += store.totalCost
                 total.evictions += store.evictions
@@ -155,14 +155,8 @@ public final class ResponseCache: Sendable {
     /// The current clock reading, so callers stamp pages with the cache's notion of time.
     public func now() -> UInt64 { clock.nowNanoseconds() }
 
-    private func shard(for key: CacheKey) -> Shard {
-        shards[Int(UInt(bitPattern: key.digest) % UInt(shards.count))]
-    }
-
-    /// One lock and the pages behind it.
-    private final class Shard: Sendable {
-        let store: Locked<LRUStore<CacheKey, CachedPage>>
-
-        init(capacity: Int) { self.store = Locked(LRUStore(capacity: capacity)) }
+    /// The index of the shard holding `key`.
+    private func shard(for key: CacheKey) -> Int {
+        Int(UInt(bitPattern: key.digest) % UInt(shards.count))
     }
 }
