@@ -49,6 +49,10 @@ final class HTTPHandler: ChannelDuplexHandler {
     }
 
     private let context: ServerContext
+    /// The context's list service and metrics, kept by the connection so that using them does not retain
+    /// objects every event loop shares (each retain would take their cache line from the other cores).
+    private let service: ListService
+    private let metrics: GatewayMetrics?
     /// The access log's handler when it writes lines itself (``ServerContext/accessLogHandler``), kept by
     /// the connection: used in place, not copied out of the shared context on every request.
     private let accessLogHandler: GatewayLogHandler?
@@ -89,6 +93,8 @@ final class HTTPHandler: ChannelDuplexHandler {
 
     init(context: ServerContext, maxBodyBytes: Int, idleTimeout: TimeAmount) {
         self.context = context
+        self.service = context.service
+        self.metrics = context.metrics
         self.accessLogHandler = context.accessLogHandler
         self.settings = context.versionedSettings
         self.maxBodyBytes = maxBodyBytes
@@ -405,7 +411,7 @@ final class HTTPHandler: ChannelDuplexHandler {
                 context: context
             )
         case .list(let query, let isHead):
-            let answer = self.context.service.answer(
+            let answer = service.answer(
                 toQuery: query,
                 on: context.eventLoop,
                 requestID: requestID,
@@ -484,13 +490,13 @@ final class HTTPHandler: ChannelDuplexHandler {
     ) {
         let elapsed = UInt64(max(0, (now - request.started).nanoseconds))
         let status = Int(response.status.code)
-        self.context.metrics?.request(
+        metrics?.request(
             route: request.route,
             status: status,
             cache: response.trace.cache,
             nanoseconds: elapsed
         )
-        if let team = request.team { self.context.metrics?.team(team, trace: response.trace) }
+        if let team = request.team { metrics?.team(team, trace: response.trace) }
         guard request.logged else { return }
         if clientAddress == nil { clientAddress = context.channel.remoteAddress?.ipAddress ?? "-" }
         let entry = AccessLogEntry(
