@@ -81,6 +81,10 @@ final class HTTPHandler: ChannelDuplexHandler {
     private var isWritable = true
     /// The channel's allocator, for answers' heads.
     private var allocator = ByteBufferAllocator()
+    /// The last answer's head buffer, to write the next head into. Once the socket has taken an answer,
+    /// NIO no longer holds its buffer, and clearing it keeps its memory: a head then costs no allocation.
+    /// (While NIO still holds it, clearing it makes a new one, as copy-on-write does.)
+    private var spareHead: ByteBuffer?
 
     private var current: Current?
     /// The settings as last read, and their version (``ServerContext/settingsVersion``).
@@ -536,7 +540,10 @@ final class HTTPHandler: ChannelDuplexHandler {
         // Small bodies (errors, refusals) go in the head's buffer: one buffer, one iovec.
         let copiesBody = sendsBody && response.body.readableBytes <= Self.bodyBytesCopiedIntoHead
         // Room for a hit's head as `writeResponseHead` reserves it, so that it is never reallocated.
-        var head = allocator.buffer(capacity: 512 + (copiesBody ? response.body.readableBytes : 0))
+        let headCapacity = 512 + (copiesBody ? response.body.readableBytes : 0)
+        // Taken out of the property, so that `head` is its only reference when cleared.
+        var head = spareHead.take() ?? allocator.buffer(capacity: headCapacity)
+        head.clear(minimumCapacity: headCapacity)
         let connection: StaticString?
         if !keepAlive {
             connection = "Connection: close\r\n"
@@ -561,6 +568,7 @@ final class HTTPHandler: ChannelDuplexHandler {
         }
         // When the connection closes after this answer, it closes once the last buffer is written.
         let written = keepAlive ? nil : context.eventLoop.makePromise(of: Void.self)
+        if keepAlive, head.capacity <= Self.largestSpareHead { spareHead = head }
         if sendsBody, !copiesBody {
             context.write(wrapOutboundOut(head), promise: nil)
             context.write(wrapOutboundOut(response.body), promise: written)
@@ -596,6 +604,8 @@ final class HTTPHandler: ChannelDuplexHandler {
 
     /// Bodies up to this size are copied after the head rather than written as a buffer of their own.
     private static let bodyBytesCopiedIntoHead = 1024
+    /// The largest head buffer a connection keeps between answers (a hit's takes 512 bytes).
+    private static let largestSpareHead = 4096
 }
 
 @available(*, unavailable)

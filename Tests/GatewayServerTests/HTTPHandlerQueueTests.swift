@@ -200,6 +200,38 @@ struct HTTPHandlerQueueTests {
         #expect(!connection.channel.isActive)
     }
 
+    /// A connection writes each head into the buffer of the one before, once the socket has let go of it;
+    /// while the earlier answer is still held (here, by the test, as by a socket that has not taken it),
+    /// the next head goes elsewhere and the earlier bytes stay as they were.
+    @Test func aHeadReusesTheBufferOfTheLastOnlyOnceNothingHoldsIt() throws {
+        let connection = try QueueFixture()
+        func answer(to path: String) throws -> ByteBuffer {
+            connection.send("GET \(path) HTTP/1.1\r\nHost: x\r\n\r\n")
+            let written = try connection.channel.readOutbound(as: ByteBuffer.self)
+            #expect(try connection.channel.readOutbound(as: ByteBuffer.self) == nil)
+            return try #require(written)
+        }
+        func address(_ buffer: ByteBuffer) -> Int {
+            buffer.withUnsafeReadableBytes { Int(bitPattern: $0.baseAddress) }
+        }
+
+        var first: ByteBuffer? = try answer(to: "/healthz")
+        let firstAddress = first.map(address)
+        let capacity = first?.capacity ?? 0
+        first = nil
+        // Memory the first head gave back, if it did, is taken now: a head in new memory lands elsewhere.
+        let blocker = ByteBufferAllocator().buffer(capacity: capacity)
+        let second = try answer(to: "/readyz")
+        let held = String(buffer: second)
+
+        #expect(address(second) == firstAddress)
+        #expect(address(blocker) != firstAddress)
+        let third = try answer(to: "/healthz")
+        #expect(address(third) != address(second))
+        #expect(String(buffer: second) == held)
+        #expect(held.hasPrefix("HTTP/1.1 ") && String(buffer: third).hasPrefix("HTTP/1.1 200 OK"))
+    }
+
     @Test func pipelinedCacheHitsInOneReadAreAnsweredInOrderWithOneFlush() throws {
         let connection = try QueueFixture()
         let queries = ["page_size=1", "page_size=2", "page_size=3"]
