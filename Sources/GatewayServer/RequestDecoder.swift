@@ -190,11 +190,13 @@ public final class RequestDecoder: ChannelInboundHandler {
             bytes.moveReaderIndex(forwardBy: 2)
         }
         guard bytes.readableBytes > 0 else { return nil }
-        headTimer.headBegan(context: context)
         let found = try bytes.withUnsafeReadableBytes { raw in
             try Self.endOfHead(in: raw, from: scanned, limit: maxHeadBytes)
         }
         guard let length = found else {
+            // Only a head left incomplete by a read is timed: one that arrives whole is done before any
+            // check could run, and needs no look at the clock. (The first bytes arrived in this read.)
+            headTimer.headBegan(context: context)
             if bytes.readableBytes > maxHeadBytes { throw HTTPParserError.headerOverflow }
             state = .head(scanned: max(0, bytes.readableBytes - 3))
             return nil

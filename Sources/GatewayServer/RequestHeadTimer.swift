@@ -4,8 +4,10 @@ import NIOCore
 /// byte at a time is closed after `timeout`, however often it sends. (The idle timeout bounds the wait
 /// before the first byte.)
 ///
-/// ``RequestDecoder`` says when a head begins and when it is complete, so a head that starts in the same
-/// read as the request before it is timed from its first byte too. Loop-confined.
+/// ``RequestDecoder`` says when a read ends inside a head (the read that brought its first bytes, then
+/// each one after) and when the head is complete, so a head that starts in the same read as the request
+/// before it is timed from its first byte too. A head that arrives whole in one read is never timed.
+/// Loop-confined.
 final class RequestHeadTimer {
     private let timeout: TimeAmount
     /// At most one check is scheduled at a time; see ``headBegan(context:)``.
@@ -15,8 +17,7 @@ final class RequestHeadTimer {
 
     init(timeout: TimeAmount) { self.timeout = timeout }
 
-    /// The first bytes of a head arrived (again and again while it is under way: only the first call
-    /// counts). Each head only notes when it began: scheduling and cancelling a timer per request would
+    /// A read ended inside a head (again and again while it is under way: only the first call counts). Each head only notes when it began: scheduling and cancelling a timer per request would
     /// cost a tenth of a cache hit. The one check, when it finds the head it was armed for done, is armed
     /// again for whichever head is under way then.
     func headBegan(context: ChannelHandlerContext) {
