@@ -18,5 +18,6 @@ struct CachedPageTests {
         let page = CachedPage(body: ByteBuffer(string: "{}"), contentType: contentType, storedAt: 0)
 
         #expect(page.headerLines.readableBytes == 0)
+        #expect(page.contentType == "")
     }
 }
