@@ -54,23 +54,82 @@ public struct AccessLogEntry: Sendable {
     /// The fields as metadata, every value a string, under the names the log line uses.
     public var metadata: Logger.Metadata {
         var metadata: Logger.Metadata = [:]
-        forEachField { name, value in metadata[name.description] = .string(value) }
+        forEachField { name, value in metadata[name.description] = .string(value.text) }
         return metadata
     }
 
-    /// Calls `body` with each field's name and text, in the order of the names.
-    func forEachField(_ body: (StaticString, String) -> Void) {
-        body("bytes", String(bytes))
-        body("cache", cache)
-        body("client", client)
-        body("duration_ms", Self.milliseconds(nanoseconds))
-        body("method", method)
-        body("path", path)
-        body("request_id", requestID)
-        body("status", String(status))
-        if let team { body("team", team) }
-        if let upstreamNanoseconds { body("upstream_ms", Self.milliseconds(upstreamNanoseconds)) }
-        if let upstreamStatus { body("upstream_status", String(upstreamStatus)) }
+    /// Calls `body` with each field's name and value, in the order of the names.
+    func forEachField(_ body: (StaticString, FieldValue) -> Void) {
+        body("bytes", .integer(bytes))
+        body("cache", .text(cache))
+        body("client", .text(client))
+        body("duration_ms", .milliseconds(nanoseconds))
+        body("method", .text(method))
+        body("path", .text(path))
+        body("request_id", .text(requestID))
+        body("status", .integer(status))
+        if let team { body("team", .text(team)) }
+        if let upstreamNanoseconds { body("upstream_ms", .milliseconds(upstreamNanoseconds)) }
+        if let upstreamStatus { body("upstream_status", .integer(upstreamStatus)) }
+    }
+
+    /// A field's value: text, or a number, which the log handler writes digit by digit instead of making
+    /// a string of it first. Every value is shown as a string.
+    enum FieldValue: Equatable {
+        case text(String)
+        case integer(Int)
+        /// A duration in nanoseconds, shown in milliseconds with three decimals (``milliseconds(_:)``).
+        case milliseconds(UInt64)
+
+        /// The value as the log shows it.
+        var text: String {
+            switch self {
+            case .text(let text): return text
+            case .integer(let value): return String(value)
+            case .milliseconds(let nanoseconds): return AccessLogEntry.milliseconds(nanoseconds)
+            }
+        }
+
+        /// Appends ``text`` as a JSON string literal, as ``JSONText/appendQuoted(_:to:)`` would.
+        func appendQuoted(to output: inout [UInt8]) {
+            switch self {
+            case .text(let text):
+                JSONText.appendQuoted(text, to: &output)
+            case .integer(let value):
+                output.append(UInt8(ascii: "\""))
+                if value < 0 { output.append(UInt8(ascii: "-")) }
+                Self.appendDecimal(value.magnitude, to: &output)
+                output.append(UInt8(ascii: "\""))
+            case .milliseconds(let nanoseconds):
+                let micros = nanoseconds / 1_000
+                let fraction = micros % 1_000
+                output.append(UInt8(ascii: "\""))
+                Self.appendDecimal(micros / 1_000, to: &output)
+                output.append(UInt8(ascii: "."))
+                output.append(UInt8(ascii: "0") + UInt8(fraction / 100))
+                output.append(UInt8(ascii: "0") + UInt8(fraction / 10 % 10))
+                output.append(UInt8(ascii: "0") + UInt8(fraction % 10))
+                output.append(UInt8(ascii: "\""))
+            }
+        }
+
+        /// `value`'s decimal digits.
+        private static func appendDecimal<Value: UnsignedInteger & FixedWidthInteger>(
+            _ value: Value,
+            to output: inout [UInt8]
+        ) {
+            // 20 digits hold the largest 64-bit value.
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+                var rest = value
+                var start = digits.count
+                repeat {
+                    start -= 1
+                    digits[start] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: rest % 10)
+                    rest /= 10
+                } while rest > 0
+                output.append(contentsOf: UnsafeMutableBufferPointer(rebasing: digits[start...]))
+            }
+        }
     }
 
     /// Milliseconds with three decimals: `12.345`.

@@ -173,7 +173,7 @@ public struct GatewayLogHandler: LogHandler {
                 Self.append(name, to: &line)
                 line.append(UInt8(ascii: "\""))
                 line.append(UInt8(ascii: ":"))
-                JSONText.appendQuoted(value, to: &line)
+                value.appendQuoted(to: &line)
             }
             Self.append("}\n", to: &line)
         }

@@ -100,6 +100,22 @@ struct GatewayLogHandlerTests {
         }
     }
 
+    /// Numbers are written digit by digit, and come out as the quoted text of the generic path.
+    @Test func numbersAreWrittenAsTheirQuotedText() {
+        let integers = [0, 9, 10, 99, 100, 10_107, Int.max, -1, -10, Int.min]
+        let durations: [UInt64] = [0, 999, 1_000, 9_999, 10_000, 1_234_567, 50_000_999, UInt64.max]
+        let values =
+            integers.map(AccessLogEntry.FieldValue.integer) + durations.map(AccessLogEntry.FieldValue.milliseconds)
+            + [.text("a\"b")]
+        for value in values {
+            var bytes: [UInt8] = []
+            value.appendQuoted(to: &bytes)
+            #expect(String(decoding: bytes, as: UTF8.self) == JSONText.quoted(value.text), "\(value)")
+        }
+        #expect(AccessLogEntry.FieldValue.integer(Int.min).text == "-9223372036854775808")
+        #expect(AccessLogEntry.FieldValue.milliseconds(UInt64.max).text == "18446744073709.551")
+    }
+
     @Test func textLinesNameTheLevelTheLabelAndThePairs() throws {
         let lines = Lines()
         lines.logger(label: "gw", format: .text).warning("careful", metadata: ["b": "2", "a": "1"])
