@@ -17,9 +17,10 @@ final class RequestHeadTimer {
 
     init(timeout: TimeAmount) { self.timeout = timeout }
 
-    /// A read ended inside a head (again and again while it is under way: only the first call counts). Each head only notes when it began: scheduling and cancelling a timer per request would
-    /// cost a tenth of a cache hit. The one check, when it finds the head it was armed for done, is armed
-    /// again for whichever head is under way then.
+    /// A read ended inside a head (again and again while it is under way: only the first call counts).
+    /// Each head only notes when it began: scheduling and cancelling a timer per request would cost a
+    /// tenth of a cache hit. The one check, when it finds the head it was armed for done, is armed again
+    /// for whichever head is under way then.
     func headBegan(context: ChannelHandlerContext) {
         guard headStarted == nil else { return }
         headStarted = context.eventLoop.now
