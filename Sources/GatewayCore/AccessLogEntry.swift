@@ -78,44 +78,49 @@ public struct AccessLogEntry: Sendable {
     enum FieldValue: Equatable {
         case text(String)
         case integer(Int)
-        /// A duration in nanoseconds, shown in milliseconds with three decimals (``milliseconds(_:)``).
+        /// A duration in nanoseconds, shown in milliseconds with three decimals: `12.345`.
         case milliseconds(UInt64)
 
         /// The value as the log shows it.
         var text: String {
-            switch self {
-            case .text(let text): return text
-            case .integer(let value): return String(value)
-            case .milliseconds(let nanoseconds): return AccessLogEntry.milliseconds(nanoseconds)
-            }
+            if case .text(let text) = self { return text }
+            var bytes: [UInt8] = []
+            appendNumber(to: &bytes)
+            return String(decoding: bytes, as: UTF8.self)
         }
 
         /// Appends ``text`` as a JSON string literal, as ``JSONText/appendQuoted(_:to:)`` would.
         func appendQuoted(to output: inout [UInt8]) {
-            switch self {
-            case .text(let text):
+            if case .text(let text) = self {
                 JSONText.appendQuoted(text, to: &output)
+                return
+            }
+            // Digits, a sign and a point never need escaping.
+            output.append(UInt8(ascii: "\""))
+            appendNumber(to: &output)
+            output.append(UInt8(ascii: "\""))
+        }
+
+        /// Appends a number's text; the one place numbers are formatted, for the line and for ``text``.
+        private func appendNumber(to output: inout [UInt8]) {
+            switch self {
+            case .text:
+                break
             case .integer(let value):
-                output.append(UInt8(ascii: "\""))
                 if value < 0 { output.append(UInt8(ascii: "-")) }
                 Self.appendDecimal(value.magnitude, to: &output)
-                output.append(UInt8(ascii: "\""))
             case .milliseconds(let nanoseconds):
                 let micros = nanoseconds / 1_000
-                let fraction = micros % 1_000
-                output.append(UInt8(ascii: "\""))
                 Self.appendDecimal(micros / 1_000, to: &output)
                 output.append(UInt8(ascii: "."))
-                output.append(UInt8(ascii: "0") + UInt8(fraction / 100))
-                output.append(UInt8(ascii: "0") + UInt8(fraction / 10 % 10))
-                output.append(UInt8(ascii: "0") + UInt8(fraction % 10))
-                output.append(UInt8(ascii: "\""))
+                Self.appendDecimal(micros % 1_000, minimumDigits: 3, to: &output)
             }
         }
 
-        /// `value`'s decimal digits.
+        /// `value`'s decimal digits, zero-padded to `minimumDigits`.
         private static func appendDecimal<Value: UnsignedInteger & FixedWidthInteger>(
             _ value: Value,
+            minimumDigits: Int = 1,
             to output: inout [UInt8]
         ) {
             // 20 digits hold the largest 64-bit value.
@@ -126,17 +131,9 @@ public struct AccessLogEntry: Sendable {
                     start -= 1
                     digits[start] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: rest % 10)
                     rest /= 10
-                } while rest > 0
+                } while rest > 0 || digits.count - start < minimumDigits
                 output.append(contentsOf: UnsafeMutableBufferPointer(rebasing: digits[start...]))
             }
         }
-    }
-
-    /// Milliseconds with three decimals: `12.345`.
-    static func milliseconds(_ nanoseconds: UInt64) -> String {
-        let micros = nanoseconds / 1_000
-        let fraction = micros % 1_000
-        let padding = fraction < 10 ? "00" : fraction < 100 ? "0" : ""
-        return "\(micros / 1_000)." + padding + String(fraction)
     }
 }
