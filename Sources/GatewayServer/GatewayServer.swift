@@ -104,20 +104,19 @@ public final class GatewayServer: Sendable {
         return GatewayServer(channel: channel, localAddress: address, connections: connections, context: context)
     }
 
-    /// Sets up one connection's handlers: ``RequestDecoder`` with the head's limits (size and time), and
-    /// ``HTTPHandler``, which queues pipelined requests, writes its answers' bytes itself and closes
-    /// idle connections.
+    /// Sets up one connection's handler: ``HTTPHandler``, which reads requests within the head's limits (size
+    /// and time), holds back pipelined requests, writes its answers' bytes itself and closes idle
+    /// connections.
     public static func configurePipeline(
         _ pipeline: ChannelPipeline.SynchronousOperations,
         configuration: Configuration,
         context: ServerContext
     ) throws {
         try pipeline.addHandler(
-            RequestDecoder(maxHeadBytes: configuration.maxHeadBytes, headTimeout: configuration.requestHeadTimeout)
-        )
-        try pipeline.addHandler(
             HTTPHandler(
                 context: context,
+                maxHeadBytes: configuration.maxHeadBytes,
+                headTimeout: configuration.requestHeadTimeout,
                 maxBodyBytes: configuration.maxBodyBytes,
                 idleTimeout: configuration.idleTimeout
             )

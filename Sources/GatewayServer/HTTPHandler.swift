@@ -6,16 +6,17 @@ import NIOHTTP1
 /// Serves one client connection: routes each request, writes each answer whole, keeps the connection
 /// alive when the client asks to, and closes it on protocol errors and when idle.
 ///
-/// Runs on the connection's event loop only, behind NIO's request decoder, and writes the bytes of its
-/// answers itself (``ResponseEncoding``). It answers one request at a time: requests that arrive while an
-/// answer is being prepared (pipelining) wait in a queue, in order, and nothing more is read until they are
-/// answered. Two guards keep one client from hurting the process: answers are not written while the
-/// socket cannot take more (a client that does not read stops being read), and queued requests are
-/// answered in a loop, not from inside the previous answer's write, so a long pipeline never deepens the
-/// stack. Answers written while reading are flushed once the read is done, so a pipeline's answers leave
-/// in as few system calls as the socket allows.
+/// Runs on the connection's event loop only, first in the pipeline: it reads requests from the bytes with
+/// a ``RequestReader`` and writes the bytes of its answers itself (``ResponseEncoding``). It answers one
+/// request at a time: requests that arrive while an answer is being prepared (pipelining) wait as bytes
+/// in the reader, unread, and nothing more is read from the socket until they are answered. Two guards keep
+/// one client from hurting the process: answers are not written while the socket cannot take more (a
+/// client that does not read stops being read), and waiting requests are answered in a loop, not from
+/// inside the previous answer's write, so a long pipeline never deepens the stack. Answers written while
+/// reading are flushed once the read is done, so a pipeline's answers leave in as few system calls as the
+/// socket allows.
 final class HTTPHandler: ChannelDuplexHandler {
-    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
@@ -23,10 +24,10 @@ final class HTTPHandler: ChannelDuplexHandler {
         /// Waiting for a request head.
         case idle
         /// A head arrived; its body is arriving (kept for a forwarded write, else only counted).
-        case receiving(HTTPRequestHead, Route, bodyBytes: Int, body: ByteBuffer?)
+        case receiving(RequestHead, Route, bodyBytes: Int, body: ByteBuffer?)
         /// The whole request is in, but the socket cannot take an answer yet.
-        case waitingForWritable(HTTPRequestHead, Route, body: ByteBuffer?)
-        /// The answer is being prepared; further requests wait in `queued`.
+        case waitingForWritable(RequestHead, Route, body: ByteBuffer?)
+        /// The answer is being prepared; further requests wait in `reader`.
         case responding
         /// Closing; nothing more is read or written.
         case closed
@@ -39,7 +40,7 @@ final class HTTPHandler: ChannelDuplexHandler {
 
     /// What the access log and the metrics need of the request being answered.
     private struct Current {
-        var head: HTTPRequestHead
+        var head: RequestHead
         var route: GatewayMetrics.RouteLabel
         var requestID: String
         var started: NIODeadline
@@ -63,13 +64,14 @@ final class HTTPHandler: ChannelDuplexHandler {
     private var idleTimer: Scheduled<Void>?
     /// When the connection last started waiting for a request, or a request last began.
     private var lastActivity = NIODeadline.uptimeNanoseconds(0)
-    /// A `read` held back because the socket was not writable or requests are queued.
+    /// A `read` held back because the socket was not writable or requests wait.
     private var readPending = false
-    /// Parts of requests that arrived while an earlier one was being answered.
-    private var queued = CircularBuffer<HTTPServerRequestPart>()
-    /// Set while queued requests are being answered, so an answer written meanwhile does not start
-    /// answering the queue again from inside itself.
-    private var isAnsweringQueue = false
+    /// The requests read: parts are taken from it only while they can be handled at once, so requests that
+    /// arrive while one is being answered wait in it as bytes.
+    private var reader: RequestReader
+    /// Set while requests are being taken from `reader`, so an answer written meanwhile does not start
+    /// taking them again from inside itself.
+    private var isTakingRequests = false
     /// Set while bytes read are being handled: answers written then are flushed when the read is done.
     private var isReading = false
     /// An answer was written and not yet flushed.
@@ -95,8 +97,17 @@ final class HTTPHandler: ChannelDuplexHandler {
     private let idPrefix = String(UInt32.random(in: .min ... .max), radix: 16)
     private var requestCount = 0
 
-    init(context: ServerContext, maxBodyBytes: Int, idleTimeout: TimeAmount) {
+    /// A handler reading requests with heads up to `maxHeadBytes` that take at most `headTimeout` to arrive,
+    /// bodies up to `maxBodyBytes`, and closing the connection after `idleTimeout` without a request.
+    init(
+        context: ServerContext,
+        maxHeadBytes: Int,
+        headTimeout: TimeAmount,
+        maxBodyBytes: Int,
+        idleTimeout: TimeAmount
+    ) {
         self.context = context
+        self.reader = RequestReader(maxHeadBytes: maxHeadBytes, headTimeout: headTimeout)
         self.service = context.service
         self.metrics = context.metrics
         self.accessLogHandler = context.accessLogHandler
@@ -120,7 +131,7 @@ final class HTTPHandler: ChannelDuplexHandler {
         idleTimer?.cancel()
         idleTimer = nil
         state = .closed
-        queued.removeAll()
+        reader.close()
         context.fireChannelInactive()
     }
 
@@ -131,7 +142,7 @@ final class HTTPHandler: ChannelDuplexHandler {
         }
         // Between requests: close now. Otherwise the answer under way says `Connection: close`.
         isQuiescing = true
-        if case .idle = state, queued.isEmpty {
+        if case .idle = state {
             state = .closed
             context.close(promise: nil)
         }
@@ -173,11 +184,25 @@ final class HTTPHandler: ChannelDuplexHandler {
 
     func read(context: ChannelHandlerContext) {
         // Back-pressure: while the client is not taking answers, or requests wait, stop taking requests.
-        guard isWritable, queued.isEmpty else {
+        guard mayRead else {
             readPending = true
             return
         }
         context.read()
+    }
+
+    /// Whether the socket may be read: the client takes answers, and no request read waits for an earlier
+    /// one's answer. (While requests are taken, what is left unread is the start of one, and more is needed.)
+    private var mayRead: Bool {
+        isWritable && (!reader.hasUnreadBytes || takesRequests)
+    }
+
+    /// Whether the next part of a request can be handled now.
+    private var takesRequests: Bool {
+        switch state {
+        case .idle, .receiving: return true
+        case .waitingForWritable, .responding, .closed: return false
+        }
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -187,27 +212,17 @@ final class HTTPHandler: ChannelDuplexHandler {
                 state = .responding
                 respond(to: head, route: route, body: body, context: context)
             }
-            answerQueue(context: context)
+            takeRequests(context: context)
         }
         context.fireChannelWritabilityChanged()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = unwrapInboundIn(data)
-        switch state {
-        case .idle, .receiving:
-            guard queued.isEmpty else {
-                queued.append(part)
-                return
-            }
-            isReading = true
-            handle(part, context: context)
-            isReading = false
-        case .waitingForWritable, .responding:
-            queued.append(part)
-        case .closed:
-            break
-        }
+        if case .closed = state { return }
+        reader.append(unwrapInboundIn(data))
+        isReading = true
+        takeRequests(context: context)
+        isReading = false
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -221,31 +236,31 @@ final class HTTPHandler: ChannelDuplexHandler {
         context.flush()
     }
 
-    /// Answers queued requests, in order, for as long as each is answered at once; then reads again.
-    private func answerQueue(context: ChannelHandlerContext) {
-        guard !isAnsweringQueue else { return }
-        isAnsweringQueue = true
-        while let part = queued.first {
-            switch state {
-            case .idle, .receiving:
-                queued.removeFirst()
-                handle(part, context: context)
-                continue
-            case .waitingForWritable, .responding, .closed:
+    /// Takes the requests read, in order, for as long as each is answered at once; then reads again.
+    private func takeRequests(context: ChannelHandlerContext) {
+        guard !isTakingRequests else { return }
+        isTakingRequests = true
+        while takesRequests {
+            let part: RequestPart?
+            do {
+                part = try reader.next(context: context)
+            } catch {
+                refuse(error, context: context)
                 break
             }
-            break
+            guard let part else { break }
+            handle(part, context: context)
         }
-        isAnsweringQueue = false
+        isTakingRequests = false
         // While reading, `channelReadComplete` flushes, once for every answer the read brought about.
         if !isReading { flushIfNeeded(context: context) }
-        if queued.isEmpty, readPending, isWritable {
+        if readPending, mayRead {
             readPending = false
             context.read()
         }
     }
 
-    private func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+    private func handle(_ part: RequestPart, context: ChannelHandlerContext) {
         switch part {
         case .head(let head):
             guard case .idle = state else { return }
@@ -289,8 +304,8 @@ final class HTTPHandler: ChannelDuplexHandler {
     }
 
     /// The client's `X-Request-Id` when it is sane (1 to 128 of `A-Z a-z 0-9 . _ : -`), else a new one.
-    private func requestID(for head: HTTPRequestHead) -> String {
-        if let given = head.headers.first(name: "x-request-id"), (1...128).contains(given.utf8.count),
+    private func requestID(for head: RequestHead) -> String {
+        if let given = head.first(name: "x-request-id"), (1...128).contains(given.utf8.count),
             given.utf8.allSatisfy({ byte in
                 switch byte {
                 case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
@@ -312,12 +327,12 @@ final class HTTPHandler: ChannelDuplexHandler {
     /// open, `.failure` for a missing or unknown token. The token is looked up by its digest, so the time
     /// taken does not depend on how much of it is right.
     private func team(
-        for head: HTTPRequestHead,
+        for head: RequestHead,
         settings: ServerContext.Settings
     ) -> Result<ListService.Spender?, GatewayError> {
         guard let teams = settings.teams else { return .success(nil) }
-        var token = head.headers.first(name: "xi-api-key")
-        if token == nil, let authorization = head.headers.first(name: "authorization"),
+        var token = head.first(name: "xi-api-key")
+        if token == nil, let authorization = head.first(name: "authorization"),
             authorization.hasPrefix("Bearer ")
         {
             token = String(authorization.dropFirst("Bearer ".count))
@@ -328,7 +343,7 @@ final class HTTPHandler: ChannelDuplexHandler {
         )
     }
 
-    private func respond(to head: HTTPRequestHead, route: Route, body: ByteBuffer?, context: ChannelHandlerContext) {
+    private func respond(to head: RequestHead, route: Route, body: ByteBuffer?, context: ChannelHandlerContext) {
         let requestID = requestID(for: head)
         if self.context.settingsVersion != self.settings.version { self.settings = self.context.versionedSettings }
         let settings = self.settings.settings
@@ -369,7 +384,7 @@ final class HTTPHandler: ChannelDuplexHandler {
             service.forward(
                 passthrough,
                 body: body,
-                contentType: head.headers.first(name: "content-type"),
+                contentType: head.first(name: "content-type"),
                 requestID: requestID,
                 spender: spender,
                 on: context.eventLoop
@@ -402,13 +417,13 @@ final class HTTPHandler: ChannelDuplexHandler {
         case .purge(let query):
             let response = OperationsEndpoints(context: self.context).purge(
                 query: query,
-                authorization: head.headers.first(name: "authorization")
+                authorization: head.first(name: "authorization")
             )
             write(response, for: head, keepAlive: head.isKeepAlive, context: context)
         case .stats:
             write(
                 OperationsEndpoints(context: self.context).stats(
-                    authorization: head.headers.first(name: "authorization")
+                    authorization: head.first(name: "authorization")
                 ),
                 for: head,
                 keepAlive: head.isKeepAlive,
@@ -458,26 +473,22 @@ final class HTTPHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        guard let parserError = error as? HTTPParserError else {
-            context.close(promise: nil)
-            return
-        }
-        switch state {
-        case .idle, .receiving:
-            let gatewayError: GatewayError =
-                parserError == .headerOverflow ? .headersTooLarge : .badRequest("malformed HTTP request")
-            state = .responding
-            write(gatewayError.response(), version: .http1_1, isHead: false, keepAlive: false, context: context)
-        case .waitingForWritable, .responding, .closed:
-            // An answer is already on its way; the stream cannot be trusted past it.
-            state = .closed
-            context.close(promise: nil)
-        }
+        state = .closed
+        context.close(promise: nil)
+    }
+
+    /// A request the reader could not read (taken only while no answer is under way): answered `400`, or
+    /// `431` for a head too large, and the connection closes, as the stream cannot be trusted past it.
+    private func refuse(_ error: any Error, context: ChannelHandlerContext) {
+        let gatewayError: GatewayError =
+            error as? HTTPParserError == .headerOverflow ? .headersTooLarge : .badRequest("malformed HTTP request")
+        state = .responding
+        write(gatewayError.response(), version: .http1_1, isHead: false, keepAlive: false, context: context)
     }
 
     private func write(
         _ response: GatewayResponse,
-        for head: HTTPRequestHead,
+        for head: RequestHead,
         isHead: Bool = false,
         keepAlive: Bool,
         context: ChannelHandlerContext
@@ -577,7 +588,7 @@ final class HTTPHandler: ChannelDuplexHandler {
         }
         if let written {
             state = .closed
-            queued.removeAll()
+            reader.close()
             needsFlush = false
             context.flush()
             written.futureResult.assumeIsolated().whenComplete { _ in
@@ -593,12 +604,12 @@ final class HTTPHandler: ChannelDuplexHandler {
         } else {
             state = .idle
             armIdleTimer(context: context, now: now)
-            if isReading || isAnsweringQueue {
+            if isReading || isTakingRequests {
                 needsFlush = true
             } else {
                 context.flush()
             }
-            answerQueue(context: context)
+            takeRequests(context: context)
         }
     }
 

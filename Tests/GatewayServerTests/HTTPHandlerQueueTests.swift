@@ -8,15 +8,21 @@ import Testing
 
 @testable import GatewayServer
 
-/// Counts the flushes that reach the socket; sits at the front of the pipeline.
+/// Counts the flushes and the reads that reach the socket; sits at the front of the pipeline.
 private final class FlushCounter: ChannelOutboundHandler {
     typealias OutboundIn = ByteBuffer
 
     private(set) var flushes = 0
+    private(set) var reads = 0
 
     func flush(context: ChannelHandlerContext) {
         flushes += 1
         context.flush()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        reads += 1
+        context.read()
     }
 }
 
@@ -278,6 +284,47 @@ struct HTTPHandlerQueueTests {
         #expect(responses.dropFirst().prefix(2).allSatisfy { $0.body == FakeUpstream.page(for: "\(list)?page_size=1") })
         #expect(responses.last?.body == #"{"status":"ok"}"#)
         #expect((1...2).contains(connection.counter.flushes - flushesBefore))
+    }
+
+    /// While an answer is prepared, the socket is still read (a client that leaves is noticed), until a
+    /// request arrives behind it: from then on nothing more is read until the requests read are answered.
+    @Test func nothingMoreIsReadWhileARequestWaitsForAnEarlierAnswer() throws {
+        let connection = try QueueFixture()
+        connection.send("GET \(list)?cursor=slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        connection.channel.read()
+        #expect(connection.counter.reads == 1)
+
+        connection.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\n")
+        connection.channel.read()
+        connection.channel.read()
+        #expect(connection.counter.reads == 1)
+        #expect(try connection.output().isEmpty)
+
+        #expect(connection.answerUpstream("cursor=slow"))
+        let responses = parseResponses(try connection.output())
+        #expect(responses.map(\.status) == ["HTTP/1.1 200 OK", "HTTP/1.1 200 OK"])
+        // The read held back goes on now; the start of the third request waits for the rest of it.
+        #expect(connection.counter.reads == 2)
+        connection.send("Host: x\r\n\r\n")
+        #expect(parseResponses(try connection.output()).map(\.status) == ["HTTP/1.1 200 OK"])
+        #expect(connection.channel.isActive)
+    }
+
+    /// A malformed request behind one whose answer is being prepared is refused after that answer is
+    /// written, not instead of it; then the connection closes.
+    @Test func aMalformedRequestBehindAPendingAnswerIsRefusedAfterIt() throws {
+        let connection = try QueueFixture()
+        connection.send("GET \(list)?cursor=slow HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nBad Header: x\r\n\r\n")
+        #expect(try connection.output().isEmpty)
+        #expect(connection.channel.isActive)
+
+        #expect(connection.answerUpstream("cursor=slow"))
+        let responses = parseResponses(try connection.output())
+
+        #expect(responses.map(\.status) == ["HTTP/1.1 200 OK", "HTTP/1.1 400 Bad Request"])
+        #expect(responses.first?.body == FakeUpstream.page(for: "\(list)?cursor=slow"))
+        #expect(responses.last?.headers["connection"] == "close")
+        #expect(!connection.channel.isActive)
     }
 
     /// The head timer, armed by an earlier request, does not cut a later head short: the later head gets

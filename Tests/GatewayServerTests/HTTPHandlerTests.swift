@@ -108,6 +108,33 @@ struct HTTPHandlerTests {
         #expect(connection.channel.isActive)
     }
 
+    /// The `Connection` fields of a request, and its version: whether the gateway keeps the connection open
+    /// after answering is what NIO's `HTTPRequestHead.isKeepAlive` says of the same head.
+    @Test(
+        arguments: [
+            [], ["close"], ["Close"], ["keep-alive"], ["Keep-Alive"], ["close, keep-alive"], ["keep-alive, close"],
+            ["keep-alive", "keep-alive"], ["keep-alive", "close"], ["upgrade , CLOSE"], [" keep-alive ,te"], ["te"],
+            ["keep-alive,"], [",close"], ["keepalive"],
+        ] as [[String]]
+    )
+    func keepsTheConnectionOpenWhenNIOWould(connectionFields: [String]) throws {
+        for version in [HTTPVersion.http1_0, .http1_1] {
+            let connection = try ConnectionFixture()
+            let fields = connectionFields.map { "Connection: \($0)\r\n" }.joined()
+            let responses = parseResponses(
+                try connection.exchange("GET /healthz HTTP/1.\(version.minor)\r\nHost: x\r\n\(fields)\r\n")
+            )
+            var headers = HTTPHeaders([("Host", "x")])
+            for field in connectionFields { headers.add(name: "Connection", value: field) }
+            let expected = HTTPRequestHead(version: version, method: .GET, uri: "/healthz", headers: headers)
+                .isKeepAlive
+
+            #expect(responses.count == 1)
+            #expect(connection.channel.isActive == expected, "HTTP/1.\(version.minor), \(connectionFields)")
+            #expect((responses.first?.headers["connection"] == "close") == !expected)
+        }
+    }
+
     @Test func closesWhenTheClientAsks() throws {
         let connection = try ConnectionFixture()
 

@@ -151,9 +151,6 @@ struct DecoderFixture {
     /// The errors reported, as NIO's parser errors (`nil` for any other kind).
     var errors: [HTTPParserError?] { collector.errors.map { $0 as? HTTPParserError } }
 
-    /// The bytes the decoder keeps between reads (read through reflection: the source has no accessor).
-    var retained: ByteBuffer? {
-        let pending = Mirror(reflecting: decoder).children.first { $0.label == "pending" }
-        return pending?.value as? ByteBuffer
-    }
+    /// The bytes the decoder keeps between reads.
+    var retained: ByteBuffer? { decoder.unread }
 }

@@ -1,0 +1,141 @@
+import NIOCore
+import NIOHTTP1
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A request's head as ``RequestReader`` read it: its request line as values, and its field lines as they
+/// arrived.
+///
+/// The field lines stay in the bytes the connection read (a slice, not a copy). The few fields the gateway
+/// reads are looked up in them when asked for, so a head costs no header array and no string per field.
+/// Every line was checked before the head was made.
+struct RequestHead {
+    var method: HTTPMethod
+    /// The request target as received.
+    var uri: String
+    var version: HTTPVersion
+    /// Whether the connection may stay open after the answer, as NIO's `HTTPRequestHead.isKeepAlive`
+    /// decides it: the version's default unless `Connection` lists `close` or `keep-alive` (a second
+    /// verdict, even the same one, means close).
+    var isKeepAlive: Bool
+    /// The field lines, each ending in CR LF; no empty line.
+    private let fieldLines: ByteBuffer
+
+    init(method: HTTPMethod, uri: String, version: HTTPVersion, isKeepAlive: Bool, fieldLines: ByteBuffer) {
+        self.method = method
+        self.uri = uri
+        self.version = version
+        self.isKeepAlive = isKeepAlive
+        self.fieldLines = fieldLines
+    }
+
+    /// The first value of the field `name` (lowercase ASCII; matched ignoring case), without the whitespace
+    /// around it; `nil` when the head has no such field.
+    func first(name: StaticString) -> String? {
+        let expected = UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)
+        return fieldLines.withUnsafeReadableBytes { raw in
+            var lines = HeadLines(raw)
+            while let line = lines.next() {
+                let field = Self.split(line)
+                if HeadBytes.equalsIgnoringCase(field.name, expected) {
+                    return String(decoding: field.value, as: UTF8.self)
+                }
+            }
+            return nil
+        }
+    }
+
+    /// Every field, in order, as NIO's `HTTPHeaders`.
+    var headers: HTTPHeaders {
+        var headers = HTTPHeaders()
+        fieldLines.withUnsafeReadableBytes { raw in
+            var lines = HeadLines(raw)
+            while let line = lines.next() {
+                let field = Self.split(line)
+                headers.add(
+                    name: String(decoding: field.name, as: UTF8.self),
+                    value: String(decoding: field.value, as: UTF8.self)
+                )
+            }
+        }
+        return headers
+    }
+
+    /// The head as NIO's `HTTPRequestHead`.
+    var nioHead: HTTPRequestHead {
+        HTTPRequestHead(version: version, method: method, uri: uri, headers: headers)
+    }
+
+    /// A checked field line's name and its value without the whitespace around it.
+    private static func split(
+        _ line: Slice<UnsafeRawBufferPointer>
+    ) -> (name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+        // A checked line has a colon after a non-empty name.
+        let colon = HeadBytes.firstIndex(of: UInt8(ascii: ":"), in: line) ?? line.startIndex
+        return (UnsafeRawBufferPointer(rebasing: line[..<colon]), HeadBytes.trimmed(line[(colon + 1)...]))
+    }
+}
+
+/// The lines of a head, each without its CR LF (every line has one: ``RequestReader`` checked).
+struct HeadLines {
+    private let bytes: UnsafeRawBufferPointer
+    private var position = 0
+
+    init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+
+    /// Where the next line would start.
+    var offset: Int { position }
+
+    mutating func next() -> Slice<UnsafeRawBufferPointer>? {
+        guard position < bytes.count, let base = bytes.baseAddress,
+            let found = memchr(base + position, 0x0A, bytes.count - position)
+        else { return nil }
+        let lf = base.distance(to: UnsafeRawPointer(found))
+        defer { position = lf + 1 }
+        return bytes[position..<(lf - 1)]
+    }
+}
+
+/// Byte comparisons and searches the head's readers share.
+enum HeadBytes {
+    /// Where `byte` first is in `bytes`, found with `memchr`.
+    static func firstIndex(of byte: UInt8, in bytes: Slice<UnsafeRawBufferPointer>) -> Int? {
+        guard let base = bytes.base.baseAddress, !bytes.isEmpty,
+            let found = memchr(base + bytes.startIndex, Int32(byte), bytes.count)
+        else { return nil }
+        return UnsafeRawPointer(found) - base
+    }
+
+    /// `bytes` without the spaces and tabs at either end.
+    static func trimmed(_ bytes: Slice<UnsafeRawBufferPointer>) -> UnsafeRawBufferPointer {
+        var bytes = bytes
+        while let first = bytes.first, first == 0x20 || first == 0x09 { bytes = bytes.dropFirst() }
+        while let last = bytes.last, last == 0x20 || last == 0x09 { bytes = bytes.dropLast() }
+        return UnsafeRawBufferPointer(rebasing: bytes)
+    }
+
+    static func equals(_ bytes: UnsafeRawBufferPointer, _ text: StaticString) -> Bool {
+        bytes.count == text.utf8CodeUnitCount && memcmp(bytes.baseAddress!, text.utf8Start, bytes.count) == 0
+    }
+
+    /// Compares with `text` (lowercase ASCII) ignoring the case of ASCII letters.
+    static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ text: StaticString) -> Bool {
+        equalsIgnoringCase(bytes, UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    }
+
+    /// Compares with `lowercase` ignoring the case of ASCII letters in `bytes`.
+    static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ lowercase: UnsafeRawBufferPointer) -> Bool {
+        guard bytes.count == lowercase.count else { return false }
+        for (byte, lower) in zip(bytes, lowercase) {
+            let folded = (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte | 0x20 : byte
+            guard folded == lower else { return false }
+        }
+        return true
+    }
+}

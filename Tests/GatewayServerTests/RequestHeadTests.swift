@@ -1,0 +1,51 @@
+import NIOCore
+import NIOHTTP1
+import Testing
+
+@testable import GatewayServer
+
+@Suite("RequestHead")
+struct RequestHeadTests {
+    /// A head over `fields` (each line ending in CR LF, as the reader keeps them).
+    private func head(_ fields: String) -> RequestHead {
+        RequestHead(
+            method: .GET,
+            uri: "/",
+            version: .http1_1,
+            isKeepAlive: true,
+            fieldLines: ByteBuffer(string: fields)
+        )
+    }
+
+    @Test func aFieldIsFoundWhateverTheCaseOfItsNameAndWithoutTheWhitespaceAroundItsValue() {
+        let found = head("Host: x\r\nX-REQUEST-ID: \t abc-1 \t\r\nxi-api-key:k\r\n")
+        #expect(found.first(name: "x-request-id") == "abc-1")
+        #expect(found.first(name: "xi-api-key") == "k")
+        #expect(found.first(name: "host") == "x")
+    }
+
+    @Test func theFirstOfARepeatedFieldIsFound() {
+        #expect(
+            head("Authorization: Bearer one\r\nauthorization: Bearer two\r\n").first(name: "authorization")
+                == "Bearer one"
+        )
+    }
+
+    @Test func onlyTheWholeNameMatches() {
+        let other = head("X-Request-Id-Extra: no\r\nX-Request: no\r\nContent-Type:\r\n")
+        #expect(other.first(name: "x-request-id") == nil)
+        #expect(other.first(name: "content-type") == "")
+        #expect(head("").first(name: "host") == nil)
+    }
+
+    @Test func allFieldsReadBackInOrderAsNIOHeaders() {
+        let fields = head("Host: x\r\nAccept:  */* \r\nX-Two: a\r\nx-two: b\r\n")
+        #expect(
+            fields.headers.map { [$0.name, $0.value] } == [
+                ["Host", "x"], ["Accept", "*/*"], ["X-Two", "a"], ["x-two", "b"],
+            ]
+        )
+        #expect(fields.nioHead.uri == "/")
+        #expect(fields.nioHead.headers[canonicalForm: "x-two"] == ["a", "b"])
+    }
+}
