@@ -40,7 +40,9 @@ final class HTTPHandler: ChannelDuplexHandler {
 
     /// What the access log and the metrics need of the request being answered.
     private struct Current {
-        var head: RequestHead
+        var method: HTTPMethod
+        /// The request target.
+        var uri: String
         var route: GatewayMetrics.RouteLabel
         var requestID: String
         var started: NIODeadline
@@ -262,12 +264,15 @@ final class HTTPHandler: ChannelDuplexHandler {
 
     private func handle(_ part: RequestPart, context: ChannelHandlerContext) {
         switch part {
+        case .request(let head):
+            guard case .idle = state else { return }
+            let route = Route(method: head.method, uri: head.uri)
+            armIdleTimer(context: context)
+            complete(head, route: route, body: Self.emptyBody(for: route), context: context)
         case .head(let head):
             guard case .idle = state else { return }
             let route = Route(method: head.method, uri: head.uri)
-            var body: ByteBuffer?
-            if case .passthrough(let passthrough, _) = route, passthrough.method == .POST { body = ByteBuffer() }
-            state = .receiving(head, route, bodyBytes: 0, body: body)
+            state = .receiving(head, route, bodyBytes: 0, body: Self.emptyBody(for: route))
             armIdleTimer(context: context)
         case .body(var chunk):
             guard case .receiving(let head, let route, let bodyBytes, var body) = state else { return }
@@ -293,14 +298,26 @@ final class HTTPHandler: ChannelDuplexHandler {
             state = .receiving(head, route, bodyBytes: total, body: body)
         case .end:
             guard case .receiving(let head, let route, _, let body) = state else { return }
-            guard isWritable else {
-                state = .waitingForWritable(head, route, body: body)
-                armIdleTimer(context: context)
-                return
-            }
-            state = .responding
-            respond(to: head, route: route, body: body, context: context)
+            complete(head, route: route, body: body, context: context)
         }
+    }
+
+    /// The body a request to `route` starts with: empty for a forwarded write (whose body is kept), `nil`
+    /// for the others (whose bodies are only counted, and dropped).
+    private static func emptyBody(for route: Route) -> ByteBuffer? {
+        if case .passthrough(let passthrough, _) = route, passthrough.method == .POST { return ByteBuffer() }
+        return nil
+    }
+
+    /// The whole request is in: answers it, once the socket takes an answer.
+    private func complete(_ head: RequestHead, route: Route, body: ByteBuffer?, context: ChannelHandlerContext) {
+        guard isWritable else {
+            state = .waitingForWritable(head, route, body: body)
+            armIdleTimer(context: context)
+            return
+        }
+        state = .responding
+        respond(to: head, route: route, body: body, context: context)
     }
 
     /// The client's `X-Request-Id` when it is sane (1 to 128 of `A-Z a-z 0-9 . _ : -`), else a new one.
@@ -348,7 +365,8 @@ final class HTTPHandler: ChannelDuplexHandler {
         if self.context.settingsVersion != self.settings.version { self.settings = self.context.versionedSettings }
         let settings = self.settings.settings
         current = Current(
-            head: head,
+            method: head.method,
+            uri: head.uri,
             route: route.metricLabel,
             requestID: requestID,
             // When its head arrived (noted just then, for the idle timer): no second look at the clock.
@@ -517,8 +535,8 @@ final class HTTPHandler: ChannelDuplexHandler {
         let entry = AccessLogEntry(
             requestID: request.requestID,
             client: clientAddress ?? "-",
-            method: request.head.method.rawValue,
-            path: request.head.uri,
+            method: request.method.rawValue,
+            path: request.uri,
             status: status,
             cache: response.trace.cache.rawValue,
             nanoseconds: elapsed,

@@ -33,6 +33,10 @@ public final class RequestDecoder: ChannelInboundHandler {
             // then closes the reader, which stops reading there.
             while let part = try reader.next(context: context) {
                 switch part {
+                case .request(let head):
+                    context.fireChannelRead(wrapInboundOut(.head(head.nioHead)))
+                    // Unless the channel closed while the head was taken.
+                    if !reader.isClosed { context.fireChannelRead(wrapInboundOut(.end(nil))) }
                 case .head(let head): context.fireChannelRead(wrapInboundOut(.head(head.nioHead)))
                 case .body(let bytes): context.fireChannelRead(wrapInboundOut(.body(bytes)))
                 case .end: context.fireChannelRead(wrapInboundOut(.end(nil)))

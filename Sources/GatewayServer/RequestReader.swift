@@ -10,15 +10,20 @@ import Musl
 import Darwin
 #endif
 
-/// One part of a request, in the order they arrive: a head, its body in slices, its end.
+/// One part of a request, in the order they arrive: a head, its body in slices, its end; or, for a request
+/// without a body, the whole of it at once.
 enum RequestPart {
+    /// A whole request: a head that says there is no body.
+    case request(RequestHead)
+    /// The head of a request with a body: its parts and its end follow.
     case head(RequestHead)
     case body(ByteBuffer)
     case end
 }
 
 /// Reads HTTP/1.1 requests from a connection's bytes, one part at a time, when its owner asks for the
-/// next: a head, its body in parts, and its end, for each request in turn (pipelined requests included).
+/// next: a head, its body in parts, and its end (or the whole of a request without a body), for each
+/// request in turn (pipelined requests included).
 ///
 /// The owner takes parts only when it can use them, and the bytes after them wait here meanwhile: a
 /// connection answering a request needs no queue for the requests after it.
@@ -78,6 +83,12 @@ struct RequestReader {
 
     /// Whether bytes read are waiting to be used (requests not yet taken, or the start of one).
     var hasUnreadBytes: Bool { unread != nil }
+
+    /// Whether it reads nothing more: after an error, or ``close()``.
+    var isClosed: Bool {
+        if case .failed = state { return true }
+        return false
+    }
 
     /// Adds the bytes of a read after those not yet used.
     mutating func append(_ bytes: ByteBuffer) {
@@ -151,7 +162,9 @@ struct RequestReader {
             }
             headTimer.headCompleted()
             switch framing {
-            case .none: state = .end
+            case .none:
+                state = .head(scanned: 0)
+                return .part(.request(head))
             case .length(let length): state = .body(remaining: length)
             case .chunked: state = .chunkSize
             }
