@@ -96,7 +96,7 @@ final class HTTPHandler: ChannelDuplexHandler {
     /// The client's address as the access log writes it, made on first use.
     private var clientAddress: String?
     /// Request ids made here: a random prefix per connection and a sequence number.
-    private let idPrefix = String(UInt32.random(in: .min ... .max), radix: 16)
+    private let idPrefix = UInt32.random(in: .min ... .max)
     private var requestCount = 0
 
     /// A handler reading requests with heads up to `maxHeadBytes` that take at most `headTimeout` to arrive,
@@ -337,7 +337,34 @@ final class HTTPHandler: ChannelDuplexHandler {
             return given
         }
         requestCount += 1
-        return idPrefix + "-" + String(requestCount)
+        return Self.requestID(prefix: idPrefix, sequence: requestCount)
+    }
+
+    /// `prefix` in hexadecimal, `-`, and `sequence` in decimal (a connection's request ids), written in one
+    /// pass: up to 15 bytes, the id is a small string, and making it allocates nothing.
+    static func requestID(prefix: UInt32, sequence: Int) -> String {
+        // 8 hexadecimal digits, the dash, and a sign and 19 digits at most.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { buffer in
+            var end = buffer.count
+            func prepend(_ byte: UInt8) {
+                end -= 1
+                buffer[end] = byte
+            }
+            var decimal = sequence.magnitude
+            repeat {
+                prepend(UInt8(ascii: "0") + UInt8(decimal % 10))
+                decimal /= 10
+            } while decimal > 0
+            if sequence < 0 { prepend(UInt8(ascii: "-")) }
+            prepend(UInt8(ascii: "-"))
+            var hex = prefix
+            repeat {
+                let digit = UInt8(hex & 0xF)
+                prepend(digit < 10 ? UInt8(ascii: "0") + digit : UInt8(ascii: "a") + digit - 10)
+                hex >>= 4
+            } while hex > 0
+            return String(decoding: UnsafeBufferPointer(rebasing: buffer[end...]), as: UTF8.self)
+        }
     }
 
     /// The team a request comes from when `CLIENTS_FILE` is set: `.success(nil)` while the gateway is

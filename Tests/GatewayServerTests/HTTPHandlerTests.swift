@@ -108,6 +108,19 @@ struct HTTPHandlerTests {
         #expect(connection.channel.isActive)
     }
 
+    /// A connection's request ids: its prefix in hexadecimal, `-`, and the request's number, as
+    /// `String(_:radix:)` and `String(_:)` write them.
+    @Test func requestIDsAreThePrefixInHexadecimalADashAndTheNumber() {
+        for prefix in [0, 1, 0xF, 0x10, 0xABCDEF, 0x1234_5678, UInt32.max] as [UInt32] {
+            for sequence in [0, 1, 9, 10, 999_999, 1_000_000, Int.max, -1, Int.min] {
+                #expect(
+                    HTTPHandler.requestID(prefix: prefix, sequence: sequence)
+                        == String(prefix, radix: 16) + "-" + String(sequence)
+                )
+            }
+        }
+    }
+
     /// The `Connection` fields of a request, and its version: whether the gateway keeps the connection open
     /// after answering is what NIO's `HTTPRequestHead.isKeepAlive` says of the same head.
     @Test(
