@@ -433,8 +433,9 @@ final class HTTPHandler: ChannelDuplexHandler {
                 requestID: requestID,
                 spender: spender,
                 on: context.eventLoop
-            ).assumeIsolated().whenSuccess { response in
-                self.write(response, for: head, isHead: isHead, keepAlive: head.isKeepAlive, context: context)
+            ).assumeIsolated().whenSuccess { [version = head.version, keepAlive = head.isKeepAlive] response in
+                // Not the head: it holds the bytes it was read from.
+                self.write(response, version: version, isHead: isHead, keepAlive: keepAlive, context: context)
             }
         case .health(let isHead):
             write(
@@ -485,8 +486,9 @@ final class HTTPHandler: ChannelDuplexHandler {
             case .ready(let response):
                 write(response, for: head, isHead: isHead, keepAlive: head.isKeepAlive, context: context)
             case .pending(let future):
-                future.assumeIsolated().whenSuccess { response in
-                    self.write(response, for: head, isHead: isHead, keepAlive: head.isKeepAlive, context: context)
+                future.assumeIsolated().whenSuccess { [version = head.version, keepAlive = head.isKeepAlive] response in
+                    // Not the head: it holds the bytes it was read from.
+                    self.write(response, version: version, isHead: isHead, keepAlive: keepAlive, context: context)
                 }
             }
         case .refuse(let refusal):

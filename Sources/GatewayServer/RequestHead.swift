@@ -15,6 +15,9 @@ import Darwin
 /// The field lines stay in the bytes the connection read (a slice, not a copy). The few fields the gateway
 /// reads are looked up in them when asked for, so a head costs no header array and no string per field.
 /// Every line was checked before the head was made.
+///
+/// So a head keeps the bytes it was read from: what waits (for the upstream, say) keeps what it needs of
+/// the head, not the head.
 struct RequestHead {
     var method: HTTPMethod
     /// The request target as received.

@@ -310,6 +310,23 @@ struct HTTPHandlerQueueTests {
         #expect(connection.channel.isActive)
     }
 
+    /// A request waiting for the upstream keeps what it needs of its head, not the bytes it was read from:
+    /// a connection waiting on a slow upstream holds no read buffer (it could be 64 KiB).
+    @Test(arguments: ["GET \(QueueFixture.list)?cursor=slow", "POST /v1/convai/agents/a-1/run-tests"])
+    func aRequestWaitingForTheUpstreamDoesNotHoldTheBytesItWasReadFrom(requestLine: String) throws {
+        let connection = try QueueFixture()
+        var read = ByteBuffer(string: "\(requestLine) HTTP/1.1\r\nHost: x\r\nX-Request-Id: r-1\r\n\r\n")
+        let address = read.withUnsafeReadableBytes { Int(bitPattern: $0.baseAddress) }
+        try connection.channel.writeInbound(read)
+        connection.channel.embeddedEventLoop.run()
+        #expect(connection.upstream.openTargets.count == 1)
+
+        // Writing to the buffer copies it first if anything else still holds it.
+        read.setInteger(UInt8(ascii: "g"), at: read.readerIndex)
+        #expect(read.withUnsafeReadableBytes { Int(bitPattern: $0.baseAddress) } == address)
+        #expect(try connection.output().isEmpty)
+    }
+
     /// A malformed request behind one whose answer is being prepared is refused after that answer is
     /// written, not instead of it; then the connection closes.
     @Test func aMalformedRequestBehindAPendingAnswerIsRefusedAfterIt() throws {
