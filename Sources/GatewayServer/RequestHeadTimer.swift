@@ -4,10 +4,11 @@ import NIOCore
 /// byte at a time is closed after `timeout`, however often it sends. (The idle timeout bounds the wait
 /// before the first byte.)
 ///
-/// ``RequestDecoder`` says when a read ends inside a head (the read that brought its first bytes, then
+/// ``RequestReader`` says when a read ends inside a head (the read that brought its first bytes, then
 /// each one after) and when the head is complete, so a head that starts in the same read as the request
-/// before it is timed from its first byte too. A head that arrives whole in one read is never timed.
-/// Loop-confined.
+/// before it is timed from its first byte too. A head that arrives whole in one read is never timed. (A
+/// head pipelined behind an answer still being prepared is timed from when the reader gets to it: the
+/// socket is not read meanwhile, so it cannot grow while it waits.) Loop-confined.
 final class RequestHeadTimer {
     private let timeout: TimeAmount
     /// At most one check is scheduled at a time; see ``headBegan(context:)``.

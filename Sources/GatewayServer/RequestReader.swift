@@ -173,11 +173,7 @@ struct RequestReader {
             state = .head(scanned: 0)
             return .part(.end)
         case .body(let remaining):
-            guard bytes.readableBytes > 0 else {
-                return .needsBytes
-            }
-            let part = bytes.readSlice(length: min(remaining, bytes.readableBytes))!
-            let left = remaining - part.readableBytes
+            guard let (part, left) = Self.bodySlice(&bytes, remaining: remaining) else { return .needsBytes }
             state = left == 0 ? .end : .body(remaining: left)
             return .part(.body(part))
         case .chunkSize:
@@ -188,11 +184,7 @@ struct RequestReader {
             state = size == 0 ? .trailers(seen: 0) : .chunkData(remaining: size)
             return .advanced
         case .chunkData(let remaining):
-            guard bytes.readableBytes > 0 else {
-                return .needsBytes
-            }
-            let part = bytes.readSlice(length: min(remaining, bytes.readableBytes))!
-            let left = remaining - part.readableBytes
+            guard let (part, left) = Self.bodySlice(&bytes, remaining: remaining) else { return .needsBytes }
             state = left == 0 ? .chunkEnd : .chunkData(remaining: left)
             return .part(.body(part))
         case .chunkEnd:
@@ -219,6 +211,14 @@ struct RequestReader {
             bytes.moveReaderIndex(to: bytes.writerIndex)
             return .needsBytes
         }
+    }
+
+    /// Up to `remaining` body bytes from `bytes`, as a slice (not a copy), and how many are still to come
+    /// after them; `nil` when no byte is there.
+    private static func bodySlice(_ bytes: inout ByteBuffer, remaining: Int) -> (part: ByteBuffer, left: Int)? {
+        guard bytes.readableBytes > 0 else { return nil }
+        let part = bytes.readSlice(length: min(remaining, bytes.readableBytes))!
+        return (part, remaining - part.readableBytes)
     }
 
     // MARK: - Heads
