@@ -389,6 +389,7 @@ final class HTTPHandler: ChannelDuplexHandler {
 
     private func respond(to head: RequestHead, route: Route, body: ByteBuffer?, context: ChannelHandlerContext) {
         let requestID = requestID(for: head)
+        let reply = Reply(version: head.version, keepAlive: head.isKeepAlive)
         if self.context.settingsVersion != self.settings.version { self.settings = self.context.versionedSettings }
         let settings = self.settings.settings
         current = Current(
@@ -414,7 +415,7 @@ final class HTTPHandler: ChannelDuplexHandler {
                 if case .list = route {
                     response.cacheStatus = .value("\(ListService.cacheName); detail=\(error)")
                 }
-                write(response, for: head, keepAlive: head.isKeepAlive, context: context)
+                write(response, to: reply, context: context)
                 return
             }
         default:
@@ -423,7 +424,7 @@ final class HTTPHandler: ChannelDuplexHandler {
         switch route {
         case .passthrough(let passthrough, let isHead):
             guard let service = self.context.passthrough else {
-                write(GatewayError.notFound.response(), for: head, keepAlive: head.isKeepAlive, context: context)
+                write(GatewayError.notFound.response(), to: reply, context: context)
                 return
             }
             service.forward(
@@ -433,31 +434,27 @@ final class HTTPHandler: ChannelDuplexHandler {
                 requestID: requestID,
                 spender: spender,
                 on: context.eventLoop
-            ).assumeIsolated().whenSuccess { [version = head.version, keepAlive = head.isKeepAlive] response in
-                // Not the head: it holds the bytes it was read from.
-                self.write(response, version: version, isHead: isHead, keepAlive: keepAlive, context: context)
+            ).assumeIsolated().whenSuccess { response in
+                self.write(response, to: reply, isHead: isHead, context: context)
             }
         case .health(let isHead):
             write(
                 OperationsEndpoints(context: self.context).health(),
-                for: head,
+                to: reply,
                 isHead: isHead,
-                keepAlive: head.isKeepAlive,
                 context: context
             )
         case .readiness(let isHead):
             write(
                 OperationsEndpoints(context: self.context).readiness(),
-                for: head,
+                to: reply,
                 isHead: isHead,
-                keepAlive: head.isKeepAlive,
                 context: context
             )
         case .metrics:
             write(
                 OperationsEndpoints(context: self.context).metrics(),
-                for: head,
-                keepAlive: head.isKeepAlive,
+                to: reply,
                 context: context
             )
         case .purge(let query):
@@ -465,14 +462,13 @@ final class HTTPHandler: ChannelDuplexHandler {
                 query: query,
                 authorization: head.first(name: "authorization")
             )
-            write(response, for: head, keepAlive: head.isKeepAlive, context: context)
+            write(response, to: reply, context: context)
         case .stats:
             write(
                 OperationsEndpoints(context: self.context).stats(
                     authorization: head.first(name: "authorization")
                 ),
-                for: head,
-                keepAlive: head.isKeepAlive,
+                to: reply,
                 context: context
             )
         case .list(let query, let isHead):
@@ -484,11 +480,10 @@ final class HTTPHandler: ChannelDuplexHandler {
             )
             switch answer {
             case .ready(let response):
-                write(response, for: head, isHead: isHead, keepAlive: head.isKeepAlive, context: context)
+                write(response, to: reply, isHead: isHead, context: context)
             case .pending(let future):
-                future.assumeIsolated().whenSuccess { [version = head.version, keepAlive = head.isKeepAlive] response in
-                    // Not the head: it holds the bytes it was read from.
-                    self.write(response, version: version, isHead: isHead, keepAlive: keepAlive, context: context)
+                future.assumeIsolated().whenSuccess { response in
+                    self.write(response, to: reply, isHead: isHead, context: context)
                 }
             }
         case .refuse(let refusal):
@@ -512,8 +507,7 @@ final class HTTPHandler: ChannelDuplexHandler {
             }
             write(
                 response,
-                for: head,
-                keepAlive: head.isKeepAlive && !error.closesConnection,
+                to: Reply(version: reply.version, keepAlive: reply.keepAlive && !error.closesConnection),
                 context: context
             )
         }
@@ -533,14 +527,21 @@ final class HTTPHandler: ChannelDuplexHandler {
         write(gatewayError.response(), version: .http1_1, isHead: false, keepAlive: false, context: context)
     }
 
+    /// What answering a request needs of its head: the version, and whether the connection stays open.
+    /// Answers keep this rather than the head, which holds the bytes it was read from: an answer that waits
+    /// for the upstream would keep the connection's read buffer all that time.
+    private struct Reply {
+        var version: HTTPVersion
+        var keepAlive: Bool
+    }
+
     private func write(
         _ response: GatewayResponse,
-        for head: RequestHead,
+        to reply: Reply,
         isHead: Bool = false,
-        keepAlive: Bool,
         context: ChannelHandlerContext
     ) {
-        write(response, version: head.version, isHead: isHead, keepAlive: keepAlive, context: context)
+        write(response, version: reply.version, isHead: isHead, keepAlive: reply.keepAlive, context: context)
     }
 
     /// The access log line and the metrics of one answered request.

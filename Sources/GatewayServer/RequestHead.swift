@@ -41,31 +41,21 @@ struct RequestHead {
     /// The first value of the field `name` (lowercase ASCII; matched ignoring case), without the whitespace
     /// around it; `nil` when the head has no such field.
     func first(name: StaticString) -> String? {
-        let expected = UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)
-        return fieldLines.withUnsafeReadableBytes { raw in
-            var lines = HeadLines(raw)
-            while let line = lines.next() {
-                let field = Self.split(line)
-                if HeadBytes.equalsIgnoringCase(field.name, expected) {
-                    return String(decoding: field.value, as: UTF8.self)
-                }
-            }
-            return nil
+        var found: String?
+        forEachField { fieldName, value in
+            guard HeadBytes.equalsIgnoringCase(fieldName, name) else { return true }
+            found = String(decoding: value, as: UTF8.self)
+            return false
         }
+        return found
     }
 
     /// Every field, in order, as NIO's `HTTPHeaders`.
     var headers: HTTPHeaders {
         var headers = HTTPHeaders()
-        fieldLines.withUnsafeReadableBytes { raw in
-            var lines = HeadLines(raw)
-            while let line = lines.next() {
-                let field = Self.split(line)
-                headers.add(
-                    name: String(decoding: field.name, as: UTF8.self),
-                    value: String(decoding: field.value, as: UTF8.self)
-                )
-            }
+        forEachField { name, value in
+            headers.add(name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self))
+            return true
         }
         return headers
     }
@@ -75,13 +65,18 @@ struct RequestHead {
         HTTPRequestHead(version: version, method: method, uri: uri, headers: headers)
     }
 
-    /// A checked field line's name and its value without the whitespace around it.
-    private static func split(
-        _ line: Slice<UnsafeRawBufferPointer>
-    ) -> (name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
-        // A checked line has a colon after a non-empty name.
-        let colon = HeadBytes.firstIndex(of: UInt8(ascii: ":"), in: line) ?? line.startIndex
-        return (UnsafeRawBufferPointer(rebasing: line[..<colon]), HeadBytes.trimmed(line[(colon + 1)...]))
+    /// Calls `body` with each field's name and its value without the whitespace around it, in order, for as
+    /// long as it returns `true`.
+    private func forEachField(_ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Bool) {
+        fieldLines.withUnsafeReadableBytes { raw in
+            var lines = HeadLines(raw)
+            while let line = lines.next() {
+                // A checked line has a colon after a non-empty name.
+                let colon = HeadBytes.firstIndex(of: UInt8(ascii: ":"), in: line) ?? line.startIndex
+                let name = UnsafeRawBufferPointer(rebasing: line[..<colon])
+                guard body(name, HeadBytes.trimmed(line[(colon + 1)...])) else { return }
+            }
+        }
     }
 }
 
