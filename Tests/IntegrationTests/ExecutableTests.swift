@@ -28,11 +28,18 @@ final class GatewayProcess: Sendable {
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
-        pipe.fileHandleForReading.readabilityHandler = { [self] handle in
-            let data = handle.availableData
-            self.output.withLock { $0 += String(decoding: data, as: UTF8.self) }
-        }
         try process.run()
+        // A thread of its own reads the output until the process closes it, with blocking reads. Not a
+        // `readabilityHandler`: its dispatch source, torn down with the pipe, can crash libdispatch's event
+        // loop on Linux (swift-corelibs-foundation#3276; it crashed this test bundle once, in
+        // `_dispatch_event_loop_drain`).
+        let reader = pipe.fileHandleForReading
+        let output = output
+        Thread.detachNewThread {
+            while case let data = reader.availableData, !data.isEmpty {
+                output.withLock { $0 += String(decoding: data, as: UTF8.self) }
+            }
+        }
     }
 
     /// Everything printed so far, stdout and stderr together.
