@@ -16,7 +16,6 @@ struct LaxIntegerTests {
             ("1_0", "10"),
             ("1_000_000", "1000000"),
             ("1.0", "1"),
-            ("1.", "1"),
             ("12.000", "12"),
             ("1_0.00", "10"),
             ("0", "0"),
@@ -25,6 +24,9 @@ struct LaxIntegerTests {
             ("+0", "0"),
             ("-1", "-1"),
             ("-007", "-7"),
+            ("0-1", "-1"),
+            ("+05.00", "5"),
+            ("-0_0", "0"),
             (" -5.0 ", "-5"),
             ("99999999999999999999", "99999999999999999999"),
         ]
@@ -58,6 +60,16 @@ struct LaxIntegerTests {
             "1_",
             "+_1",
             "1_.0",
+            "1.",
+            "191.",
+            "73_41.",
+            "35. ",
+            "\u{1C}5",
+            "5\u{1F}",
+            "\u{FEFF}5",
+            "+-1",
+            "-+1",
+            "0+1",
             ".0",
             ".",
             "1.0.0",
@@ -71,24 +83,31 @@ struct LaxIntegerTests {
         #expect(LaxInteger.parse(input) == .notAnInteger)
     }
 
-    @Test func lengthLimitCountsTrimmedUTF8Bytes() {
-        let limit = LaxInteger.maximumLength
+    /// The limit is on the first run of digits as sent (jiter); a cleaned string over it is `int_parsing`.
+    @Test func digitLimitCountsTheFirstRunOfDigitsAsSent() {
+        let limit = LaxInteger.maximumDigits
         #expect(limit == 4300)
-        let atLimit = String(repeating: "1", count: limit)
+        let atLimit = String(repeating: "9", count: limit)
+        let overLimit = atLimit + "9"
         #expect(LaxInteger.parse(atLimit) == .value(atLimit))
+        #expect(LaxInteger.parse("-" + atLimit) == .value("-" + atLimit))
         #expect(LaxInteger.parse("  " + atLimit + "  ") == .value(atLimit))
-        #expect(LaxInteger.parse(atLimit + "1") == .tooLong)
-        #expect(LaxInteger.parse("-" + atLimit) == .tooLong)
-        // Two bytes each in UTF-8: over the limit in bytes though not in characters.
-        #expect(LaxInteger.parse(String(repeating: "\u{0663}", count: limit / 2 + 1)) == .tooLong)
-        #expect(LaxInteger.parse(String(repeating: "\u{0663}", count: limit / 2)) == .notAnInteger)
+        #expect(LaxInteger.parse(atLimit + ".0") == .value(atLimit))
+        #expect(LaxInteger.parse(overLimit) == .tooLong)
+        #expect(LaxInteger.parse("-" + overLimit) == .tooLong)
+        #expect(LaxInteger.parse(overLimit + "x") == .tooLong)
+        #expect(LaxInteger.parse(overLimit + ".5") == .tooLong)
+        // Read only after cleaning: too many digits there is not an integer, not too long.
+        #expect(LaxInteger.parse(" " + overLimit) == .notAnInteger)
+        #expect(LaxInteger.parse("+" + overLimit) == .notAnInteger)
+        #expect(LaxInteger.parse("0" + overLimit) == .notAnInteger)
     }
 
-    @Test func leadingZerosBeyondTheLimitStillCount() {
-        let zeros = String(repeating: "0", count: LaxInteger.maximumLength) + "1"
-        #expect(LaxInteger.parse(zeros) == .tooLong)
-        let fits = String(repeating: "0", count: LaxInteger.maximumLength - 1) + "1"
-        #expect(LaxInteger.parse(fits) == .value("1"))
+    @Test func leadingZerosDoNotCountAgainstTheLimit() {
+        let zeros = String(repeating: "0", count: 5000)
+        #expect(LaxInteger.parse(zeros + "1") == .value("1"))
+        #expect(LaxInteger.parse(zeros) == .value("0"))
+        #expect(LaxInteger.parse(String(repeating: "0", count: 4301) + "x") == .notAnInteger)
     }
 
     /// `compare` on canonical values of any length, against positive, zero and negative bounds.
