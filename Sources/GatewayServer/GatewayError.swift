@@ -16,6 +16,7 @@ public struct GatewayError: Error, Sendable, CustomStringConvertible {
         case badRequest(String)
         case headersTooLarge
         case bodyTooLarge
+        case expectationFailed
         case upstreamUnavailable
         case upstreamTimeout
         case badUpstreamResponse
@@ -53,6 +54,8 @@ public struct GatewayError: Error, Sendable, CustomStringConvertible {
     public static let headersTooLarge = Self(.headersTooLarge)
     /// A request body over the limit: 413.
     public static let bodyTooLarge = Self(.bodyTooLarge)
+    /// An `Expect` other than one `100-continue` (417); the connection closes.
+    public static let expectationFailed = Self(.expectationFailed)
     /// The upstream refused, reset or could not be reached: 502.
     public static let upstreamUnavailable = Self(.upstreamUnavailable)
     /// The upstream did not answer in time: 504.
@@ -87,7 +90,7 @@ public struct GatewayError: Error, Sendable, CustomStringConvertible {
     /// Whether the connection must close after this answer (the request stream can no longer be trusted).
     public var closesConnection: Bool {
         switch code {
-        case .badRequest, .headersTooLarge, .bodyTooLarge: return true
+        case .badRequest, .headersTooLarge, .bodyTooLarge, .expectationFailed: return true
         default: return false
         }
     }
@@ -106,6 +109,7 @@ public struct GatewayError: Error, Sendable, CustomStringConvertible {
         case .badRequest: return "bad-request"
         case .headersTooLarge: return "headers-too-large"
         case .bodyTooLarge: return "body-too-large"
+        case .expectationFailed: return "expectation-failed"
         case .upstreamUnavailable: return "upstream-unavailable"
         case .upstreamTimeout: return "upstream-timeout"
         case .badUpstreamResponse: return "bad-upstream-response"
@@ -161,6 +165,9 @@ public struct GatewayError: Error, Sendable, CustomStringConvertible {
         case .bodyTooLarge:
             status = .payloadTooLarge
             body = ErrorBody.json(status: "payload_too_large", message: "the request body is too large")
+        case .expectationFailed:
+            status = .expectationFailed
+            body = ErrorBody.json(status: "expectation_failed", message: "only Expect: 100-continue is supported")
         case .upstreamUnavailable:
             status = .badGateway
             body = ErrorBody.json(status: "upstream_unavailable", message: "the upstream could not be reached")

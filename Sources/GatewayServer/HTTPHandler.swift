@@ -266,24 +266,37 @@ final class HTTPHandler: ChannelDuplexHandler {
         switch part {
         case .request(let head):
             guard case .idle = state else { return }
-            let route = Route(method: head.method, uri: head.uri)
             armIdleTimer(context: context)
+            if let refusal = Self.refusal(of: head, bodyLimit: nil) {
+                refuseBeforeBody(refusal, version: head.version, context: context)
+                return
+            }
+            let route = Route(method: head.method, uri: head.uri)
             complete(head, route: route, body: Self.emptyBody(for: route), context: context)
         case .head(let head):
             guard case .idle = state else { return }
-            let route = Route(method: head.method, uri: head.uri)
-            state = .receiving(head, route, bodyBytes: 0, body: Self.emptyBody(for: route))
             armIdleTimer(context: context)
-        case .body(var chunk):
-            guard case .receiving(let head, let route, let bodyBytes, var body) = state else { return }
-            let total = bodyBytes + chunk.readableBytes
-            let limit = body == nil ? maxBodyBytes : Self.maxForwardedBodyBytes
-            if total <= limit, body != nil {
-                // Drop the state's copy first, so the append below does not copy the buffer.
-                state = .receiving(head, route, bodyBytes: total, body: nil)
-                body!.writeBuffer(&chunk)
+            let route = Route(method: head.method, uri: head.uri)
+            let body = Self.emptyBody(for: route)
+            if let refusal = Self.refusal(of: head, bodyLimit: bodyLimit(keepsBody: body != nil)) {
+                refuseBeforeBody(refusal, version: head.version, context: context)
+                return
             }
-            guard total <= limit else {
+            state = .receiving(head, route, bodyBytes: 0, body: body)
+            // RFC 9110, 10.1.1: the client waits for this before it sends the body (HTTP/1.0 clients never
+            // ask for it, and theirs is ignored).
+            if head.expectation == .continue, head.version == .http1_1 {
+                context.write(
+                    wrapOutboundOut(allocator.buffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")),
+                    promise: nil
+                )
+                needsFlush = true
+                if !isReading { flushIfNeeded(context: context) }
+            }
+        case .body(var chunk):
+            guard case .receiving(let head, let route, let bodyBytes, let kept) = state else { return }
+            let total = bodyBytes + chunk.readableBytes
+            guard total <= bodyLimit(keepsBody: kept != nil) else {
                 state = .responding
                 write(
                     GatewayError.bodyTooLarge.response(),
@@ -295,11 +308,41 @@ final class HTTPHandler: ChannelDuplexHandler {
                 )
                 return
             }
+            guard var body = kept else {
+                state = .receiving(head, route, bodyBytes: total, body: nil)
+                return
+            }
+            // Drop the state's copy first, so the append below does not copy the buffer.
+            state = .receiving(head, route, bodyBytes: total, body: nil)
+            body.writeBuffer(&chunk)
             state = .receiving(head, route, bodyBytes: total, body: body)
         case .end:
             guard case .receiving(let head, let route, _, let body) = state else { return }
             complete(head, route: route, body: body, context: context)
         }
+    }
+
+    /// The largest body a request may send: a forwarded write's (kept) or any other's (counted, dropped).
+    private func bodyLimit(keepsBody: Bool) -> Int {
+        keepsBody ? Self.maxForwardedBodyBytes : maxBodyBytes
+    }
+
+    /// Why a head is refused before anything else is done with it (and before its body is read), if it is:
+    /// an HTTP/1.1 request without `Host` (RFC 9112, 3.2), an expectation the gateway cannot meet (RFC 9110,
+    /// 10.1.1), or a declared body over `bodyLimit` (answered at once, so a client waiting on
+    /// `100-continue` never sends it).
+    static func refusal(of head: RequestHead, bodyLimit: Int?) -> GatewayError? {
+        if head.version == .http1_1, !head.hasHost { return .badRequest("an HTTP/1.1 request needs one Host field") }
+        if head.expectation == .unsupported { return .expectationFailed }
+        if let bodyLimit, let declared = head.contentLength, declared > bodyLimit { return .bodyTooLarge }
+        return nil
+    }
+
+    /// Answers a refused head and closes: the body it may still send is not read, so the stream cannot be
+    /// trusted past it.
+    private func refuseBeforeBody(_ error: GatewayError, version: HTTPVersion, context: ChannelHandlerContext) {
+        state = .responding
+        write(error.response(), version: version, isHead: false, keepAlive: false, linger: true, context: context)
     }
 
     /// The body a request to `route` starts with: empty for a forwarded write (whose body is kept), `nil`

@@ -27,8 +27,24 @@ struct RequestHead {
     /// decides it: the version's default unless `Connection` lists `close` or `keep-alive` (a second
     /// verdict, even the same one, means close).
     var isKeepAlive: Bool
+    /// Whether the head has a `Host` field (the reader refuses a second one). An HTTP/1.1 request without
+    /// one is refused by the handler (RFC 9112, 3.2).
+    var hasHost = false
+    /// What `Expect` asks for.
+    var expectation = Expectation.none
+    /// The body's length as `Content-Length` declares it; `nil` without one (no body, or chunked).
+    var contentLength: Int?
     /// The field lines, each ending in CR LF; no empty line.
     private let fieldLines: ByteBuffer
+
+    /// What a request's `Expect` field asks of the server (RFC 9110, 10.1.1).
+    enum Expectation: Equatable {
+        case none
+        /// `100-continue`: the client waits for `100 Continue` (or a final answer) before sending its body.
+        case `continue`
+        /// Anything else, a list, or more than one field: answered `417`.
+        case unsupported
+    }
 
     init(method: HTTPMethod, uri: String, version: HTTPVersion, isKeepAlive: Bool, fieldLines: ByteBuffer) {
         self.method = method
@@ -119,7 +135,9 @@ enum HeadBytes {
     }
 
     static func equals(_ bytes: UnsafeRawBufferPointer, _ text: StaticString) -> Bool {
-        bytes.count == text.utf8CodeUnitCount && memcmp(bytes.baseAddress!, text.utf8Start, bytes.count) == 0
+        guard bytes.count == text.utf8CodeUnitCount else { return false }
+        guard let base = bytes.baseAddress else { return bytes.isEmpty }
+        return memcmp(base, text.utf8Start, bytes.count) == 0
     }
 
     /// Compares with `text` (lowercase ASCII) ignoring the case of ASCII letters.

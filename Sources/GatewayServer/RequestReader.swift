@@ -45,8 +45,9 @@ enum RequestPart {
 /// Errors are NIO's `HTTPParserError`s.
 struct RequestReader {
     private enum State {
-        /// Waiting for, or reading, a head; `scanned` bytes of it were searched for its end already.
-        case head(scanned: Int)
+        /// Waiting for, or reading, a head; `scanned` bytes of it were searched for its end already, and
+        /// `skipped` bytes of empty lines before it were dropped (they count against the head's size).
+        case head(scanned: Int, skipped: Int)
         /// The request's last part was handed on; its end is next.
         case end
         /// A body of known length, `remaining` bytes still to come.
@@ -69,7 +70,7 @@ struct RequestReader {
     private let maxHeadBytes: Int
     private let maxHeaderCount: Int
     private let headTimer: RequestHeadTimer
-    private var state = State.head(scanned: 0)
+    private var state = State.head(scanned: 0, skipped: 0)
     /// Bytes read but not yet used; `nil` when everything read was used.
     private(set) var unread: ByteBuffer?
 
@@ -106,7 +107,7 @@ struct RequestReader {
     /// ``close()``). The timer of a head left incomplete runs on `context`'s event loop.
     mutating func next(context: ChannelHandlerContext) throws -> RequestPart? {
         if case .end = state {
-            state = .head(scanned: 0)
+            state = .head(scanned: 0, skipped: 0)
             return .end
         }
         guard var bytes = unread.take() else { return nil }
@@ -156,21 +157,22 @@ struct RequestReader {
     /// Decodes one step from `bytes`.
     private mutating func step(_ bytes: inout ByteBuffer, context: ChannelHandlerContext) throws -> Step {
         switch state {
-        case .head(let scanned):
-            guard let (head, framing) = try readHead(&bytes, scanned: scanned, context: context) else {
+        case .head(let scanned, let skipped):
+            guard let (head, framing) = try readHead(&bytes, scanned: scanned, skipped: skipped, context: context)
+            else {
                 return .needsBytes
             }
             headTimer.headCompleted()
             switch framing {
             case .none:
-                state = .head(scanned: 0)
+                state = .head(scanned: 0, skipped: 0)
                 return .part(.request(head))
             case .length(let length): state = .body(remaining: length)
             case .chunked: state = .chunkSize
             }
             return .part(.head(head))
         case .end:
-            state = .head(scanned: 0)
+            state = .head(scanned: 0, skipped: 0)
             return .part(.end)
         case .body(let remaining):
             guard let (part, left) = Self.bodySlice(&bytes, remaining: remaining) else { return .needsBytes }
@@ -201,7 +203,7 @@ struct RequestReader {
                 return .needsBytes
             }
             if line.isEmpty {
-                state = .head(scanned: 0)
+                state = .head(scanned: 0, skipped: 0)
                 return .part(.end)
             }
             _ = try line.withUnsafeBytes { try Self.parseField(UnsafeRawBufferPointer($0)[...]) }
@@ -216,8 +218,9 @@ struct RequestReader {
     /// Up to `remaining` body bytes from `bytes`, as a slice (not a copy), and how many are still to come
     /// after them; `nil` when no byte is there.
     private static func bodySlice(_ bytes: inout ByteBuffer, remaining: Int) -> (part: ByteBuffer, left: Int)? {
-        guard bytes.readableBytes > 0 else { return nil }
-        let part = bytes.readSlice(length: min(remaining, bytes.readableBytes))!
+        guard bytes.readableBytes > 0, let part = bytes.readSlice(length: min(remaining, bytes.readableBytes)) else {
+            return nil
+        }
         return (part, remaining - part.readableBytes)
     }
 
@@ -237,40 +240,61 @@ struct RequestReader {
     private mutating func readHead(
         _ bytes: inout ByteBuffer,
         scanned: Int,
+        skipped: Int,
         context: ChannelHandlerContext
     ) throws -> (RequestHead, Framing)? {
-        // An empty line or two before a request is allowed (RFC 9112, 2.2).
-        while bytes.readableBytes >= 2, bytes.getInteger(at: bytes.readerIndex, as: UInt16.self) == Self.crlf {
-            bytes.moveReaderIndex(forwardBy: 2)
+        // Empty lines before a request are allowed (RFC 9112, 2.2), but they are part of what the client
+        // sends before its head: they count against the head's size and its timer, so a stream of them
+        // cannot hold a connection open for free.
+        var skipped = skipped
+        if scanned == 0 {
+            while bytes.readableBytes >= 2, bytes.getInteger(at: bytes.readerIndex, as: UInt16.self) == Self.crlf {
+                bytes.moveReaderIndex(forwardBy: 2)
+                skipped += 2
+                if skipped >= maxHeadBytes { throw HTTPParserError.headerOverflow }
+            }
         }
-        guard bytes.readableBytes > 0 else { return nil }
+        guard bytes.readableBytes > 0 else {
+            if skipped > 0 {
+                headTimer.headBegan(context: context)
+                state = .head(scanned: 0, skipped: skipped)
+            }
+            return nil
+        }
+        let limit = maxHeadBytes - skipped
         let found = try bytes.withUnsafeReadableBytes { raw in
-            try Self.endOfHead(in: raw, from: scanned, limit: maxHeadBytes)
+            try Self.endOfHead(in: raw, from: scanned, limit: limit)
         }
         guard let length = found else {
             // Only a head left incomplete by a read is timed: one that arrives whole is done before any
             // check could run, and needs no look at the clock. (The first bytes arrived in this read.)
             headTimer.headBegan(context: context)
-            if bytes.readableBytes > maxHeadBytes { throw HTTPParserError.headerOverflow }
-            state = .head(scanned: max(0, bytes.readableBytes - 3))
+            if bytes.readableBytes > limit { throw HTTPParserError.headerOverflow }
+            state = .head(scanned: max(0, bytes.readableBytes - 3), skipped: skipped)
             return nil
         }
         let parsed = try bytes.withUnsafeReadableBytes { raw in
             try Self.parseHead(UnsafeRawBufferPointer(rebasing: raw[..<length]), maxHeaderCount: maxHeaderCount)
         }
-        // The field lines, from after the request line to before the empty line.
-        let fieldLines = bytes.getSlice(
-            at: bytes.readerIndex + parsed.fieldsStart,
-            length: length - 2 - parsed.fieldsStart
-        )!
+        // The field lines, from after the request line to before the empty line: within the readable
+        // bytes, since `parseHead` read them there.
+        guard
+            let fieldLines = bytes.getSlice(
+                at: bytes.readerIndex + parsed.fieldsStart,
+                length: length - 2 - parsed.fieldsStart
+            )
+        else { preconditionFailure("a parsed head's field lines lie outside the bytes it was parsed from") }
         bytes.moveReaderIndex(forwardBy: length)
-        let head = RequestHead(
+        var head = RequestHead(
             method: parsed.method,
             uri: parsed.uri,
             version: parsed.version,
             isKeepAlive: parsed.isKeepAlive,
             fieldLines: fieldLines
         )
+        head.hasHost = parsed.hostCount == 1
+        head.expectation = parsed.expectation
+        if case .length(let declared) = parsed.framing { head.contentLength = declared }
         return (head, parsed.framing)
     }
 
@@ -302,6 +326,9 @@ struct RequestReader {
         var framing: Framing
         /// Where the field lines start, after the request line.
         var fieldsStart: Int
+        /// How many `Host` fields there were (0 or 1: a second is refused).
+        var hostCount: Int
+        var expectation: RequestHead.Expectation
     }
 
     /// What `Connection` said so far.
@@ -323,6 +350,8 @@ struct RequestReader {
         var transferEncodings = 0
         var chunked = false
         var connection = ConnectionVerdict.none
+        var hostCount = 0
+        var expectation = RequestHead.Expectation.none
         while let line = lines.next(), !line.isEmpty {
             guard fieldCount < maxHeaderCount else { throw HTTPParserError.headerOverflow }
             fieldCount += 1
@@ -338,6 +367,17 @@ struct RequestReader {
                 guard chunked, transferEncodings == 1 else { throw HTTPParserError.invalidHeaderToken }
             } else if HeadBytes.equalsIgnoringCase(name, "connection") {
                 connection = Self.connection(valueBytes, after: connection)
+            } else if HeadBytes.equalsIgnoringCase(name, "host") {
+                // RFC 9112, 3.2: more than one Host, or one that is not a host and port, is refused.
+                hostCount += 1
+                guard hostCount == 1, valueBytes.allSatisfy(Self.isHostByte) else {
+                    throw HTTPParserError.invalidHeaderToken
+                }
+            } else if HeadBytes.equalsIgnoringCase(name, "expect") {
+                // One `100-continue` is understood; anything else (another value, a list, a second field)
+                // is an expectation the gateway cannot meet.
+                let isContinue = expectation == .none && HeadBytes.equalsIgnoringCase(valueBytes, "100-continue")
+                expectation = isContinue ? .continue : .unsupported
             }
         }
 
@@ -362,7 +402,9 @@ struct RequestReader {
             version: version,
             isKeepAlive: isKeepAlive,
             framing: framing,
-            fieldsStart: fieldsStart
+            fieldsStart: fieldsStart,
+            hostCount: hostCount,
+            expectation: expectation
         )
     }
 
@@ -420,8 +462,12 @@ struct RequestReader {
             throw HTTPParserError.invalidURL
         }
         let target = UnsafeRawBufferPointer(rebasing: rest[..<secondSpace])
-        // Visible ASCII and the bytes of UTF-8 sequences (checked later, with the query); no space, no control.
-        guard target.allSatisfy({ $0 > 0x20 && $0 != 0x7F }) else { throw HTTPParserError.invalidURL }
+        // Visible ASCII and the bytes of UTF-8 sequences (checked later, with the query); no space, no control,
+        // and no `#`: a fragment is not part of a request target (RFC 9112, 3.2), and one passed on would
+        // reach the cache key and the upstream.
+        guard target.allSatisfy({ $0 > 0x20 && $0 != 0x7F && $0 != UInt8(ascii: "#") }) else {
+            throw HTTPParserError.invalidURL
+        }
         let versionBytes = UnsafeRawBufferPointer(rebasing: rest[(secondSpace + 1)...])
         let version: HTTPVersion
         if HeadBytes.equals(versionBytes, "HTTP/1.1") {
@@ -455,9 +501,10 @@ struct RequestReader {
         return value
     }
 
-    /// A chunk-size line: hexadecimal digits, then nothing, or extensions: optional spaces or tabs, `;`, and
-    /// visible characters, spaces and tabs (no control character, no byte outside ASCII).
-    private static func chunkSize(_ line: [UInt8]) throws -> Int {
+    /// A chunk-size line: hexadecimal digits, then nothing or extensions, each `;name`, `;name=token` or
+    /// `;name="quoted string"` (RFC 9112, 7.1.1), with no whitespace anywhere: strict parsers refuse
+    /// `5 \r\n`, and a front proxy that reads such a line differently would frame the body differently.
+    static func chunkSize(_ line: [UInt8]) throws -> Int {
         var size = 0
         var index = 0
         while index < line.count, let digit = hexValue(line[index]) {
@@ -466,14 +513,59 @@ struct RequestReader {
             index += 1
         }
         guard index > 0 else { throw HTTPParserError.invalidChunkSize }
-        var rest = line[index...].drop { $0 == 0x20 || $0 == 0x09 }
-        guard let first = rest.first else { return size }
-        guard first == UInt8(ascii: ";") else { throw HTTPParserError.invalidChunkSize }
-        rest = rest.dropFirst()
-        guard rest.allSatisfy({ $0 == 0x09 || (0x20...0x7E).contains($0) }) else {
-            throw HTTPParserError.invalidChunkSize
+        var rest = line[index...]
+        while let first = rest.first {
+            guard first == UInt8(ascii: ";") else { throw HTTPParserError.invalidChunkSize }
+            rest = try chunkExtension(rest.dropFirst())
         }
         return size
+    }
+
+    /// One chunk extension after its `;`: `name`, `name=token` or `name="quoted"`; returns what follows it.
+    private static func chunkExtension(_ bytes: ArraySlice<UInt8>) throws -> ArraySlice<UInt8> {
+        let name = bytes.prefix(while: HeaderField.isTokenByte)
+        guard !name.isEmpty else { throw HTTPParserError.invalidChunkSize }
+        var rest = bytes[name.endIndex...]
+        guard rest.first == UInt8(ascii: "=") else { return rest }
+        rest = rest.dropFirst()
+        if rest.first != UInt8(ascii: "\"") {
+            let token = rest.prefix(while: HeaderField.isTokenByte)
+            guard !token.isEmpty else { throw HTTPParserError.invalidChunkSize }
+            return rest[token.endIndex...]
+        }
+        // A quoted string: visible ASCII, spaces and tabs, `\` escaping one of them; no byte outside ASCII.
+        var index = rest.startIndex + 1
+        while index < rest.endIndex {
+            let byte = rest[index]
+            if byte == UInt8(ascii: "\"") { return rest[(index + 1)...] }
+            if byte == UInt8(ascii: "\\") {
+                index += 1
+                guard index < rest.endIndex, isQuotedTextByte(rest[index]) else {
+                    throw HTTPParserError.invalidChunkSize
+                }
+            } else {
+                guard isQuotedTextByte(byte) else { throw HTTPParserError.invalidChunkSize }
+            }
+            index += 1
+        }
+        throw HTTPParserError.invalidChunkSize
+    }
+
+    /// A byte a quoted string may hold as it is (or after `\`): tab, space and visible ASCII.
+    private static func isQuotedTextByte(_ byte: UInt8) -> Bool {
+        byte == 0x09 || (0x20...0x7E).contains(byte)
+    }
+
+    /// A byte of a `Host` value: `uri-host [":" port]`, where a host is a name of unreserved characters,
+    /// `%` escapes and sub-delimiters, or an IP literal in brackets (RFC 3986, 3.2.2).
+    private static func isHostByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        default:
+            return "-._~%!$&'()*+,;=:[]".utf8.contains(byte)
+        }
     }
 
     private static func hexValue(_ byte: UInt8) -> Int? {
@@ -500,7 +592,10 @@ struct RequestReader {
             return lf
         }
         guard let end else { return nil }
-        let line = bytes.readBytes(length: end - 1)!
+        // The line and its CR LF were found within the readable bytes.
+        guard let line = bytes.readBytes(length: end - 1) else {
+            preconditionFailure("a line found in the readable bytes could not be read")
+        }
         bytes.moveReaderIndex(forwardBy: 2)
         return line
     }

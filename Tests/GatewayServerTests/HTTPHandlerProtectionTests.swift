@@ -52,8 +52,8 @@ struct HTTPHandlerProtectionTests {
         let connection = try PendingConnectionFixture()
         let pipelined = 20_000
         connection.send(
-            "GET /v1/convai/test-invocations?cursor=slow HTTP/1.1\r\n\r\n"
-                + String(repeating: "GET / HTTP/1.1\r\n\r\n", count: pipelined)
+            "GET /v1/convai/test-invocations?cursor=slow HTTP/1.1\r\nHost: h\r\n\r\n"
+                + String(repeating: "GET / HTTP/1.1\r\nHost: h\r\n\r\n", count: pipelined)
         )
         #expect(connection.upstream.openTargets.count == 1)
 
@@ -73,7 +73,7 @@ struct HTTPHandlerProtectionTests {
         connection.channel.isWritable = false
         connection.channel.pipeline.fireChannelWritabilityChanged()
 
-        connection.send("GET /elsewhere HTTP/1.1\r\n\r\n")
+        connection.send("GET /elsewhere HTTP/1.1\r\nHost: h\r\n\r\n")
         #expect(try connection.output().isEmpty)
 
         connection.channel.isWritable = true
@@ -87,7 +87,7 @@ struct HTTPHandlerProtectionTests {
         connection.channel.isWritable = false
         connection.channel.pipeline.fireChannelWritabilityChanged()
 
-        connection.send("GET /elsewhere HTTP/1.1\r\n\r\n")
+        connection.send("GET /elsewhere HTTP/1.1\r\nHost: h\r\n\r\n")
         connection.channel.embeddedEventLoop.advanceTime(by: .seconds(61))
 
         #expect(!connection.channel.isActive)
@@ -104,10 +104,10 @@ struct HTTPHandlerProtectionTests {
 
     @Test func aQuietKeepAliveConnectionIsNotCutOffByTheHeadTimeout() throws {
         let connection = try PendingConnectionFixture()
-        connection.send("GET /healthz HTTP/1.1\r\n\r\n")
+        connection.send("GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n")
         connection.channel.embeddedEventLoop.advanceTime(by: .seconds(30))
         #expect(connection.channel.isActive)
-        connection.send("GET /healthz HTTP/1.1\r\n\r\n")
+        connection.send("GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n")
         #expect(try connection.output().contains("HTTP/1.1 200 OK"))
     }
 }

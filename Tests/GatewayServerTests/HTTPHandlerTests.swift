@@ -200,7 +200,9 @@ struct HTTPHandlerTests {
         let connection = try ConnectionFixture()
         let padding = String(repeating: "a", count: 17 * 1024)
 
-        let responses = parseResponses(try connection.exchange("GET \(list) HTTP/1.1\r\nX-Pad: \(padding)\r\n\r\n"))
+        let responses = parseResponses(
+            try connection.exchange("GET \(list) HTTP/1.1\r\nHost: h\r\nX-Pad: \(padding)\r\n\r\n")
+        )
 
         #expect(responses.first?.status == "HTTP/1.1 431 Request Header Fields Too Large")
         #expect(!connection.channel.isActive)
@@ -210,7 +212,9 @@ struct HTTPHandlerTests {
         let connection = try ConnectionFixture()
         let agent = String(repeating: "a", count: 17 * 1024)
 
-        let responses = parseResponses(try connection.exchange("GET \(list)?agent_id=\(agent) HTTP/1.1\r\n\r\n"))
+        let responses = parseResponses(
+            try connection.exchange("GET \(list)?agent_id=\(agent) HTTP/1.1\r\nHost: h\r\n\r\n")
+        )
 
         #expect(responses.first?.status == "HTTP/1.1 431 Request Header Fields Too Large")
         #expect(connection.fixture.upstream.requests.isEmpty)
@@ -221,7 +225,9 @@ struct HTTPHandlerTests {
         let body = String(repeating: "b", count: 70 * 1024)
 
         let responses = parseResponses(
-            try connection.exchange("GET \(list) HTTP/1.1\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+            try connection.exchange(
+                "GET \(list) HTTP/1.1\r\nHost: h\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+            )
         )
 
         #expect(responses.first?.status == "HTTP/1.1 413 Payload Too Large")
@@ -272,7 +278,7 @@ struct HTTPHandlerTests {
 
     @Test func closesAClientThatStopsMidHead() throws {
         let connection = try ConnectionFixture()
-        _ = try connection.exchange("GET \(list) HTTP/1.1\r\nHo")
+        _ = try connection.exchange("GET \(list) HTTP/1.1\r\nHost: h\r\nHo")
 
         connection.channel.embeddedEventLoop.advanceTime(by: .seconds(61))
 

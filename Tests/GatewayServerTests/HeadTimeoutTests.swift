@@ -15,7 +15,7 @@ struct HeadTimeoutTests {
         let connection = try PendingConnectionFixture()  // requestHeadTimeout 10 s, idleTimeout 60 s
 
         // One read: a whole request and the first bytes of the next head.
-        connection.send("GET /healthz HTTP/1.1\r\n\r\nGET /healthz HTTP/1.1\r\nHo")
+        connection.send("GET /healthz HTTP/1.1\r\nHost: h\r\n\r\nGET /healthz HTTP/1.1\r\nHost: h\r\nHo")
         #expect(try connection.output().hasPrefix("HTTP/1.1 200 OK"))
 
         // The rest of that head, a byte a second, from 40 s on.

@@ -33,12 +33,12 @@ struct OperationsTests {
     @Test func healthIsAlways200AndReadinessFollowsTheServersState() throws {
         let connection = try ConnectionFixture()
 
-        let notYet = parseResponses(try connection.exchange("GET /readyz HTTP/1.1\r\n\r\n"))
+        let notYet = parseResponses(try connection.exchange("GET /readyz HTTP/1.1\r\nHost: h\r\n\r\n"))
         connection.context.setReady(true)
-        let ready = parseResponses(try connection.exchange("GET /readyz HTTP/1.1\r\n\r\n"))
+        let ready = parseResponses(try connection.exchange("GET /readyz HTTP/1.1\r\nHost: h\r\n\r\n"))
         connection.context.setReady(false)
-        let stopping = parseResponses(try connection.exchange("GET /readyz HTTP/1.1\r\n\r\n"))
-        let health = parseResponses(try connection.exchange("GET /healthz HTTP/1.1\r\n\r\n"))
+        let stopping = parseResponses(try connection.exchange("GET /readyz HTTP/1.1\r\nHost: h\r\n\r\n"))
+        let health = parseResponses(try connection.exchange("GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n"))
 
         #expect(notYet.first?.status == "HTTP/1.1 503 Service Unavailable")
         #expect(ready.first?.status == "HTTP/1.1 200 OK")
@@ -62,10 +62,10 @@ struct OperationsTests {
         )
 
         for target in ["\(list)?page_size=5", "\(list)?page_size=5", "\(list)?page_size=005", "\(list)?page_size=0"] {
-            _ = try connection.exchange("GET \(target) HTTP/1.1\r\n\r\n")
+            _ = try connection.exchange("GET \(target) HTTP/1.1\r\nHost: h\r\n\r\n")
         }
-        _ = try connection.exchange("GET /nowhere HTTP/1.1\r\n\r\n")
-        let scrape = parseResponses(try connection.exchange("GET /metrics HTTP/1.1\r\n\r\n")).first
+        _ = try connection.exchange("GET /nowhere HTTP/1.1\r\nHost: h\r\n\r\n")
+        let scrape = parseResponses(try connection.exchange("GET /metrics HTTP/1.1\r\nHost: h\r\n\r\n")).first
         let text = scrape?.body ?? ""
 
         #expect(scrape?.headers["content-type"]?.hasPrefix("text/plain") == true)
@@ -86,16 +86,16 @@ struct OperationsTests {
     @Test func aReloadReachesConnectionsAlreadyOpen() throws {
         let lines = LogLines()
         let connection = try ConnectionFixture(accessLogger: lines.logger())
-        _ = try connection.exchange("GET /healthz HTTP/1.1\r\n\r\n")
+        _ = try connection.exchange("GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n")
         #expect(lines.all.count == 1)
 
         connection.context.update(.init(accessLog: false, adminToken: nil))
-        _ = try connection.exchange("GET /healthz HTTP/1.1\r\n\r\n")
-        _ = try connection.exchange("GET /healthz HTTP/1.1\r\n\r\n")
+        _ = try connection.exchange("GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n")
+        _ = try connection.exchange("GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n")
         #expect(lines.all.count == 1)
 
         connection.context.update(.init(accessLog: true, adminToken: nil))
-        _ = try connection.exchange("GET /healthz HTTP/1.1\r\n\r\n")
+        _ = try connection.exchange("GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n")
         #expect(lines.all.count == 2)
     }
 
@@ -104,10 +104,10 @@ struct OperationsTests {
         let connection = try ConnectionFixture(accessLogger: lines.logger())
 
         let first = parseResponses(
-            try connection.exchange("GET \(list)?search=a+b HTTP/1.1\r\nX-Request-Id: client-id_1.2\r\n\r\n")
+            try connection.exchange("GET \(list)?search=a+b HTTP/1.1\r\nHost: h\r\nX-Request-Id: client-id_1.2\r\n\r\n")
         )
         let second = parseResponses(
-            try connection.exchange("GET \(list)?search=a+b HTTP/1.1\r\nX-Request-Id: bad id!\r\n\r\n")
+            try connection.exchange("GET \(list)?search=a+b HTTP/1.1\r\nHost: h\r\nX-Request-Id: bad id!\r\n\r\n")
         )
 
         #expect(first.first?.headers["x-request-id"] == "client-id_1.2")
@@ -132,9 +132,9 @@ struct OperationsTests {
     @Test func theAdminAPIIsOffWithoutAToken() throws {
         let connection = try ConnectionFixture()
 
-        let stats = parseResponses(try connection.exchange("GET /admin/cache/stats HTTP/1.1\r\n\r\n"))
+        let stats = parseResponses(try connection.exchange("GET /admin/cache/stats HTTP/1.1\r\nHost: h\r\n\r\n"))
         let purge = parseResponses(
-            try connection.exchange("POST /admin/cache/purge HTTP/1.1\r\nContent-Length: 0\r\n\r\n")
+            try connection.exchange("POST /admin/cache/purge HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n")
         )
 
         #expect(stats.first?.status == "HTTP/1.1 404 Not Found")
@@ -146,10 +146,10 @@ struct OperationsTests {
     ])
     func theAdminAPIRefusesAWrongOrMissingToken(header: String) throws {
         let connection = try ConnectionFixture(adminToken: token)
-        _ = try connection.exchange("GET \(list) HTTP/1.1\r\n\r\n")
+        _ = try connection.exchange("GET \(list) HTTP/1.1\r\nHost: h\r\n\r\n")
 
         let purge = parseResponses(
-            try connection.exchange("POST /admin/cache/purge HTTP/1.1\r\n\(header)Content-Length: 0\r\n\r\n")
+            try connection.exchange("POST /admin/cache/purge HTTP/1.1\r\nHost: h\r\n\(header)Content-Length: 0\r\n\r\n")
         )
 
         #expect(purge.first?.status == "HTTP/1.1 401 Unauthorized")
@@ -160,21 +160,23 @@ struct OperationsTests {
     @Test func purgeByAgentDropsExactlyThatAgentsPagesAndThoseWithoutAnAgentFilter() throws {
         let connection = try ConnectionFixture(adminToken: token)
         for query in ["agent_id=a", "agent_id=a&page_size=5", "agent_id=ab", "agent_id=b", "", "cursor=x"] {
-            _ = try connection.exchange("GET \(list)?\(query) HTTP/1.1\r\n\r\n")
+            _ = try connection.exchange("GET \(list)?\(query) HTTP/1.1\r\nHost: h\r\n\r\n")
         }
         #expect(connection.fixture.cache.statistics.entries == 6)
         let auth = "Authorization: Bearer \(token)\r\n"
 
         let purged = parseResponses(
-            try connection.exchange("POST /admin/cache/purge?agent_id=a HTTP/1.1\r\n\(auth)Content-Length: 0\r\n\r\n")
+            try connection.exchange(
+                "POST /admin/cache/purge?agent_id=a HTTP/1.1\r\nHost: h\r\n\(auth)Content-Length: 0\r\n\r\n"
+            )
         )
         #expect(purged.first?.body == #"{"purged":4}"#)
         #expect(connection.fixture.cache.statistics.entries == 2)
-        let stillCached = parseResponses(try connection.exchange("GET \(list)?agent_id=ab HTTP/1.1\r\n\r\n"))
+        let stillCached = parseResponses(try connection.exchange("GET \(list)?agent_id=ab HTTP/1.1\r\nHost: h\r\n\r\n"))
         #expect(stillCached.first?.headers["cache-status"]?.hasPrefix("xi-gateway; hit") == true)
 
         let all = parseResponses(
-            try connection.exchange("POST /admin/cache/purge HTTP/1.1\r\n\(auth)Content-Length: 0\r\n\r\n")
+            try connection.exchange("POST /admin/cache/purge HTTP/1.1\r\nHost: h\r\n\(auth)Content-Length: 0\r\n\r\n")
         )
         #expect(all.first?.body == #"{"purged":2}"#)
         #expect(connection.fixture.cache.statistics.entries == 0)
@@ -182,10 +184,12 @@ struct OperationsTests {
 
     @Test func statsReportTheCacheTheHitRatioAndTheGovernor() throws {
         let connection = try ConnectionFixture(adminToken: token)
-        for _ in 0..<4 { _ = try connection.exchange("GET \(list) HTTP/1.1\r\n\r\n") }
+        for _ in 0..<4 { _ = try connection.exchange("GET \(list) HTTP/1.1\r\nHost: h\r\n\r\n") }
 
         let stats = parseResponses(
-            try connection.exchange("GET /admin/cache/stats HTTP/1.1\r\nAuthorization: Bearer \(token)\r\n\r\n")
+            try connection.exchange(
+                "GET /admin/cache/stats HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer \(token)\r\n\r\n"
+            )
         )
         let body = try #require(stats.first?.body)
 

@@ -21,6 +21,19 @@ struct RequestDecoderHeadTimeoutTests {
         #expect(decoder.requests.isEmpty)
     }
 
+    /// Empty lines before a request line start the head's clock: a client sending only CR LFs is closed at
+    /// the head timeout, however often it sends them.
+    @Test func emptyLinesBeforeARequestAreTimedAsPartOfItsHead() throws {
+        let decoder = try DecoderFixture(headTimeout: .seconds(10))
+        for second in 0..<12 {
+            decoder.feed("\r\n")
+            if second == 9 { #expect(decoder.channel.isActive, "open at 9 s") }
+            decoder.channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        }
+        #expect(!decoder.channel.isActive)
+        #expect(decoder.requests.isEmpty)
+    }
+
     @Test func aHeadCompletedInTimeIsNotClosed() throws {
         let decoder = try DecoderFixture(headTimeout: .seconds(10))
         for byte in "GET / HTTP/1.1\r\n\r\n".utf8 {

@@ -33,12 +33,17 @@ struct RequestDecoderLimitTests {
         #expect(decoder.errors.isEmpty)
     }
 
-    /// Empty lines before a head do not count towards it.
-    @Test func emptyLinesBeforeAHeadDoNotCountTowardsItsSize() throws {
-        let decoder = try DecoderFixture(maxHeadBytes: 300)
-        decoder.feed(Array(String(repeating: "\r\n", count: 200).utf8) + Self.head(ofLength: 300))
-        #expect(decoder.requests.map(\.uri) == ["/"])
-        #expect(decoder.errors.isEmpty)
+    /// Empty lines before a head count towards its size: with them, a head that would fit alone does not.
+    @Test func emptyLinesBeforeAHeadCountTowardsItsSize() throws {
+        let fits = try DecoderFixture(maxHeadBytes: 300)
+        fits.feed(Array(String(repeating: "\r\n", count: 50).utf8) + Self.head(ofLength: 200))
+        #expect(fits.requests.map(\.uri) == ["/"])
+        #expect(fits.errors.isEmpty)
+
+        let over = try DecoderFixture(maxHeadBytes: 300)
+        over.feed(Array(String(repeating: "\r\n", count: 51).utf8) + Self.head(ofLength: 200))
+        #expect(over.requests.isEmpty)
+        #expect(over.errors == [.headerOverflow])
     }
 
     /// A head that never ends is refused once it is longer than the limit, without waiting for its end.

@@ -58,6 +58,27 @@ struct RequestDecoderRefusalTests {
         .init(name: "lowercase version", request: "GET / http/1.1\r\n\r\n", error: .invalidVersion),
         .init(name: "leading space", request: " GET / HTTP/1.1\r\n\r\n", error: .invalidMethod),
         .init(name: "non-token method", request: "G(T / HTTP/1.1\r\n\r\n", error: .invalidMethod),
+        // The target and Host (RFC 9112, 3.2).
+        .init(
+            name: "a fragment in the target",
+            request: "GET /a?b=c#d HTTP/1.1\r\nHost: h\r\n\r\n",
+            error: .invalidURL
+        ),
+        .init(name: "a bare # target", request: "GET # HTTP/1.1\r\nHost: h\r\n\r\n", error: .invalidURL),
+        .init(
+            name: "two Host fields",
+            request: "GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n",
+            error: .invalidHeaderToken
+        ),
+        .init(
+            name: "two Host fields, 1.0",
+            request: "GET / HTTP/1.0\r\nhost: a\r\nHOST: b\r\n\r\n",
+            error: .invalidHeaderToken
+        ),
+        .init(name: "Host with a space", request: "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", error: .invalidHeaderToken),
+        .init(name: "Host with a path", request: "GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", error: .invalidHeaderToken),
+        .init(name: "Host with userinfo", request: "GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", error: .invalidHeaderToken),
+        .init(name: "Host with a comma", request: "GET / HTTP/1.1\r\nHost: a, b\r\n\r\n", error: .invalidHeaderToken),
         // Transfer-Encoding.
         .init(
             name: "Content-Length then Transfer-Encoding",
@@ -163,6 +184,66 @@ struct RequestDecoderRefusalTests {
     ]
 
     static let bodyRefusals: [Refusal] = [
+        // Whitespace after the size, or around an extension: strict parsers refuse it (RFC 9112, 7.1.1).
+        .init(name: "space after size", request: "5 \r\nhello\r\n0\r\n\r\n", error: .invalidChunkSize, bodyBefore: ""),
+        .init(name: "tab after size", request: "5\t\r\nhello\r\n0\r\n\r\n", error: .invalidChunkSize, bodyBefore: ""),
+        .init(name: "space before ;", request: "5 ;a\r\nhello\r\n0\r\n\r\n", error: .invalidChunkSize, bodyBefore: ""),
+        .init(name: "space after ;", request: "5; a\r\nhello\r\n0\r\n\r\n", error: .invalidChunkSize, bodyBefore: ""),
+        .init(
+            name: "space in extension",
+            request: "5;a=b c\r\nhello\r\n0\r\n\r\n",
+            error: .invalidChunkSize,
+            bodyBefore: ""
+        ),
+        .init(
+            name: "space around =",
+            request: "5;a = b\r\nhello\r\n0\r\n\r\n",
+            error: .invalidChunkSize,
+            bodyBefore: ""
+        ),
+        .init(name: "last chunk with space", request: "0 \r\n\r\n", error: .invalidChunkSize, bodyBefore: ""),
+        // Extensions out of grammar.
+        .init(name: "; alone", request: "5;\r\nhello\r\n0\r\n\r\n", error: .invalidChunkSize, bodyBefore: ""),
+        .init(name: "empty name", request: "5;=b\r\nhello\r\n0\r\n\r\n", error: .invalidChunkSize, bodyBefore: ""),
+        .init(name: "empty value", request: "5;a=\r\nhello\r\n0\r\n\r\n", error: .invalidChunkSize, bodyBefore: ""),
+        .init(name: "==", request: "5;a==b\r\nhello\r\n0\r\n\r\n", error: .invalidChunkSize, bodyBefore: ""),
+        .init(name: "trailing ;", request: "5;a=b;\r\nhello\r\n0\r\n\r\n", error: .invalidChunkSize, bodyBefore: ""),
+        .init(
+            name: "non-token name",
+            request: "5;a(b)\r\nhello\r\n0\r\n\r\n",
+            error: .invalidChunkSize,
+            bodyBefore: ""
+        ),
+        .init(
+            name: "unclosed quote",
+            request: "5;a=\"b\r\nhello\r\n0\r\n\r\n",
+            error: .invalidChunkSize,
+            bodyBefore: ""
+        ),
+        .init(
+            name: "after the quote",
+            request: "5;a=\"b\"c\r\nhello\r\n0\r\n\r\n",
+            error: .invalidChunkSize,
+            bodyBefore: ""
+        ),
+        .init(
+            name: "control in quote",
+            request: "5;a=\"\u{1}\"\r\nhello\r\n0\r\n\r\n",
+            error: .invalidChunkSize,
+            bodyBefore: ""
+        ),
+        .init(
+            name: "escaped control",
+            request: "5;a=\"\\\u{1}\"\r\nhello\r\n0\r\n\r\n",
+            error: .invalidChunkSize,
+            bodyBefore: ""
+        ),
+        .init(
+            name: "non-ASCII in quote",
+            request: "5;a=\"é\"\r\nhello\r\n0\r\n\r\n",
+            error: .invalidChunkSize,
+            bodyBefore: ""
+        ),
         .init(name: "chunk size 0x5", request: "0x5\r\nhello\r\n0\r\n\r\n", error: .invalidChunkSize, bodyBefore: ""),
         .init(name: "empty chunk size", request: "\r\nhello\r\n0\r\n\r\n", error: .invalidChunkSize, bodyBefore: ""),
         .init(name: "chunk size -5", request: "-5\r\nhello\r\n0\r\n\r\n", error: .invalidChunkSize, bodyBefore: ""),
@@ -252,6 +333,33 @@ struct RequestDecoderRefusalTests {
         refused.ended = false
         #expect(decoder.requests == [DecodedRequest("GET", "/before"), refused])
         #expect(decoder.errors == [refusal.error])
+    }
+
+    /// Extensions within the grammar are read and dropped: `;name`, `;name=token`, `;name="quoted"`, several.
+    @Test(arguments: ["5;a", "5;a=b", "5;a=\"x y\"", "5;a=\"q\\\"x\"", "5;a;b=c;d=\"\"", "05;A-1=~!"])
+    func chunkExtensionsInTheGrammarAreAccepted(_ sizeLine: String) throws {
+        let decoder = try DecoderFixture()
+        decoder.feed("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n\(sizeLine)\r\nhello\r\n0\r\n\r\n")
+        #expect(decoder.requests.map(\.body) == [Array("hello".utf8)])
+        #expect(decoder.errors.isEmpty)
+    }
+
+    /// Empty lines before a request line count against the head's size: a stream of them is refused (`431`)
+    /// like a head too large, and a head that fits alone but not after them is refused too.
+    @Test func emptyLinesBeforeARequestCountAgainstTheHeadSize() throws {
+        let fits = try DecoderFixture(maxHeadBytes: 64)
+        fits.feed(String(repeating: "\r\n", count: 10) + "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        #expect(fits.requests.map(\.uri) == ["/"])
+        #expect(fits.errors.isEmpty)
+
+        let flood = try DecoderFixture(maxHeadBytes: 64)
+        flood.feedBytewise(Array(String(repeating: "\r\n", count: 40).utf8))
+        #expect(flood.errors == [.headerOverflow])
+
+        let tooMuch = try DecoderFixture(maxHeadBytes: 64)
+        tooMuch.feed(String(repeating: "\r\n", count: 20) + "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        #expect(tooMuch.requests.isEmpty)
+        #expect(tooMuch.errors == [.headerOverflow])
     }
 
     /// The same `Content-Length` twice is one length, not a conflict.

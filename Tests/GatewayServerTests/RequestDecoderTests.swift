@@ -66,7 +66,7 @@ struct RequestDecoderTests {
         decoder.feed(
             "POST /upload HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
                 + "5;name=value\r\nhello\r\n"
-                + "1 ;x\r\n \r\n"
+                + "1;x\r\n \r\n"
                 + "A\r\n0123456789\r\n"
                 + "0;last=1\r\nX-Checksum: abc\r\nX-Other: 2\r\n\r\n"
                 + "GET /after HTTP/1.1\r\n\r\n"

@@ -61,10 +61,12 @@ struct TeamsTests {
         let connection = try connection()
 
         let sdk = parseResponses(
-            try connection.exchange("GET \(list)?page_size=1 HTTP/1.1\r\nxi-api-key: alpha-token\r\n\r\n")
+            try connection.exchange("GET \(list)?page_size=1 HTTP/1.1\r\nHost: h\r\nxi-api-key: alpha-token\r\n\r\n")
         )
         let bearer = parseResponses(
-            try connection.exchange("GET \(list)?page_size=2 HTTP/1.1\r\nAuthorization: Bearer beta-token\r\n\r\n")
+            try connection.exchange(
+                "GET \(list)?page_size=2 HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer beta-token\r\n\r\n"
+            )
         )
 
         #expect(sdk.first?.status == "HTTP/1.1 200 OK")
@@ -79,10 +81,12 @@ struct TeamsTests {
     func aMissingOrUnknownTokenIs401AndNeverReachesTheUpstream(header: String) throws {
         let connection = try connection()
 
-        let invalid = parseResponses(try connection.exchange("GET \(list)?page_size=0 HTTP/1.1\r\n\(header)\r\n"))
+        let invalid = parseResponses(
+            try connection.exchange("GET \(list)?page_size=0 HTTP/1.1\r\nHost: h\r\n\(header)\r\n")
+        )
         let write = parseResponses(
             try connection.exchange(
-                "POST /v1/convai/agents/a/run-tests HTTP/1.1\r\n\(header)Content-Length: 2\r\n\r\n{}"
+                "POST /v1/convai/agents/a/run-tests HTTP/1.1\r\nHost: h\r\n\(header)Content-Length: 2\r\n\r\n{}"
             )
         )
 
@@ -96,11 +100,15 @@ struct TeamsTests {
         let connection = try connection()
         let alpha = "xi-api-key: alpha-token\r\n"
 
-        for size in 1...2 { _ = try connection.exchange("GET \(list)?page_size=\(size) HTTP/1.1\r\n\(alpha)\r\n") }
-        let refused = parseResponses(try connection.exchange("GET \(list)?page_size=3 HTTP/1.1\r\n\(alpha)\r\n"))
-        let hit = parseResponses(try connection.exchange("GET \(list)?page_size=1 HTTP/1.1\r\n\(alpha)\r\n"))
+        for size in 1...2 {
+            _ = try connection.exchange("GET \(list)?page_size=\(size) HTTP/1.1\r\nHost: h\r\n\(alpha)\r\n")
+        }
+        let refused = parseResponses(
+            try connection.exchange("GET \(list)?page_size=3 HTTP/1.1\r\nHost: h\r\n\(alpha)\r\n")
+        )
+        let hit = parseResponses(try connection.exchange("GET \(list)?page_size=1 HTTP/1.1\r\nHost: h\r\n\(alpha)\r\n"))
         let beta = parseResponses(
-            try connection.exchange("GET \(list)?page_size=3 HTTP/1.1\r\nxi-api-key: beta-token\r\n\r\n")
+            try connection.exchange("GET \(list)?page_size=3 HTTP/1.1\r\nHost: h\r\nxi-api-key: beta-token\r\n\r\n")
         )
 
         #expect(refused.first?.status == "HTTP/1.1 429 Too Many Requests")
@@ -114,17 +122,25 @@ struct TeamsTests {
     @Test func aTeamOverBudgetGetsAStalePage() throws {
         let connection = try connection(staleSeconds: 300)
         let alpha = "xi-api-key: alpha-token\r\n"
-        for size in 1...2 { _ = try connection.exchange("GET \(list)?page_size=\(size) HTTP/1.1\r\n\(alpha)\r\n") }
+        for size in 1...2 {
+            _ = try connection.exchange("GET \(list)?page_size=\(size) HTTP/1.1\r\nHost: h\r\n\(alpha)\r\n")
+        }
         connection.fixture.clock.advance(seconds: 31)
 
-        let stale = parseResponses(try connection.exchange("GET \(list)?page_size=1 HTTP/1.1\r\n\(alpha)\r\n"))
+        let stale = parseResponses(
+            try connection.exchange("GET \(list)?page_size=1 HTTP/1.1\r\nHost: h\r\n\(alpha)\r\n")
+        )
 
         #expect(stale.first?.status == "HTTP/1.1 200 OK")
         #expect(stale.first?.headers["cache-status"]?.contains("stale") == true)
         // 31 s refilled one token of the two a minute: the first stale hit's refresh spent it. Now none is
         // left: a miss is refused, a stale page is still served (without a refresh).
-        let miss = parseResponses(try connection.exchange("GET \(list)?page_size=9 HTTP/1.1\r\n\(alpha)\r\n"))
-        let again = parseResponses(try connection.exchange("GET \(list)?page_size=2 HTTP/1.1\r\n\(alpha)\r\n"))
+        let miss = parseResponses(
+            try connection.exchange("GET \(list)?page_size=9 HTTP/1.1\r\nHost: h\r\n\(alpha)\r\n")
+        )
+        let again = parseResponses(
+            try connection.exchange("GET \(list)?page_size=2 HTTP/1.1\r\nHost: h\r\n\(alpha)\r\n")
+        )
         #expect(miss.first?.status == "HTTP/1.1 429 Too Many Requests")
         #expect(again.first?.status == "HTTP/1.1 200 OK")
         #expect(again.first?.headers["cache-status"]?.contains("stale") == true)
@@ -135,18 +151,18 @@ struct TeamsTests {
         let connection = try connection()
         let beta = "xi-api-key: beta-token\r\n"
         for query in ["agent_id=one", "agent_id=two", "page_size=5"] {
-            _ = try connection.exchange("GET \(list)?\(query) HTTP/1.1\r\n\(beta)\r\n")
+            _ = try connection.exchange("GET \(list)?\(query) HTTP/1.1\r\nHost: h\r\n\(beta)\r\n")
         }
 
         let body = #"{"test_ids":["t"]}"#
         let started = parseResponses(
             try connection.exchange(
-                "POST /v1/convai/agents/one/run-tests HTTP/1.1\r\n\(beta)Content-Type: application/json\r\n"
+                "POST /v1/convai/agents/one/run-tests HTTP/1.1\r\nHost: h\r\n\(beta)Content-Type: application/json\r\n"
                     + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
             )
         )
-        let one = parseResponses(try connection.exchange("GET \(list)?agent_id=one HTTP/1.1\r\n\(beta)\r\n"))
-        let two = parseResponses(try connection.exchange("GET \(list)?agent_id=two HTTP/1.1\r\n\(beta)\r\n"))
+        let one = parseResponses(try connection.exchange("GET \(list)?agent_id=one HTTP/1.1\r\nHost: h\r\n\(beta)\r\n"))
+        let two = parseResponses(try connection.exchange("GET \(list)?agent_id=two HTTP/1.1\r\nHost: h\r\n\(beta)\r\n"))
 
         #expect(started.first?.status == "HTTP/1.1 200 OK")
         let post = try #require(connection.fixture.upstream.requests.first { $0.method == .POST })
@@ -163,16 +179,16 @@ struct TeamsTests {
         let connection = try connection()
         let beta = "xi-api-key: beta-token\r\n"
         for query in ["agent_id=one", "agent_id=two"] {
-            _ = try connection.exchange("GET \(list)?\(query) HTTP/1.1\r\n\(beta)\r\n")
+            _ = try connection.exchange("GET \(list)?\(query) HTTP/1.1\r\nHost: h\r\n\(beta)\r\n")
         }
         let body = #"{"agent_id":"two"}"#
 
         _ = try connection.exchange(
-            "POST /v1/convai/test-invocations/inv_1/resubmit HTTP/1.1\r\n\(beta)Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
+            "POST /v1/convai/test-invocations/inv_1/resubmit HTTP/1.1\r\nHost: h\r\n\(beta)Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
         )
 
-        let two = parseResponses(try connection.exchange("GET \(list)?agent_id=two HTTP/1.1\r\n\(beta)\r\n"))
-        let one = parseResponses(try connection.exchange("GET \(list)?agent_id=one HTTP/1.1\r\n\(beta)\r\n"))
+        let two = parseResponses(try connection.exchange("GET \(list)?agent_id=two HTTP/1.1\r\nHost: h\r\n\(beta)\r\n"))
+        let one = parseResponses(try connection.exchange("GET \(list)?agent_id=one HTTP/1.1\r\nHost: h\r\n\(beta)\r\n"))
         #expect(two.first?.headers["cache-status"]?.contains("fwd=miss") == true)
         #expect(one.first?.headers["cache-status"]?.hasPrefix("xi-gateway; hit") == true)
     }
@@ -182,7 +198,7 @@ struct TeamsTests {
         for _ in 0..<2 {
             let answer = parseResponses(
                 try connection.exchange(
-                    "GET /v1/convai/test-invocations/inv_7 HTTP/1.1\r\nxi-api-key: beta-token\r\n\r\n"
+                    "GET /v1/convai/test-invocations/inv_7 HTTP/1.1\r\nHost: h\r\nxi-api-key: beta-token\r\n\r\n"
                 )
             )
             #expect(answer.first?.body == #"{"ok":true}"#)
@@ -199,7 +215,7 @@ struct TeamsTests {
 
         let answer = parseResponses(
             try connection.exchange(
-                "POST /v1/convai/agents/a/run-tests HTTP/1.1\r\nxi-api-key: beta-token\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+                "POST /v1/convai/agents/a/run-tests HTTP/1.1\r\nHost: h\r\nxi-api-key: beta-token\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
             )
         )
 
@@ -211,7 +227,9 @@ struct TeamsTests {
         let connection = try connection(passthrough: false)
 
         let answer = parseResponses(
-            try connection.exchange("GET /v1/convai/test-invocations/inv_7 HTTP/1.1\r\nxi-api-key: beta-token\r\n\r\n")
+            try connection.exchange(
+                "GET /v1/convai/test-invocations/inv_7 HTTP/1.1\r\nHost: h\r\nxi-api-key: beta-token\r\n\r\n"
+            )
         )
 
         #expect(answer.first?.status == "HTTP/1.1 404 Not Found")
@@ -228,7 +246,9 @@ struct TeamsTests {
     func pathSegmentsThatCouldChangeTheUpstreamPathAreNotForwarded(path: String) throws {
         let connection = try connection()
         let answer = parseResponses(
-            try connection.exchange("POST \(path) HTTP/1.1\r\nxi-api-key: beta-token\r\nContent-Length: 0\r\n\r\n")
+            try connection.exchange(
+                "POST \(path) HTTP/1.1\r\nHost: h\r\nxi-api-key: beta-token\r\nContent-Length: 0\r\n\r\n"
+            )
         )
         #expect(answer.first?.status == "HTTP/1.1 404 Not Found")
         #expect(connection.fixture.upstream.requests.isEmpty)
@@ -237,8 +257,10 @@ struct TeamsTests {
     @Test func aReloadThatRemovesATeamRefusesItsTokenAtOnce() throws {
         let connection = try connection()
         #expect(
-            parseResponses(try connection.exchange("GET \(list) HTTP/1.1\r\nxi-api-key: alpha-token\r\n\r\n")).first?
-                .status == "HTTP/1.1 200 OK"
+            parseResponses(
+                try connection.exchange("GET \(list) HTTP/1.1\r\nHost: h\r\nxi-api-key: alpha-token\r\n\r\n")
+            ).first?
+            .status == "HTTP/1.1 200 OK"
         )
 
         connection.context.update(
@@ -249,7 +271,9 @@ struct TeamsTests {
             )
         )
 
-        let refused = parseResponses(try connection.exchange("GET \(list) HTTP/1.1\r\nxi-api-key: alpha-token\r\n\r\n"))
+        let refused = parseResponses(
+            try connection.exchange("GET \(list) HTTP/1.1\r\nHost: h\r\nxi-api-key: alpha-token\r\n\r\n")
+        )
         #expect(refused.first?.status == "HTTP/1.1 401 Unauthorized")
     }
 
@@ -268,10 +292,10 @@ struct TeamsTests {
         )
         let alpha = "xi-api-key: alpha-token\r\n"
         for size in [1, 1, 2, 3] {
-            _ = try connection.exchange("GET \(list)?page_size=\(size) HTTP/1.1\r\n\(alpha)\r\n")
+            _ = try connection.exchange("GET \(list)?page_size=\(size) HTTP/1.1\r\nHost: h\r\n\(alpha)\r\n")
         }
 
-        let text = parseResponses(try connection.exchange("GET /metrics HTTP/1.1\r\n\r\n")).first?.body ?? ""
+        let text = parseResponses(try connection.exchange("GET /metrics HTTP/1.1\r\nHost: h\r\n\r\n")).first?.body ?? ""
 
         #expect(lines.all.first?.contains(#""team":"alpha""#) == true)
         #expect(text.contains(#"xi_gateway_team_requests_total{team="alpha"} 4"#))

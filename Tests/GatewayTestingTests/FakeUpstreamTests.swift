@@ -53,7 +53,9 @@ struct FakeUpstreamTests {
         let upstream = try await FakeUpstream.start { .page(for: $0.uri, delay: .milliseconds(200)) }
         let connections = try (0..<3).map { _ in try TestHTTPConnection(port: upstream.port) }
 
-        for connection in connections { try connection.send("GET /v1/convai/test-invocations HTTP/1.1\r\n\r\n") }
+        for connection in connections {
+            try connection.send("GET /v1/convai/test-invocations HTTP/1.1\r\nHost: h\r\n\r\n")
+        }
         for connection in connections { #expect(try connection.readResponse().status == 200) }
 
         #expect(upstream.maxConcurrentRequests == 3)

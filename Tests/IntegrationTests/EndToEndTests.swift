@@ -107,7 +107,7 @@ struct EndToEndTests {
         #expect(malformed.waitForClose())
 
         let oversized = try TestHTTPConnection(port: gateway.port)
-        try oversized.send("GET \(list) HTTP/1.1\r\nX-Big: \(String(repeating: "x", count: 20_000))\r\n\r\n")
+        try oversized.send("GET \(list) HTTP/1.1\r\nHost: h\r\nX-Big: \(String(repeating: "x", count: 20_000))\r\n\r\n")
         #expect(try oversized.readResponse().status == 431)
         #expect(oversized.waitForClose())
 

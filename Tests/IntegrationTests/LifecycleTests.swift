@@ -20,7 +20,7 @@ struct LifecycleTests {
         let gateway = try await GatewayHarness.start { .page(for: $0.uri, delay: .milliseconds(500)) }
         let port = gateway.port
         let idle = try TestHTTPConnection(port: port)
-        try idle.send("GET /healthz HTTP/1.1\r\n\r\n")
+        try idle.send("GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n")
         #expect(try idle.readResponse().status == 200)
 
         let inFlight = Task.detached {

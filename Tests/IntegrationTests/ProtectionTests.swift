@@ -98,7 +98,7 @@ struct LimitsTests {
         let extra = try TestHTTPConnection(port: gateway.port)
         #expect(extra.waitForClose())
         for connection in held {
-            try connection.send("GET /healthz HTTP/1.1\r\n\r\n")
+            try connection.send("GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n")
             #expect(try connection.readResponse().status == 200)
         }
         try await gateway.stop()

@@ -73,7 +73,7 @@ final class DecoderFixture {
         handler: RequestDecoder(maxHeadBytes: 16 * 1024, headTimeout: .seconds(10))
     )
     private let request = ByteBuffer(
-        string: "GET /v1/convai/test-invocations?agent_id=agent_123&page_size=30 HTTP/1.1\r\n"
+        string: "GET /v1/convai/test-invocations?agent_id=agent_123&page_size=30 HTTP/1.1\r\nHost: h\r\n"
             + "Host: 127.0.0.1:8080\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n"
     )
 
