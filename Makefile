@@ -4,7 +4,7 @@
 SWIFT ?= swift
 CONFIG ?= proxy.conf
 
-.PHONY: deps bench-deps build run test sanitize fuzz bench soak lint format clean
+.PHONY: deps bench-deps build run test sanitize fuzz bench soak desync lint format clean
 
 deps:
 	@./scripts/install-deps.sh
@@ -51,6 +51,13 @@ soak: deps
 	$(SWIFT) build -c release --product xi-gateway
 	$(SWIFT) build -c release --product xi-fake-upstream
 	python3 bench/soak.py --seconds $(or $(SOAK_SECONDS),300)
+
+# Request smuggling and desynchronisation attempts through nginx and HAProxy in front of the gateway, and
+# straight to it (loopback only; under 3 minutes; see bench/desync.py). Exit 1 on any failure.
+desync: bench-deps
+	$(SWIFT) build -c release --product xi-gateway
+	$(SWIFT) build -c release --product xi-fake-upstream
+	python3 bench/desync.py $(DESYNC_ARGS)
 
 lint:
 	$(SWIFT) format lint --strict --recursive Package.swift Sources Tests Benchmarks/Package.swift Benchmarks/Benchmarks Fuzz/Package.swift Fuzz/Sources
