@@ -5,7 +5,7 @@ import NIOHTTP1
 
 /// libFuzzer's entry point: the gateway's ``RequestDecoder`` against NIO's `HTTPRequestDecoder` (llhttp) on
 /// the same bytes, cut into the same reads. Where both decode a request, they must agree on its head, its
-/// body and where it ends.
+/// body and where it ends; where only one refuses, the reason must be a ``DeliberateDifference``.
 ///
 /// The first four bytes choose where the rest is cut (two 16-bit offsets, so 1 to 3 reads); the rest is
 /// what a client sends on one connection.
@@ -28,7 +28,7 @@ public func fuzzRequestDecoder(_ data: UnsafePointer<UInt8>, _ size: Int) -> CIn
     for index in nio.requests.indices {
         nio.requests[index].headerValues = nio.requests[index].headerValues.map { $0.droppingTrailingWhitespace() }
     }
-    if let disagreement = Decoded.disagreement(ours: ours, nio: nio) {
+    if let disagreement = Decoded.disagreement(ours: ours, nio: nio, payload: reads.flatMap { $0 }) {
         fatalError(
             """
             RequestDecoder and NIO's HTTPRequestDecoder disagree: \(disagreement)
@@ -70,6 +70,8 @@ struct Decoded: CustomStringConvertible {
         var version: HTTPVersion
         var headerNames: [String]
         var headerValues: [String]
+        /// Whether the connection stays open after it, as NIO reads `Connection` and the version.
+        var keepAlive = true
         var body: [UInt8] = []
         var ended = false
 
@@ -132,14 +134,23 @@ struct Decoded: CustomStringConvertible {
 
     /// Why the two disagree, or `nil` when they agree on every request both decoded.
     ///
-    /// Where only one reports an error, that is allowed: ours is stricter by design (bare LF, obs-fold,
-    /// control characters, any Transfer-Encoding but one `chunked`, a head over 16384 bytes as a whole, ...),
-    /// and NIO refuses what ours accepts in places (a repeated equal Content-Length, methods llhttp does
-    /// not know, data after `Connection: close`). Requests are then compared up to where the first error
-    /// fell. Trailers are not compared: ours drops them.
-    static func disagreement(ours: Decoded, nio: Decoded) -> String? {
+    /// Where only one reports an error, that is a finding unless ``DeliberateDifference`` names the reason:
+    /// ours is stricter by design (bare LF, obs-fold, control characters, any Transfer-Encoding but one
+    /// `chunked`, Host, chunk-size lines, a head over 16384 bytes as a whole, ...), and NIO refuses what
+    /// ours accepts in three places (a repeated equal Content-Length, methods llhttp does not know, data
+    /// after `Connection: close`). Requests are then compared up to where the first error fell. Trailers are
+    /// not compared: ours drops them.
+    static func disagreement(ours: Decoded, nio: Decoded, payload: [UInt8]) -> String? {
         if ours.misplaced > 0 { return "ours handed on a body or end outside a request" }
         if nio.misplaced > 0 { return "NIO handed on a body or end outside a request" }
+        if ours.failed, !nio.failed, DeliberateDifference.oursOnly(payload: payload, ours: ours, nio: nio) == nil {
+            return "only ours refused, for no listed reason"
+        }
+        if nio.failed, !ours.failed, !nio.requests.contains(where: \.switchesProtocol),
+            DeliberateDifference.nioOnly(payload: payload, ours: ours, nio: nio) == nil
+        {
+            return "only NIO refused, for no listed reason"
+        }
         for index in 0..<min(ours.requests.count, nio.requests.count) {
             let mine = ours.requests[index]
             let theirs = nio.requests[index]
@@ -188,7 +199,8 @@ private final class Collector: ChannelInboundHandler {
                     uri: head.uri,
                     version: head.version,
                     headerNames: head.headers.map(\.name),
-                    headerValues: head.headers.map(\.value)
+                    headerValues: head.headers.map(\.value),
+                    keepAlive: head.isKeepAlive
                 )
             )
         case .body(let buffer):
