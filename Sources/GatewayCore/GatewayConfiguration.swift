@@ -16,6 +16,7 @@ public struct GatewayConfiguration: Sendable {
         Key(name: "LISTEN_PORT", defaultValue: "8080", summary: "port to bind (0 picks a free one)"),
         Key(name: "UPSTREAM_URL", defaultValue: "https://api.elevenlabs.io", summary: "base URL of the upstream"),
         Key(name: "ELEVENLABS_API_KEY", defaultValue: nil, summary: "the shared upstream key, sent as xi-api-key"),
+        Key(name: "UPSTREAM_PROXY", defaultValue: nil, summary: "egress proxy for upstream requests; unset: none"),
         Key(name: "UPSTREAM_TIMEOUT_MS", defaultValue: "10000", summary: "whole upstream request"),
         Key(name: "UPSTREAM_CONNECT_TIMEOUT_MS", defaultValue: "3000", summary: "connect phase"),
         Key(name: "CACHE_TTL_SECONDS", defaultValue: "30", summary: "freshness of a stored page"),
@@ -43,6 +44,9 @@ public struct GatewayConfiguration: Sendable {
     public var listenHost: String
     public var listenPort: Int
     public var upstreamURL: UpstreamURL
+    /// The proxy upstream requests go through; `nil`: none, whatever the environment's `http_proxy` says.
+    /// A secret, as its URL may carry credentials: shown redacted.
+    public var upstreamProxy: Secret?
     public var apiKey: Secret
     public var upstreamTimeoutMilliseconds: Int
     public var upstreamConnectTimeoutMilliseconds: Int
@@ -107,9 +111,23 @@ public struct GatewayConfiguration: Sendable {
         do {
             self.upstreamURL = try UpstreamURL(urlText)
         } catch {
-            // A URL with credentials in it is a secret: never echo it.
-            let shown = error.carriesCredentials ? "" : ", got \"\(urlText)\""
-            throw ConfigurationError(key: "UPSTREAM_URL", problem: error.problem + shown)
+            // A URL may carry credentials: it is shown with them masked, however malformed it is.
+            throw ConfigurationError(
+                key: "UPSTREAM_URL",
+                problem: error.problem + ", got \"\(RedactedURL.shown(urlText))\""
+            )
+        }
+        if let proxy = value("UPSTREAM_PROXY"), !proxy.isEmpty {
+            guard RedactedURL.isProxyURL(proxy) else {
+                throw ConfigurationError(
+                    key: "UPSTREAM_PROXY",
+                    problem: "must be a proxy URL such as http://proxy.internal:3128 (schemes http, https, "
+                        + "socks4, socks4a, socks5, socks5h), got \"\(RedactedURL.shown(proxy))\""
+                )
+            }
+            self.upstreamProxy = Secret(proxy)
+        } else {
+            self.upstreamProxy = nil
         }
 
         guard let key = lookup("ELEVENLABS_API_KEY").map(Self.unquoted), !key.isEmpty else {

@@ -10,18 +10,24 @@ public struct CurlClientConfiguration: Sendable {
     public var connectTimeoutMilliseconds: Int
     /// A larger body fails the request with ``UpstreamError/responseTooLarge(_:)``; memory stays bounded.
     public var maxResponseBytes: Int
+    /// The proxy every request goes through (`UPSTREAM_PROXY`); `nil`: none. The environment's
+    /// `http_proxy`, `https_proxy` and `ALL_PROXY` are never used: a stray variable must not route the key
+    /// through a proxy nobody configured.
+    public var proxy: Secret?
 
     /// Creates a configuration.
     public init(
         baseURL: UpstreamURL,
         timeoutMilliseconds: Int,
         connectTimeoutMilliseconds: Int,
-        maxResponseBytes: Int = 8 * 1024 * 1024
+        maxResponseBytes: Int = 8 * 1024 * 1024,
+        proxy: Secret? = nil
     ) {
         self.baseURL = baseURL
         self.timeoutMilliseconds = timeoutMilliseconds
         self.connectTimeoutMilliseconds = connectTimeoutMilliseconds
         self.maxResponseBytes = maxResponseBytes
+        self.proxy = proxy
     }
 
     /// The configuration the gateway's settings describe.
@@ -30,7 +36,8 @@ public struct CurlClientConfiguration: Sendable {
             baseURL: configuration.upstreamURL,
             timeoutMilliseconds: configuration.upstreamTimeoutMilliseconds,
             connectTimeoutMilliseconds: configuration.upstreamConnectTimeoutMilliseconds,
-            maxResponseBytes: configuration.upstreamMaxBodyBytes
+            maxResponseBytes: configuration.upstreamMaxBodyBytes,
+            proxy: configuration.upstreamProxy
         )
     }
 }

@@ -108,6 +108,8 @@ final class CurlLoop: @unchecked Sendable {
         let url = baseURL + transfer.request.target
         var ok = gw_curl_easy_setopt_string(easy, CURLOPT_URL, url) == CURLE_OK
         ok = ok && gw_curl_easy_restrict_to_http(easy) == CURLE_OK
+        // "" turns proxies off, the environment's included (libcurl reads http_proxy and the rest otherwise).
+        ok = ok && gw_curl_easy_setopt_string(easy, CURLOPT_PROXY, configuration.proxy?.revealed ?? "") == CURLE_OK
         if transfer.request.method == .POST {
             let body = transfer.request.body.map { Array($0.readableBytesView) } ?? []
             ok = ok && gw_curl_easy_setopt_long(easy, CURLOPT_POST, 1) == CURLE_OK

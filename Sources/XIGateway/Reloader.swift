@@ -45,11 +45,34 @@ final class Reloader: Sendable {
             return
         }
         for warning in loaded.warnings { logger.warning("\(warning)") }
-        let new = loaded.configuration
-        let old = current.withLock { current in
-            defer { current = new }
-            return current
+        var new = loaded.configuration
+        var teams = loaded.teams
+        let old = current.withLock { $0 }
+        let teamsBefore = context.versionedSettings.settings.teams
+        var needsRestart: [String] = []
+        if let oldFile = old.clientsFile, new.clientsFile == nil {
+            // Going from teams to open would let anyone who reaches the port spend the key: never on a
+            // reload. The teams in force stay until a restart says so.
+            new.clientsFile = oldFile
+            teams = teamsBefore
+            needsRestart.append("CLIENTS_FILE")
+            logger.warning(
+                "CLIENTS_FILE was removed: the gateway stays closed to unknown clients until a restart",
+                metadata: ["clients_file": "\(oldFile)", "teams": "\(teamsBefore?.teams.count ?? 0)"]
+            )
+        } else if old.clientsFile != new.clientsFile {
+            // The new file was read and is valid (loading would have failed otherwise).
+            logger.notice(
+                "teams file changed",
+                metadata: [
+                    "clients_file_before": "\(old.clientsFile ?? "none")",
+                    "clients_file": "\(new.clientsFile ?? "none")",
+                    "teams_before": "\(teamsBefore.map { String($0.teams.count) } ?? "open")",
+                    "teams": "\(teams.map { String($0.teams.count) } ?? "open")",
+                ]
+            )
         }
+        current.withLock { $0 = new }
         cache.ttlSeconds = new.cacheTTLSeconds
         cache.staleSeconds = new.cacheStaleSeconds
         governor.update(XIGateway.governorConfiguration(new))
@@ -58,12 +81,12 @@ final class Reloader: Sendable {
             .init(
                 accessLog: new.accessLog,
                 adminToken: new.adminToken,
-                teams: loaded.teams,
+                teams: teams,
                 defaultUpstreamPerMinute: new.clientUpstreamPerMinute
             )
         )
 
-        let needsRestart = Self.restartKeys(old: old, new: new)
+        needsRestart += Self.restartKeys(old: old, new: new)
         logger.info(
             "configuration reloaded",
             metadata: [
@@ -71,7 +94,7 @@ final class Reloader: Sendable {
                 "cache_stale_seconds": "\(new.cacheStaleSeconds)",
                 "upstream_max_concurrency": "\(new.upstreamMaxConcurrency)",
                 "log_level": "\(new.logLevel)",
-                "teams": "\(loaded.teams.map { String($0.teams.count) } ?? "open")",
+                "teams": "\(teams.map { String($0.teams.count) } ?? "open")",
             ]
         )
         if !needsRestart.isEmpty {
@@ -88,6 +111,7 @@ final class Reloader: Sendable {
         if old.listenHost != new.listenHost { keys.append("LISTEN_HOST") }
         if old.listenPort != new.listenPort { keys.append("LISTEN_PORT") }
         if old.upstreamURL != new.upstreamURL { keys.append("UPSTREAM_URL") }
+        if old.upstreamProxy != new.upstreamProxy { keys.append("UPSTREAM_PROXY") }
         if old.apiKey != new.apiKey { keys.append("ELEVENLABS_API_KEY") }
         if old.upstreamTimeoutMilliseconds != new.upstreamTimeoutMilliseconds { keys.append("UPSTREAM_TIMEOUT_MS") }
         if old.upstreamConnectTimeoutMilliseconds != new.upstreamConnectTimeoutMilliseconds {

@@ -167,6 +167,7 @@ enum XIGateway {
             metadata: [
                 "listen": "http://\(configuration.listenHost):\(server.localPort)",
                 "upstream": "\(configuration.upstreamURL)",
+                "upstream_proxy": "\(configuration.upstreamProxy.map { RedactedURL.shown($0.revealed) } ?? "none")",
                 "cache_ttl_seconds": "\(configuration.cacheTTLSeconds)",
                 "cache_stale_seconds": "\(configuration.cacheStaleSeconds)",
                 "cache_max_bytes": "\(configuration.cacheMaxBytes)",

@@ -41,7 +41,8 @@ struct ConfigurationTests {
     @Test func keysAreListedInOrderAndOnlyTheAPIKeyHasNoDefault() {
         #expect(
             GatewayConfiguration.keys.map(\.name) == [
-                "LISTEN_HOST", "LISTEN_PORT", "UPSTREAM_URL", "ELEVENLABS_API_KEY", "UPSTREAM_TIMEOUT_MS",
+                "LISTEN_HOST", "LISTEN_PORT", "UPSTREAM_URL", "ELEVENLABS_API_KEY", "UPSTREAM_PROXY",
+                "UPSTREAM_TIMEOUT_MS",
                 "UPSTREAM_CONNECT_TIMEOUT_MS", "CACHE_TTL_SECONDS", "CACHE_STALE_SECONDS", "CACHE_MAX_BYTES",
                 "UPSTREAM_MAX_CONCURRENCY", "UPSTREAM_MAX_QUEUE", "UPSTREAM_QUEUE_TIMEOUT_MS",
                 "UPSTREAM_BACKOFF_MAX_SECONDS", "IDLE_TIMEOUT_SECONDS", "REQUEST_HEAD_TIMEOUT_SECONDS",
@@ -52,7 +53,7 @@ struct ConfigurationTests {
         )
         #expect(
             GatewayConfiguration.keys.filter { $0.defaultValue == nil }.map(\.name) == [
-                "ELEVENLABS_API_KEY", "ADMIN_TOKEN", "CLIENTS_FILE",
+                "ELEVENLABS_API_KEY", "UPSTREAM_PROXY", "ADMIN_TOKEN", "CLIENTS_FILE",
             ]
         )
         #expect(GatewayConfiguration.keys.allSatisfy { !$0.summary.isEmpty })
@@ -168,11 +169,37 @@ struct ConfigurationTests {
         #expect(!found.description.contains("Value"))
     }
 
-    /// A key pasted into the URL as credentials is refused, and the refusal must not repeat it.
-    @Test func credentialsInTheURLAreNotEchoed() throws {
-        let found = try #require(error(["UPSTREAM_URL": "https://user:\(apiKey)@api.elevenlabs.io"]))
+    /// A key pasted into the URL as credentials is refused, and the refusal must not repeat it, however
+    /// else the URL is wrong: every message shows it with its user information as `***`.
+    @Test(arguments: [
+        ("https://user:SECRET@api.elevenlabs.io", "https://***@api.elevenlabs.io"),
+        ("ftp://user:SECRET@host", "ftp://***@host"),
+        ("user:SECRET@host", "***@host"),
+        ("https://user:SEC RET@host", "https://***@host"),
+        ("https://user:SECRET@host/?x=1", "https://***@host/?x=1"),
+        ("https://user:SECRET@host/#top", "https://***@host/#top"),
+        ("https://u:SECRET/x@host", "https://***@host"),
+        ("https://user:SECRET@", "https://***@"),
+    ])
+    func credentialsInTheURLAreNeverEchoed(url: String, shown: String) throws {
+        let withKey = url.replacing("SECRET", with: apiKey)
+        let found = try #require(error(["UPSTREAM_URL": withKey]))
         #expect(found.key == "UPSTREAM_URL")
         #expect(!found.description.contains(apiKey))
+        #expect(found.description.contains(#"got "\#(shown)""#))
+    }
+
+    @Test func upstreamProxyIsOffByDefaultAndChecked() throws {
+        #expect(try configuration([:]).get().upstreamProxy == nil)
+        let proxy = "http://egress:\(apiKey)@proxy.internal:3128"
+        let config = try configuration(["UPSTREAM_PROXY": proxy]).get()
+        #expect(config.upstreamProxy?.revealed == proxy)
+        #expect(!String(describing: config).contains(apiKey))
+        for bad in ["proxy.internal:3128", "ftp://proxy", "http://", "http://u:\(apiKey)@"] {
+            let found = try #require(error(["UPSTREAM_PROXY": bad]), "\(bad)")
+            #expect(found.key == "UPSTREAM_PROXY")
+            #expect(!found.description.contains(apiKey))
+        }
     }
 
     @Test func configurationPrintsWithoutTheKey() throws {

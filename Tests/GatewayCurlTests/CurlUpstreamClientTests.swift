@@ -7,6 +7,12 @@ import NIOHTTP1
 import NIOPosix
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 @Suite("CurlUpstreamClient against a loopback fake upstream")
 struct CurlUpstreamClientTests {
     private let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
@@ -221,5 +227,70 @@ struct CurlUpstreamClientTests {
         await expectFailure(client.execute(request(), on: eventLoop), .shutDown())
         client.shutdown()
         try await upstream.shutdown()
+    }
+}
+
+/// libcurl reads `http_proxy`, `https_proxy` and `ALL_PROXY` from the environment unless told not to: the
+/// gateway tells it not to, so a stray variable never routes the key through a proxy nobody configured;
+/// `UPSTREAM_PROXY` is the one way to name a proxy. (The variables are set for the whole process while the
+/// test runs; with the fix in place, no other test can notice.)
+@Suite("CurlUpstreamClient and proxies", .serialized)
+struct CurlProxyTests {
+    private let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
+    private static let variables = ["http_proxy", "HTTP_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
+
+    private func client(_ upstream: FakeUpstream, proxy: FakeUpstream?) throws -> CurlUpstreamClient {
+        try CurlUpstreamClient(
+            configuration: CurlClientConfiguration(
+                baseURL: UpstreamURL(upstream.baseURL),
+                timeoutMilliseconds: 5000,
+                connectTimeoutMilliseconds: 2000,
+                proxy: proxy.map { Secret($0.baseURL) }
+            ),
+            logger: Logger(label: "test")
+        )
+    }
+
+    private func send(through client: CurlUpstreamClient) async throws -> UpstreamResponse {
+        try await client.execute(
+            UpstreamRequest(
+                target: "/v1/convai/test-invocations?page_size=3",
+                headers: HTTPHeaders([("xi-api-key", "k")])
+            ),
+            on: eventLoop
+        ).get()
+    }
+
+    @Test func theEnvironmentsProxiesAreIgnored() async throws {
+        let upstream = try await FakeUpstream.start()
+        let stray = try await FakeUpstream.start()
+        for name in Self.variables { setenv(name, stray.baseURL, 1) }
+        defer { for name in Self.variables { unsetenv(name) } }
+        let direct = try client(upstream, proxy: nil)
+        defer { direct.shutdown() }
+
+        let response = try await send(through: direct)
+
+        #expect(response.status == 200)
+        #expect(upstream.requests.count == 1)
+        #expect(stray.requests.isEmpty)
+        try await upstream.shutdown()
+        try await stray.shutdown()
+    }
+
+    @Test func upstreamProxyIsTheOneWayToUseAProxy() async throws {
+        let upstream = try await FakeUpstream.start()
+        let proxy = try await FakeUpstream.start()
+        let proxied = try client(upstream, proxy: proxy)
+        defer { proxied.shutdown() }
+
+        let response = try await send(through: proxied)
+
+        #expect(response.status == 200)
+        #expect(upstream.requests.isEmpty)
+        // A proxy is asked in absolute form, for the upstream's address.
+        #expect(proxy.requests.map(\.uri) == [upstream.baseURL + "/v1/convai/test-invocations?page_size=3"])
+        try await upstream.shutdown()
+        try await proxy.shutdown()
     }
 }

@@ -152,6 +152,24 @@ struct ExecutableTests {
         #expect(!gateway.printed.contains("sk_file_key_123"))
     }
 
+    /// However malformed, a URL's user information never reaches the start-up error: it shows as `***`.
+    @Test(arguments: [
+        ("ftp://user:sk_url_secret_1@host", "ftp://***@host"),
+        ("user:sk_url_secret_1@host", "***@host"),
+        ("https://user:sk_url_secret_1@host/?q", "https://***@host/?q"),
+    ])
+    func aBadUpstreamURLNeverShowsItsCredentials(url: String, shown: String) async throws {
+        let gateway = try GatewayProcess(
+            arguments: [],
+            environment: baseEnvironment.merging(["ELEVENLABS_API_KEY": "k", "UPSTREAM_URL": url]) { $1 },
+            directory: try temporaryDirectory()
+        )
+
+        #expect(try await gateway.waitForExit() == 78)
+        #expect(gateway.printed.contains(shown))
+        #expect(!gateway.printed.contains("sk_url_secret_1"))
+    }
+
     @Test func aFileWithWindowsLineEndingsIsRefusedClearly() async throws {
         let directory = try temporaryDirectory()
         try "ELEVENLABS_API_KEY=k\r\nLISTEN_PORT=0\r\n"

@@ -57,6 +57,71 @@ struct LifecycleTests {
         try await gateway.upstream.shutdown()
     }
 
+    /// Teams never give way to an open gateway on a reload: removing `CLIENTS_FILE` keeps the teams in force
+    /// and says a restart is needed; a new teams file is applied only when it is valid, and the change is
+    /// logged at notice level with the number of teams before and after.
+    @Test func aReloadNeverOpensTheGatewayAndAppliesANewTeamsFileOnlyWhenValid() async throws {
+        let upstream = try await FakeUpstream.start()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("xi-teams-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let file = directory.appendingPathComponent("proxy.conf")
+        let oneTeam = directory.appendingPathComponent("one.teams")
+        let twoTeams = directory.appendingPathComponent("two.teams")
+        let broken = directory.appendingPathComponent("broken.teams")
+        let (alpha, beta) = ("tok_alpha_0123456789", "tok_beta_0123456789")
+        try "alpha \(SHA256.hexDigest(alpha.utf8))\n".write(to: oneTeam, atomically: true, encoding: .utf8)
+        try "alpha \(SHA256.hexDigest(alpha.utf8))\nbeta \(SHA256.hexDigest(beta.utf8))\n"
+            .write(to: twoTeams, atomically: true, encoding: .utf8)
+        try "alpha not-a-digest\n".write(to: broken, atomically: true, encoding: .utf8)
+        func write(clients: URL?) throws {
+            try
+                ("ELEVENLABS_API_KEY=sk_teams_test_key\nUPSTREAM_URL=\(upstream.baseURL)\nLISTEN_PORT=0\n"
+                + (clients.map { "CLIENTS_FILE=\($0.path)\n" } ?? ""))
+                .write(to: file, atomically: true, encoding: .utf8)
+        }
+        try write(clients: oneTeam)
+        let gateway = try GatewayProcess(arguments: ["--config", file.path], environment: [:], directory: directory)
+        #expect(try await gateway.waitForOutput(containing: "listening"))
+        let port = try #require(
+            gateway.printed.firstMatch(of: /listen":"http:\/\/127\.0\.0\.1:(\d+)/).flatMap { Int($0.1) },
+            "no port in \(gateway.printed)"
+        )
+        func status(token: String?) throws -> Int {
+            try TestHTTPConnection.request(
+                port: port,
+                target: "\(list)?page_size=2",
+                headers: token.map { [("xi-api-key", $0)] } ?? []
+            ).status
+        }
+        #expect(try status(token: nil) == 401)
+
+        try write(clients: nil)
+        _ = kill(gateway.process.processIdentifier, SIGHUP)
+        #expect(try await gateway.waitForOutput(containing: "CLIENTS_FILE was removed"))
+        #expect(try await gateway.waitForOutput(containing: #""keys":"CLIENTS_FILE""#))
+        #expect(try status(token: nil) == 401)
+        #expect(try status(token: alpha) == 200)
+
+        try write(clients: broken)
+        _ = kill(gateway.process.processIdentifier, SIGHUP)
+        #expect(try await gateway.waitForOutput(containing: "reload failed"))
+        #expect(try status(token: alpha) == 200)
+
+        try write(clients: twoTeams)
+        _ = kill(gateway.process.processIdentifier, SIGHUP)
+        #expect(try await gateway.waitForOutput(containing: "teams file changed"))
+        let notice = gateway.printed.split(separator: "\n").first { $0.contains("teams file changed") } ?? ""
+        #expect(notice.contains(#""level":"notice""#))
+        #expect(notice.contains(#""teams_before":"1""#) && notice.contains(#""teams":"2""#))
+        #expect(try status(token: beta) == 200)
+        #expect(try status(token: nil) == 401)
+
+        gateway.process.terminate()
+        #expect(try await gateway.waitForExit() == 0)
+        #expect(!gateway.printed.contains("sk_teams_test_key") && !gateway.printed.contains(alpha))
+        try await upstream.shutdown()
+    }
+
     @Test func theBinaryReloadsOnSIGHUPKeepsTheOldOnABadFileAndFinishesRequestsOnSIGTERM() async throws {
         let upstream = try await FakeUpstream.start { request in
             .page(for: request.uri, delay: request.uri.contains("slow") ? .milliseconds(700) : .zero)
