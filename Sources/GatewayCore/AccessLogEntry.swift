@@ -20,6 +20,8 @@ public struct AccessLogEntry: Sendable {
     /// The upstream's status and time, when the answer came from an upstream exchange.
     public var upstreamStatus: Int?
     public var upstreamNanoseconds: UInt64?
+    /// Why the request was refused before it reached a route (`RefusalReason`), if it was.
+    public var reason: String?
 
     /// An entry.
     public init(
@@ -33,7 +35,8 @@ public struct AccessLogEntry: Sendable {
         bytes: Int,
         team: String? = nil,
         upstreamStatus: Int? = nil,
-        upstreamNanoseconds: UInt64? = nil
+        upstreamNanoseconds: UInt64? = nil,
+        reason: String? = nil
     ) {
         self.requestID = requestID
         self.client = client
@@ -46,6 +49,7 @@ public struct AccessLogEntry: Sendable {
         self.team = team
         self.upstreamStatus = upstreamStatus
         self.upstreamNanoseconds = upstreamNanoseconds
+        self.reason = reason
     }
 
     /// The log event's message.
@@ -66,6 +70,7 @@ public struct AccessLogEntry: Sendable {
         body("duration_ms", .milliseconds(nanoseconds))
         body("method", .text(method))
         body("path", .text(path))
+        if let reason { body("reason", .text(reason)) }
         body("request_id", .text(requestID))
         body("status", .integer(status))
         if let team { body("team", .text(team)) }

@@ -166,6 +166,17 @@ public final class GatewayMetrics: Sendable {
     }
 
     /// Counts one upstream exchange and its time.
+    /// A request refused before it reached a route (`xi_gateway_refused_requests_total{reason}`).
+    func refused(_ reason: RefusalReason) {
+        counter(key: "refused|" + reason.rawValue) {
+            Counter(
+                label: "xi_gateway_refused_requests_total",
+                dimensions: [("reason", reason.rawValue)],
+                factory: factory
+            )
+        }.increment()
+    }
+
     func upstream(status: Int?, outcome: UpstreamOutcome, nanoseconds: UInt64) {
         let statusLabel = status.map { (100...599).contains($0) ? String($0) : "other" } ?? "none"
         counter(key: "upstream|" + statusLabel + "|" + outcome.rawValue) {

@@ -40,8 +40,8 @@ final class HTTPHandler: ChannelDuplexHandler {
 
     /// What the access log and the metrics need of the request being answered.
     private struct Current {
-        var method: HTTPMethod
-        /// The request target.
+        var method: String
+        /// The request target (written to the log by ``AccessLogTarget``, which masks what may be secret).
         var uri: String
         var route: GatewayMetrics.RouteLabel
         var requestID: String
@@ -49,6 +49,8 @@ final class HTTPHandler: ChannelDuplexHandler {
         var team: String?
         /// Whether this request gets an access log line (read once, with the settings, as it begins).
         var logged: Bool
+        /// Why it was refused before reaching a route, if it was.
+        var refusal: RefusalReason? = nil
     }
 
     private let context: ServerContext
@@ -80,6 +82,9 @@ final class HTTPHandler: ChannelDuplexHandler {
     private var needsFlush = false
     /// Shutdown asked this connection to close: after the answer under way, if any.
     private var isQuiescing = false
+    /// The client shut down its sending side (a half-close): the requests it sent whole are answered, then
+    /// the connection closes.
+    private var inputClosed = false
     /// Whether the socket takes more, as the last writability change said: read here on every request
     /// rather than asked of the channel (NIO announces every change).
     private var isWritable = true
@@ -138,6 +143,11 @@ final class HTTPHandler: ChannelDuplexHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .some(.inputClosed) = event as? ChannelEvent {
+            inputClosed = true
+            closeIfNothingMoreToAnswer(context: context)
+            return
+        }
         guard event is ChannelShouldQuiesceEvent else {
             context.fireUserInboundEventTriggered(event)
             return
@@ -181,6 +191,20 @@ final class HTTPHandler: ChannelDuplexHandler {
             case .closed:
                 break
             }
+        }
+    }
+
+    /// After a half-close: nothing more can arrive, so once no answer is under way (and what is left read is
+    /// at most the start of a request that will never be finished), the connection closes.
+    private func closeIfNothingMoreToAnswer(context: ChannelHandlerContext) {
+        switch state {
+        case .idle, .receiving:
+            state = .closed
+            reader.close()
+            flushIfNeeded(context: context)
+            context.close(promise: nil)
+        case .waitingForWritable, .responding, .closed:
+            break
         }
     }
 
@@ -256,6 +280,7 @@ final class HTTPHandler: ChannelDuplexHandler {
         isTakingRequests = false
         // While reading, `channelReadComplete` flushes, once for every answer the read brought about.
         if !isReading { flushIfNeeded(context: context) }
+        if inputClosed { closeIfNothingMoreToAnswer(context: context) }
         if readPending, mayRead {
             readPending = false
             context.read()
@@ -268,7 +293,7 @@ final class HTTPHandler: ChannelDuplexHandler {
             guard case .idle = state else { return }
             armIdleTimer(context: context)
             if let refusal = Self.refusal(of: head, bodyLimit: nil) {
-                refuseBeforeBody(refusal, version: head.version, context: context)
+                refuseBeforeBody(refusal, head: head, context: context)
                 return
             }
             let route = Route(method: head.method, uri: head.uri)
@@ -279,7 +304,15 @@ final class HTTPHandler: ChannelDuplexHandler {
             let route = Route(method: head.method, uri: head.uri)
             let body = Self.emptyBody(for: route)
             if let refusal = Self.refusal(of: head, bodyLimit: bodyLimit(keepsBody: body != nil)) {
-                refuseBeforeBody(refusal, version: head.version, context: context)
+                refuseBeforeBody(refusal, head: head, context: context)
+                return
+            }
+            // Identity before the body: a request without a known team token is answered now, its body never
+            // read (so unknown clients cannot make the gateway hold bodies in memory), and the connection
+            // closes.
+            if route.needsTeam, case .failure = team(for: head, settings: refreshedSettings()) {
+                state = .responding
+                respond(to: head, route: route, body: nil, beforeBody: true, context: context)
                 return
             }
             state = .receiving(head, route, bodyBytes: 0, body: body)
@@ -298,6 +331,7 @@ final class HTTPHandler: ChannelDuplexHandler {
             let total = bodyBytes + chunk.readableBytes
             guard total <= bodyLimit(keepsBody: kept != nil) else {
                 state = .responding
+                beginRefusal(.bodyTooLarge, method: head.method.rawValue, context: context)
                 write(
                     GatewayError.bodyTooLarge.response(),
                     version: head.version,
@@ -331,18 +365,51 @@ final class HTTPHandler: ChannelDuplexHandler {
     /// an HTTP/1.1 request without `Host` (RFC 9112, 3.2), an expectation the gateway cannot meet (RFC 9110,
     /// 10.1.1), or a declared body over `bodyLimit` (answered at once, so a client waiting on
     /// `100-continue` never sends it).
-    static func refusal(of head: RequestHead, bodyLimit: Int?) -> GatewayError? {
-        if head.version == .http1_1, !head.hasHost { return .badRequest("an HTTP/1.1 request needs one Host field") }
-        if head.expectation == .unsupported { return .expectationFailed }
-        if let bodyLimit, let declared = head.contentLength, declared > bodyLimit { return .bodyTooLarge }
+    static func refusal(of head: RequestHead, bodyLimit: Int?) -> (GatewayError, RefusalReason)? {
+        if head.version == .http1_1, !head.hasHost {
+            return (.badRequest("an HTTP/1.1 request needs one Host field"), .missingHost)
+        }
+        if head.expectation == .unsupported { return (.expectationFailed, .expectationFailed) }
+        if let bodyLimit, let declared = head.contentLength, declared > bodyLimit {
+            return (.bodyTooLarge, .bodyTooLarge)
+        }
         return nil
     }
 
     /// Answers a refused head and closes: the body it may still send is not read, so the stream cannot be
     /// trusted past it.
-    private func refuseBeforeBody(_ error: GatewayError, version: HTTPVersion, context: ChannelHandlerContext) {
+    private func refuseBeforeBody(
+        _ refusal: (error: GatewayError, reason: RefusalReason),
+        head: RequestHead,
+        context: ChannelHandlerContext
+    ) {
         state = .responding
-        write(error.response(), version: version, isHead: false, keepAlive: false, linger: true, context: context)
+        beginRefusal(refusal.reason, method: head.method.rawValue, context: context)
+        write(
+            refusal.error.response(),
+            version: head.version,
+            isHead: false,
+            keepAlive: false,
+            linger: true,
+            context: context
+        )
+    }
+
+    /// Notes a request refused before it reached a route, so that its answer gets an access log line and
+    /// counts in `xi_gateway_refused_requests_total`: its method when it was read, never its target or
+    /// anything else it sent.
+    private func beginRefusal(_ reason: RefusalReason, method: String?, context: ChannelHandlerContext) {
+        requestCount += 1
+        current = Current(
+            method: method ?? "-",
+            uri: "-",
+            route: .other,
+            requestID: Self.requestID(prefix: idPrefix, sequence: requestCount),
+            started: context.eventLoop.now,
+            team: nil,
+            logged: settings.settings.accessLog,
+            refusal: reason
+        )
     }
 
     /// The body a request to `route` starts with: empty for a forwarded write (whose body is kept), `nil`
@@ -430,13 +497,26 @@ final class HTTPHandler: ChannelDuplexHandler {
         )
     }
 
-    private func respond(to head: RequestHead, route: Route, body: ByteBuffer?, context: ChannelHandlerContext) {
+    /// The settings in force, read again when a reload changed them.
+    private func refreshedSettings() -> ServerContext.Settings {
+        if context.settingsVersion != settings.version { settings = context.versionedSettings }
+        return settings.settings
+    }
+
+    /// Answers a whole request; with `beforeBody`, one whose body was not read (its team is unknown), and
+    /// whose answer therefore closes the connection.
+    private func respond(
+        to head: RequestHead,
+        route: Route,
+        body: ByteBuffer?,
+        beforeBody: Bool = false,
+        context: ChannelHandlerContext
+    ) {
         let requestID = requestID(for: head)
         let reply = Reply(version: head.version, keepAlive: head.isKeepAlive)
-        if self.context.settingsVersion != self.settings.version { self.settings = self.context.versionedSettings }
-        let settings = self.settings.settings
+        let settings = refreshedSettings()
         current = Current(
-            method: head.method,
+            method: head.method.rawValue,
             uri: head.uri,
             route: route.metricLabel,
             requestID: requestID,
@@ -458,7 +538,14 @@ final class HTTPHandler: ChannelDuplexHandler {
                 if case .list = route {
                     response.cacheStatus = .value("\(ListService.cacheName); detail=\(error)")
                 }
-                write(response, to: reply, context: context)
+                write(
+                    response,
+                    version: reply.version,
+                    isHead: false,
+                    keepAlive: reply.keepAlive && !beforeBody,
+                    linger: beforeBody,
+                    context: context
+                )
                 return
             }
         default:
@@ -567,6 +654,7 @@ final class HTTPHandler: ChannelDuplexHandler {
         let gatewayError: GatewayError =
             error as? HTTPParserError == .headerOverflow ? .headersTooLarge : .badRequest("malformed HTTP request")
         state = .responding
+        beginRefusal(reader.lastRefusal ?? .invalidRequestLine, method: nil, context: context)
         write(gatewayError.response(), version: .http1_1, isHead: false, keepAlive: false, context: context)
     }
 
@@ -603,20 +691,22 @@ final class HTTPHandler: ChannelDuplexHandler {
             nanoseconds: elapsed
         )
         if let team = request.team { metrics?.team(team, trace: response.trace) }
+        if let refusal = request.refusal { metrics?.refused(refusal) }
         guard request.logged else { return }
         if clientAddress == nil { clientAddress = context.channel.remoteAddress?.ipAddress ?? "-" }
         let entry = AccessLogEntry(
             requestID: request.requestID,
             client: clientAddress ?? "-",
-            method: request.method.rawValue,
-            path: request.uri,
+            method: request.method,
+            path: AccessLogTarget.logged(request.uri, route: request.route),
             status: status,
             cache: response.trace.cache.rawValue,
             nanoseconds: elapsed,
             bytes: response.body.readableBytes,
             team: request.team,
             upstreamStatus: response.trace.upstreamStatus,
-            upstreamNanoseconds: response.trace.upstreamNanoseconds
+            upstreamNanoseconds: response.trace.upstreamNanoseconds,
+            reason: request.refusal?.rawValue
         )
         if accessLogHandler != nil {
             accessLogHandler?.logAccess(entry)
@@ -637,7 +727,8 @@ final class HTTPHandler: ChannelDuplexHandler {
     ) {
         guard case .responding = state else { return }
         let now = context.eventLoop.now
-        let keepAlive = keepAlive && !isQuiescing
+        // After a half-close, the last answer closes the connection.
+        let keepAlive = keepAlive && !isQuiescing && !(inputClosed && !reader.hasUnreadBytes)
         let sendsBody = !isHead && response.body.readableBytes > 0
         // Small bodies (errors, refusals) go in the head's buffer: one buffer, one iovec.
         let copiesBody = sendsBody && response.body.readableBytes <= Self.bodyBytesCopiedIntoHead

@@ -42,7 +42,7 @@ enum RequestPart {
 /// A head longer than `maxHeadBytes`, or with more than `maxHeaderCount` fields, is `headerOverflow`
 /// (answered `431`). After an error, or ``close()``, it reads nothing more.
 ///
-/// Errors are NIO's `HTTPParserError`s.
+/// Errors are NIO's `HTTPParserError`s; ``lastRefusal`` says which rule refused the request.
 struct RequestReader {
     private enum State {
         /// Waiting for, or reading, a head; `scanned` bytes of it were searched for its end already, and
@@ -73,6 +73,8 @@ struct RequestReader {
     private var state = State.head(scanned: 0, skipped: 0)
     /// Bytes read but not yet used; `nil` when everything read was used.
     private(set) var unread: ByteBuffer?
+    /// Why the last request was refused, when the reader refused one.
+    private(set) var lastRefusal: RefusalReason?
 
     /// A reader refusing heads over `maxHeadBytes` or `maxHeaderCount` fields, and closing the connection
     /// when a head takes longer than `headTimeout` from its first byte.
@@ -124,6 +126,10 @@ struct RequestReader {
                     break reading
                 }
             }
+        } catch let refusal as RequestRefusal {
+            close()
+            lastRefusal = refusal.reason
+            throw refusal.error
         } catch {
             close()
             throw error
@@ -193,12 +199,14 @@ struct RequestReader {
             guard bytes.readableBytes >= 2 else {
                 return .needsBytes
             }
-            guard bytes.readInteger(as: UInt16.self) == Self.crlf else { throw HTTPParserError.invalidChunkSize }
+            guard bytes.readInteger(as: UInt16.self) == Self.crlf else {
+                throw RequestRefusal(.invalidChunk, .invalidChunkSize)
+            }
             state = .chunkSize
             return .advanced
         case .trailers(let seen):
             // Trailers are checked like header fields and dropped; together they may be as long as a head.
-            guard seen < maxHeadBytes else { throw HTTPParserError.headerOverflow }
+            guard seen < maxHeadBytes else { throw RequestRefusal(.headTooLarge, .headerOverflow) }
             guard let line = try readLine(&bytes, limit: maxHeadBytes - seen) else {
                 return .needsBytes
             }
@@ -251,7 +259,7 @@ struct RequestReader {
             while bytes.readableBytes >= 2, bytes.getInteger(at: bytes.readerIndex, as: UInt16.self) == Self.crlf {
                 bytes.moveReaderIndex(forwardBy: 2)
                 skipped += 2
-                if skipped >= maxHeadBytes { throw HTTPParserError.headerOverflow }
+                if skipped >= maxHeadBytes { throw RequestRefusal(.headTooLarge, .headerOverflow) }
             }
         }
         guard bytes.readableBytes > 0 else {
@@ -269,7 +277,7 @@ struct RequestReader {
             // Only a head left incomplete by a read is timed: one that arrives whole is done before any
             // check could run, and needs no look at the clock. (The first bytes arrived in this read.)
             headTimer.headBegan(context: context)
-            if bytes.readableBytes > limit { throw HTTPParserError.headerOverflow }
+            if bytes.readableBytes > limit { throw RequestRefusal(.headTooLarge, .headerOverflow) }
             state = .head(scanned: max(0, bytes.readableBytes - 3), skipped: skipped)
             return nil
         }
@@ -308,12 +316,12 @@ struct RequestReader {
         while index < searchEnd {
             guard let found = memchr(base + index, 0x0A, searchEnd - index) else { break }
             let lf = base.distance(to: UnsafeRawPointer(found))
-            guard lf > 0, raw[lf - 1] == 0x0D else { throw HTTPParserError.lfExpected }
+            guard lf > 0, raw[lf - 1] == 0x0D else { throw RequestRefusal(.bareLF, .lfExpected) }
             // The empty line: CR LF right after the previous line's LF.
             if lf >= 3, raw[lf - 2] == 0x0A { return lf + 1 }
             index = lf + 1
         }
-        if raw.count >= limit { throw HTTPParserError.headerOverflow }
+        if raw.count >= limit { throw RequestRefusal(.headTooLarge, .headerOverflow) }
         return nil
     }
 
@@ -341,7 +349,7 @@ struct RequestReader {
     /// Parses a whole head (request line, fields, empty line; every line ends in CR LF).
     private static func parseHead(_ head: UnsafeRawBufferPointer, maxHeaderCount: Int) throws -> ParsedHead {
         var lines = HeadLines(head)
-        guard let requestLine = lines.next() else { throw HTTPParserError.invalidConstant }
+        guard let requestLine = lines.next() else { throw RequestRefusal(.invalidRequestLine, .invalidConstant) }
         let (method, uri, version) = try parseRequestLine(requestLine)
         let fieldsStart = lines.offset
 
@@ -353,25 +361,29 @@ struct RequestReader {
         var hostCount = 0
         var expectation = RequestHead.Expectation.none
         while let line = lines.next(), !line.isEmpty {
-            guard fieldCount < maxHeaderCount else { throw HTTPParserError.headerOverflow }
+            guard fieldCount < maxHeaderCount else { throw RequestRefusal(.tooManyFields, .headerOverflow) }
             fieldCount += 1
             let (name, valueBytes) = try parseField(line)
             if HeadBytes.equalsIgnoringCase(name, "content-length") {
                 let length = try Self.contentLength(valueBytes)
-                if let earlier = contentLength, earlier != length { throw HTTPParserError.unexpectedContentLength }
+                if let earlier = contentLength, earlier != length {
+                    throw RequestRefusal(.conflictingLength, .unexpectedContentLength)
+                }
                 contentLength = length
             } else if HeadBytes.equalsIgnoringCase(name, "transfer-encoding") {
                 transferEncodings += 1
                 chunked = HeadBytes.equalsIgnoringCase(valueBytes, "chunked")
                 // Anything but one `chunked` (a list, a second header, another coding) is refused.
-                guard chunked, transferEncodings == 1 else { throw HTTPParserError.invalidHeaderToken }
+                guard chunked, transferEncodings == 1 else {
+                    throw RequestRefusal(.unsupportedTransferEncoding, .invalidHeaderToken)
+                }
             } else if HeadBytes.equalsIgnoringCase(name, "connection") {
                 connection = Self.connection(valueBytes, after: connection)
             } else if HeadBytes.equalsIgnoringCase(name, "host") {
                 // RFC 9112, 3.2: more than one Host, or one that is not a host and port, is refused.
                 hostCount += 1
                 guard hostCount == 1, valueBytes.allSatisfy(Self.isHostByte) else {
-                    throw HTTPParserError.invalidHeaderToken
+                    throw RequestRefusal(.invalidHost, .invalidHeaderToken)
                 }
             } else if HeadBytes.equalsIgnoringCase(name, "expect") {
                 // One `100-continue` is understood; anything else (another value, a list, a second field)
@@ -383,7 +395,9 @@ struct RequestReader {
 
         let framing: Framing
         if chunked {
-            guard contentLength == nil, version == .http1_1 else { throw HTTPParserError.unexpectedContentLength }
+            guard contentLength == nil, version == .http1_1 else {
+                throw RequestRefusal(.conflictingLength, .unexpectedContentLength)
+            }
             framing = .chunked
         } else if let contentLength, contentLength > 0 {
             framing = .length(contentLength)
@@ -434,15 +448,20 @@ struct RequestReader {
     private static func parseField(
         _ line: Slice<UnsafeRawBufferPointer>
     ) throws -> (name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+        // A line that starts with whitespace continues the one before (obs-fold): refused, and named.
+        if line.first == 0x20 || line.first == 0x09 { throw RequestRefusal(.foldedField, .invalidHeaderToken) }
         guard let colon = HeadBytes.firstIndex(of: UInt8(ascii: ":"), in: line), colon > line.startIndex else {
-            throw HTTPParserError.invalidHeaderToken
+            throw RequestRefusal(.invalidFieldName, .invalidHeaderToken)
         }
         let name = UnsafeRawBufferPointer(rebasing: line[..<colon])
-        // A folded line starts with whitespace, and whitespace before the colon is not allowed: both fail
-        // here, since neither is a token byte.
-        guard name.allSatisfy({ HeaderField.isTokenByte($0) }) else { throw HTTPParserError.invalidHeaderToken }
+        // Whitespace before the colon is not allowed: it fails here, as it is not a token byte.
+        guard name.allSatisfy({ HeaderField.isTokenByte($0) }) else {
+            throw RequestRefusal(.invalidFieldName, .invalidHeaderToken)
+        }
         let value = HeadBytes.trimmed(line[(colon + 1)...])
-        guard value.allSatisfy({ HeaderField.isValueByte($0) }) else { throw HTTPParserError.invalidCharactersUsed }
+        guard value.allSatisfy({ HeaderField.isValueByte($0) }) else {
+            throw RequestRefusal(.invalidFieldValue, .invalidCharactersUsed)
+        }
         return (name, value)
     }
 
@@ -452,21 +471,23 @@ struct RequestReader {
     ) throws -> (HTTPMethod, String, HTTPVersion) {
         guard let firstSpace = HeadBytes.firstIndex(of: UInt8(ascii: " "), in: line), firstSpace > line.startIndex
         else {
-            throw HTTPParserError.invalidMethod
+            throw RequestRefusal(.invalidRequestLine, .invalidMethod)
         }
         let methodBytes = UnsafeRawBufferPointer(rebasing: line[..<firstSpace])
-        guard methodBytes.allSatisfy({ HeaderField.isTokenByte($0) }) else { throw HTTPParserError.invalidMethod }
+        guard methodBytes.allSatisfy({ HeaderField.isTokenByte($0) }) else {
+            throw RequestRefusal(.invalidRequestLine, .invalidMethod)
+        }
         let rest = line[(firstSpace + 1)...]
         guard let secondSpace = HeadBytes.firstIndex(of: UInt8(ascii: " "), in: rest), secondSpace > rest.startIndex
         else {
-            throw HTTPParserError.invalidURL
+            throw RequestRefusal(.invalidRequestLine, .invalidURL)
         }
         let target = UnsafeRawBufferPointer(rebasing: rest[..<secondSpace])
         // Visible ASCII and the bytes of UTF-8 sequences (checked later, with the query); no space, no control,
         // and no `#`: a fragment is not part of a request target (RFC 9112, 3.2), and one passed on would
         // reach the cache key and the upstream.
         guard target.allSatisfy({ $0 > 0x20 && $0 != 0x7F && $0 != UInt8(ascii: "#") }) else {
-            throw HTTPParserError.invalidURL
+            throw RequestRefusal(.invalidTarget, .invalidURL)
         }
         let versionBytes = UnsafeRawBufferPointer(rebasing: rest[(secondSpace + 1)...])
         let version: HTTPVersion
@@ -475,7 +496,7 @@ struct RequestReader {
         } else if HeadBytes.equals(versionBytes, "HTTP/1.0") {
             version = .http1_0
         } else {
-            throw HTTPParserError.invalidVersion
+            throw RequestRefusal(.invalidVersion, .invalidVersion)
         }
         let method = Self.method(methodBytes)
         return (method, String(decoding: target, as: UTF8.self), version)
@@ -490,11 +511,11 @@ struct RequestReader {
 
     /// Digits only, at most 18 of them (no sign, no list, no spaces).
     private static func contentLength(_ bytes: UnsafeRawBufferPointer) throws -> Int {
-        guard (1...18).contains(bytes.count) else { throw HTTPParserError.invalidContentLength }
+        guard (1...18).contains(bytes.count) else { throw RequestRefusal(.invalidContentLength, .invalidContentLength) }
         var value = 0
         for byte in bytes {
             guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) else {
-                throw HTTPParserError.invalidContentLength
+                throw RequestRefusal(.invalidContentLength, .invalidContentLength)
             }
             value = value * 10 + Int(byte - UInt8(ascii: "0"))
         }
@@ -508,14 +529,14 @@ struct RequestReader {
         var size = 0
         var index = 0
         while index < line.count, let digit = hexValue(line[index]) {
-            guard index < 15 else { throw HTTPParserError.invalidChunkSize }
+            guard index < 15 else { throw RequestRefusal(.invalidChunk, .invalidChunkSize) }
             size = size << 4 | digit
             index += 1
         }
-        guard index > 0 else { throw HTTPParserError.invalidChunkSize }
+        guard index > 0 else { throw RequestRefusal(.invalidChunk, .invalidChunkSize) }
         var rest = line[index...]
         while let first = rest.first {
-            guard first == UInt8(ascii: ";") else { throw HTTPParserError.invalidChunkSize }
+            guard first == UInt8(ascii: ";") else { throw RequestRefusal(.invalidChunk, .invalidChunkSize) }
             rest = try chunkExtension(rest.dropFirst())
         }
         return size
@@ -524,13 +545,13 @@ struct RequestReader {
     /// One chunk extension after its `;`: `name`, `name=token` or `name="quoted"`; returns what follows it.
     private static func chunkExtension(_ bytes: ArraySlice<UInt8>) throws -> ArraySlice<UInt8> {
         let name = bytes.prefix(while: HeaderField.isTokenByte)
-        guard !name.isEmpty else { throw HTTPParserError.invalidChunkSize }
+        guard !name.isEmpty else { throw RequestRefusal(.invalidChunk, .invalidChunkSize) }
         var rest = bytes[name.endIndex...]
         guard rest.first == UInt8(ascii: "=") else { return rest }
         rest = rest.dropFirst()
         if rest.first != UInt8(ascii: "\"") {
             let token = rest.prefix(while: HeaderField.isTokenByte)
-            guard !token.isEmpty else { throw HTTPParserError.invalidChunkSize }
+            guard !token.isEmpty else { throw RequestRefusal(.invalidChunk, .invalidChunkSize) }
             return rest[token.endIndex...]
         }
         // A quoted string: visible ASCII, spaces and tabs, `\` escaping one of them; no byte outside ASCII.
@@ -541,14 +562,14 @@ struct RequestReader {
             if byte == UInt8(ascii: "\\") {
                 index += 1
                 guard index < rest.endIndex, isQuotedTextByte(rest[index]) else {
-                    throw HTTPParserError.invalidChunkSize
+                    throw RequestRefusal(.invalidChunk, .invalidChunkSize)
                 }
             } else {
-                guard isQuotedTextByte(byte) else { throw HTTPParserError.invalidChunkSize }
+                guard isQuotedTextByte(byte) else { throw RequestRefusal(.invalidChunk, .invalidChunkSize) }
             }
             index += 1
         }
-        throw HTTPParserError.invalidChunkSize
+        throw RequestRefusal(.invalidChunk, .invalidChunkSize)
     }
 
     /// A byte a quoted string may hold as it is (or after `\`): tab, space and visible ASCII.
@@ -584,11 +605,11 @@ struct RequestReader {
             guard let base = raw.baseAddress else { return nil }
             let searched = min(raw.count, limit + 2)
             guard let found = memchr(base, 0x0A, searched) else {
-                if raw.count > limit + 1 { throw HTTPParserError.headerOverflow }
+                if raw.count > limit + 1 { throw RequestRefusal(.lineTooLong, .headerOverflow) }
                 return nil
             }
             let lf = base.distance(to: UnsafeRawPointer(found))
-            guard lf > 0, raw[lf - 1] == 0x0D else { throw HTTPParserError.lfExpected }
+            guard lf > 0, raw[lf - 1] == 0x0D else { throw RequestRefusal(.bareLF, .lfExpected) }
             return lf
         }
         guard let end else { return nil }

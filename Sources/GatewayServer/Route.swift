@@ -28,6 +28,14 @@ enum Route: Equatable {
     /// A refusal the gateway answers itself.
     case refuse(Refusal)
 
+    /// Whether the route serves teams only, when `CLIENTS_FILE` is set (the API routes).
+    var needsTeam: Bool {
+        switch self {
+        case .list, .passthrough: return true
+        default: return false
+        }
+    }
+
     enum Refusal: Equatable {
         case notFound
         /// With the methods the path allows, for `Allow`.

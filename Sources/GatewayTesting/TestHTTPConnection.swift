@@ -79,6 +79,11 @@ public final class TestHTTPConnection {
         }
     }
 
+    /// Shuts down the sending side (a half-close): the server reads end of stream, and may still answer.
+    public func shutdownWriting() {
+        _ = shutdown(socket, Int32(SHUT_WR))
+    }
+
     /// Reads one response; `isHead` says it answers a HEAD request, so it has no body.
     public func readResponse(isHead: Bool = false) throws -> TestResponse {
         let headEnd = try readUntilHeadEnd()

@@ -10,21 +10,6 @@ import Testing
 
 @testable import GatewayServer
 
-/// Collects log lines in memory.
-final class LogLines: Sendable {
-    private let lines = Locked<[String]>([])
-
-    var all: [String] { lines.withLock { $0 } }
-
-    func logger(label: String = "access") -> Logger {
-        Logger(label: label) { label in
-            GatewayLogHandler(label: label, format: .json, control: LogLevelControl(.info)) { line in
-                self.lines.withLock { $0.append(line) }
-            }
-        }
-    }
-}
-
 @Suite("Operations: health, readiness, metrics, access log, admin API")
 struct OperationsTests {
     private let list = "/v1/convai/test-invocations"

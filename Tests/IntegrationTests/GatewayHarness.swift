@@ -27,6 +27,9 @@ struct GatewayHarness {
         ttlSeconds: Int = 30,
         staleSeconds: Int = 300,
         clock: any CacheClock = SystemCacheClock(),
+        teams: TeamRegistry? = nil,
+        accessLogger: Logger? = nil,
+        metrics: GatewayMetrics? = nil,
         governor: UpstreamGovernor.Configuration = .init(
             maxConcurrency: 4,
             maxQueue: 1024,
@@ -59,8 +62,9 @@ struct GatewayHarness {
             service: service,
             cache: cache,
             governor: governor,
-            settings: .init(accessLog: false, adminToken: nil),
-            accessLogger: Logger(label: "integration")
+            settings: .init(accessLog: accessLogger != nil, adminToken: nil, teams: teams),
+            accessLogger: accessLogger ?? Logger(label: "integration"),
+            metrics: metrics
         )
         let server = try await GatewayServer.start(
             configuration: GatewayServer.Configuration(
