@@ -12,7 +12,7 @@ enum AccessLogTarget {
         guard route == .list else { return String(target[..<question]) }
         let query = target[target.index(after: question)...]
         // The common case, checked without building anything: every name is the schema's.
-        if query.split(separator: "&").allSatisfy({ isSchemaName(name(of: $0)) }) { return target }
+        if allNamesInSchema(query) { return target }
         let masked = query.split(separator: "&", omittingEmptySubsequences: false).map { pair -> Substring in
             let name = name(of: pair)
             if pair.isEmpty || isSchemaName(name) { return pair }
@@ -20,6 +20,19 @@ enum AccessLogTarget {
             return name.endIndex == pair.endIndex ? "***" : name + "=***"
         }
         return String(target[...question]) + masked.joined(separator: "&")
+    }
+
+    /// Whether every pair of `query` is empty or named by the schema; allocates nothing (a logged hit
+    /// passes through here).
+    private static func allNamesInSchema(_ query: Substring) -> Bool {
+        var rest = query
+        while true {
+            let end = rest.firstIndex(of: "&") ?? rest.endIndex
+            let pair = rest[..<end]
+            if !pair.isEmpty, !isSchemaName(name(of: pair)) { return false }
+            guard end < rest.endIndex else { return true }
+            rest = rest[rest.index(after: end)...]
+        }
     }
 
     private static func name(of pair: Substring) -> Substring {
