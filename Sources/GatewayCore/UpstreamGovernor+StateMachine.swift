@@ -34,7 +34,8 @@ extension UpstreamGovernor {
 
         var settings: Settings
         private(set) var inFlight = 0
-        private(set) var queue: [Int] = []
+        /// The requests waiting for a slot, oldest first.
+        private(set) var queue = WaitQueue()
         /// The upstream's own `maximum-concurrent-requests`, once a 429 has told it.
         private(set) var learnedLimit: Int?
         private(set) var backoffUntil: UInt64 = 0
@@ -59,9 +60,7 @@ extension UpstreamGovernor {
 
         /// Takes a waiter out of the queue (its time ran out); `false` when it was not there any more.
         mutating func cancel(_ id: Int) -> Bool {
-            guard let index = queue.firstIndex(of: id) else { return false }
-            queue.remove(at: index)
-            return true
+            queue.remove(id)
         }
 
         mutating func release(_ outcome: Outcome, now: UInt64) -> Wakeups {
@@ -98,12 +97,11 @@ extension UpstreamGovernor {
         /// Lets queued waiters through up to the limit, or refuses them all while backing off.
         mutating func wakeups(now: UInt64) -> Wakeups {
             if now < backoffUntil {
-                defer { queue = [] }
-                return Wakeups(granted: [], rejected: queue, backoffUntil: backoffUntil)
+                return Wakeups(granted: [], rejected: queue.removeAll(), backoffUntil: backoffUntil)
             }
             var wakeups = Wakeups()
-            while inFlight < limit, !queue.isEmpty {
-                wakeups.granted.append(queue.removeFirst())
+            while inFlight < limit, let id = queue.popFirst() {
+                wakeups.granted.append(id)
                 inFlight += 1
             }
             return wakeups

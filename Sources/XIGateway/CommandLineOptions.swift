@@ -1,10 +1,12 @@
-/// What the command line asked for: `xi-gateway [--config FILE] | --help | --version`.
+/// What the command line asked for: `xi-gateway [--config FILE] | --help | --version`, or one of the token
+/// subcommands.
 import GatewayCore
 
 enum CommandLineOptions: Equatable {
     case run(configFile: String?)
     case newToken(team: String)
-    case hashToken(team: String)
+    /// Reads a token on standard input; with a team, prints its `CLIENTS_FILE` line, without, its digest.
+    case hashToken(team: String?)
     case help
     case version
 
@@ -12,6 +14,7 @@ enum CommandLineOptions: Equatable {
         Usage: xi-gateway [--config FILE]
                xi-gateway new-token TEAM     print a new token for TEAM, once, and its CLIENTS_FILE line
                xi-gateway hash-token TEAM    read a token on standard input, print its CLIENTS_FILE line
+               xi-gateway hash-token         read a token on standard input, print its SHA-256 (hexadecimal)
 
         A caching gateway for GET /v1/convai/test-invocations.
 
@@ -25,11 +28,14 @@ enum CommandLineOptions: Equatable {
     /// Parses `arguments` (without the program name).
     static func parse(_ arguments: [String]) throws(UsageError) -> CommandLineOptions {
         if let command = arguments.first, command == "new-token" || command == "hash-token" {
-            guard arguments.count == 2 else { throw UsageError(message: "\(command) takes one team name") }
-            guard TeamRegistry.isValidName(arguments[1]) else {
-                throw UsageError(message: "a team name is 1 to 64 of A-Z a-z 0-9 . _ -")
+            let operands = arguments.dropFirst()
+            if command == "hash-token", operands.isEmpty { return .hashToken(team: nil) }
+            guard operands.count == 1, let team = operands.first else {
+                let count = command == "hash-token" ? "at most one team name" : "one team name"
+                throw UsageError(message: "\(command) takes \(count)")
             }
-            return command == "new-token" ? .newToken(team: arguments[1]) : .hashToken(team: arguments[1])
+            try checkTeamName(team, command: command)
+            return command == "new-token" ? .newToken(team: team) : .hashToken(team: team)
         }
         var configFile: String?
         var index = 0
@@ -51,6 +57,21 @@ enum CommandLineOptions: Equatable {
         return .run(configFile: configFile)
     }
 
+    /// Refuses what cannot name a team on the command line. A leading `-` is refused although a
+    /// `CLIENTS_FILE` may hold such a name: `new-token --help` reads as a request for help, and minting a
+    /// token for a team called `--help` would surprise whoever typed it.
+    private static func checkTeamName(_ team: String, command: String) throws(UsageError) {
+        guard !team.hasPrefix("-") else {
+            throw UsageError(
+                message: "\(command) takes no options; '\(team)' is not a team name (a team name does not begin with -)"
+            )
+        }
+        guard TeamRegistry.isValidName(team) else {
+            throw UsageError(message: "a team name is 1 to 64 of A-Z a-z 0-9 . _ -")
+        }
+    }
+
+    /// A command line that cannot be run, with what to say about it.
     struct UsageError: Error {
         let message: String
     }

@@ -49,7 +49,11 @@ enum XIGateway {
                 printError("xi-gateway: hash-token reads the token on standard input")
                 exit(64)
             }
-            print(TeamRegistry.line(team: team, token: token))
+            if let team {
+                print(TeamRegistry.line(team: team, token: token))
+            } else {
+                print(SHA256.hexDigest(token.utf8))
+            }
         case .run(let configFile):
             await run(configFile: configFile)
         }

@@ -66,6 +66,19 @@ struct SHA256Tests {
         )
     }
 
+    /// Bytes in contiguous storage are hashed where they are, others are copied first: the digest is the
+    /// same. The token and its digest are the README's example.
+    @Test func contiguousAndOtherInputGiveTheSameDigest() {
+        let token = "xgt_3b9a0593f90ef53f6cc425996fd3d7437c9e0f56671d0fe33c68d64c13e3c67e"
+        let digest = "61bb9a2709825aef2e283f55766be32086ea12f80c1f9c57b6c807120cdf66a1"
+        #expect(SHA256.hexDigest(token.utf8) == digest)
+        #expect(SHA256.hexDigest(("  " + token).dropFirst(2).utf8) == digest)
+        #expect(SHA256.hexDigest(Array(token.utf8)) == digest)
+        #expect(SHA256.hexDigest(Array(token.utf8)[...]) == digest)
+        #expect(SHA256.hexDigest(token.utf8.lazy.map { $0 }) == digest)
+        #expect(SHA256.hexDigest(AnySequence(token.utf8)) == digest)
+    }
+
     @Test func secretFingerprintIsTheDigestOfTheValue() {
         #expect(Secret("abc").fingerprint == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
         #expect(Secret("sk_test").fingerprint == "12b2820cf1639904311da5771de1e5bb65c77073fdc7c555df395942df42896b")

@@ -16,7 +16,7 @@ private final class Driver {
     init(_ machine: Machine) { self.machine = machine }
 
     var inFlight: Int { machine.inFlight }
-    var queue: [Int] { machine.queue }
+    var queue: [Int] { machine.queue.ids }
     var limit: Int { machine.limit }
     var learnedLimit: Int? { machine.learnedLimit }
     var backoffUntil: UInt64 { machine.backoffUntil }

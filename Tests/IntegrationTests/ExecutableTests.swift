@@ -9,6 +9,8 @@ import Testing
 final class GatewayProcess: Sendable {
     let process = Process()
     private let output = Locked("")
+    private let standardOutput = Locked("")
+    private let standardError = Locked("")
 
     /// A binary beside the test bundle (`swift build --build-tests` builds them all).
     static func executable(_ name: String) -> URL {
@@ -19,31 +21,51 @@ final class GatewayProcess: Sendable {
         _ name: String = "xi-gateway",
         arguments: [String],
         environment: [String: String],
-        directory: URL
+        directory: URL,
+        standardInput: String? = nil
     ) throws {
         process.executableURL = Self.executable(name)
         process.arguments = arguments
         process.environment = environment
         process.currentDirectoryURL = directory
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
+        let outputPipe = Pipe()
+        let errorPipe = Pipe()
+        let inputPipe = Pipe()
+        process.standardOutput = outputPipe
+        process.standardError = errorPipe
+        process.standardInput = standardInput == nil ? FileHandle.nullDevice : inputPipe
+        if let standardInput {
+            // Written and closed before the start, so a child that exits without reading cannot SIGPIPE us
+            // (the input is far smaller than a pipe's buffer).
+            try inputPipe.fileHandleForWriting.write(contentsOf: Data(standardInput.utf8))
+            try inputPipe.fileHandleForWriting.close()
+        }
         try process.run()
-        // A thread of its own reads the output until the process closes it, with blocking reads. Not a
+        // A thread of its own reads each stream until the process closes it, with blocking reads. Not a
         // `readabilityHandler`: its dispatch source, torn down with the pipe, can crash libdispatch's event
         // loop on Linux (swift-corelibs-foundation#3276; it crashed this test bundle once, in
         // `_dispatch_event_loop_drain`).
-        let reader = pipe.fileHandleForReading
-        let output = output
-        Thread.detachNewThread {
-            while case let data = reader.availableData, !data.isEmpty {
-                output.withLock { $0 += String(decoding: data, as: UTF8.self) }
+        for (pipe, stream) in [(outputPipe, standardOutput), (errorPipe, standardError)] {
+            let reader = pipe.fileHandleForReading
+            let output = output
+            Thread.detachNewThread {
+                while case let data = reader.availableData, !data.isEmpty {
+                    let text = String(decoding: data, as: UTF8.self)
+                    output.withLock { $0 += text }
+                    stream.withLock { $0 += text }
+                }
             }
         }
     }
 
     /// Everything printed so far, stdout and stderr together.
     var printed: String { output.withLock { $0 } }
+
+    /// What was printed on stdout so far.
+    var printedOnStandardOutput: String { standardOutput.withLock { $0 } }
+
+    /// What was printed on stderr so far.
+    var printedOnStandardError: String { standardError.withLock { $0 } }
 
     /// Waits until the output contains `text`, up to `seconds`.
     func waitForOutput(containing text: String, seconds: Double = 20) async throws -> Bool {
@@ -126,6 +148,84 @@ struct ExecutableTests {
         )
         #expect(try await gateway.waitForExit() == 0)
         #expect(gateway.printed.hasPrefix("xi-gateway "))
+    }
+
+    /// `hash-token` alone prints the digest a `CLIENTS_FILE` line holds, for a team that is already listed.
+    @Test(arguments: ["abc", "abc\n", "  abc\r\n"])
+    func hashTokenWithoutATeamPrintsTheTokensSHA256Alone(_ input: String) async throws {
+        let gateway = try GatewayProcess(
+            arguments: ["hash-token"],
+            environment: baseEnvironment,
+            directory: try temporaryDirectory(),
+            standardInput: input
+        )
+        #expect(try await gateway.waitForExit() == 0)
+        #expect(
+            gateway.printedOnStandardOutput == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\n"
+        )
+        #expect(gateway.printedOnStandardError.isEmpty)
+    }
+
+    @Test func hashTokenWithATeamPrintsTheClientsFileLine() async throws {
+        let gateway = try GatewayProcess(
+            arguments: ["hash-token", "checkout-team"],
+            environment: baseEnvironment,
+            directory: try temporaryDirectory(),
+            standardInput: "xgt_example\n"
+        )
+        #expect(try await gateway.waitForExit() == 0)
+        #expect(
+            gateway.printedOnStandardOutput
+                == "checkout-team 02fbd239ad5c125b565574e0c9be631b4fb1ee06c15a75df6b512ac38efebd47\n"
+        )
+    }
+
+    @Test func hashTokenWithNothingOnStandardInputIsAnError() async throws {
+        let gateway = try GatewayProcess(
+            arguments: ["hash-token"],
+            environment: baseEnvironment,
+            directory: try temporaryDirectory(),
+            standardInput: ""
+        )
+        #expect(try await gateway.waitForExit() == 64)
+        #expect(gateway.printedOnStandardOutput.isEmpty)
+        #expect(gateway.printedOnStandardError.contains("reads the token on standard input"))
+    }
+
+    /// An option where the team name goes is refused, and no token is minted for a team called `--help`.
+    @Test(arguments: [
+        ["new-token", "--help"], ["new-token", "-h"], ["new-token", "-x"], ["new-token", "-"],
+        ["hash-token", "-x"], ["hash-token", "--help"],
+    ])
+    func anOptionInPlaceOfTheTeamNameIsRefused(_ arguments: [String]) async throws {
+        let gateway = try GatewayProcess(
+            arguments: arguments,
+            environment: baseEnvironment,
+            directory: try temporaryDirectory(),
+            standardInput: "xgt_example\n"
+        )
+        #expect(try await gateway.waitForExit() == 64)
+        #expect(gateway.printedOnStandardOutput.isEmpty)
+        #expect(
+            gateway.printedOnStandardError.hasPrefix(
+                "xi-gateway: \(arguments[0]) takes no options; '\(arguments[1])' is not a team name"
+            )
+        )
+        #expect(!gateway.printed.contains("xgt_"))
+    }
+
+    @Test func newTokenMintsATokenAndItsLine() async throws {
+        let gateway = try GatewayProcess(
+            arguments: ["new-token", "checkout-team"],
+            environment: baseEnvironment,
+            directory: try temporaryDirectory()
+        )
+        #expect(try await gateway.waitForExit() == 0)
+        let printedToken = gateway.printedOnStandardOutput.firstMatch(of: /(xgt_[0-9a-f]{64})\n/).map { String($0.1) }
+        let token = try #require(printedToken, "no token in: \(gateway.printed)")
+        #expect(
+            gateway.printedOnStandardOutput.hasSuffix("\n\(TeamRegistry.line(team: "checkout-team", token: token))\n")
+        )
     }
 
     @Test func refusesToStartWithoutAKeyAndSaysWhichKeyToSet() async throws {

@@ -3,7 +3,7 @@ import GatewayCore
 import GatewayServer
 
 /// The hot paths of a request for a cached page: reading its head, its query, naming its cache entry, the
-/// cache, and all of it at once through a connection's handlers.
+/// cache, and all of it at once through a connection's handlers; and the digest of a team's token.
 let benchmarks: @Sendable () -> Void = {
     // Each measured iteration runs its body a thousand times; figures are per call.
     let configuration = Benchmark.Configuration(
@@ -64,4 +64,6 @@ let benchmarks: @Sendable () -> Void = {
     } setup: {
         try PipelineFixture()
     }
+
+    tokenDigestBenchmarks(configuration: configuration)
 }
