@@ -7,6 +7,8 @@ enum DeliberateDifference: String, CaseIterable {
     // Ours refuses what NIO (llhttp) accepts: ours is stricter on purpose, wherever two parsers could
     // disagree on where a request ends or what it says.
     case bareLF = "ours refuses a line ending in a bare LF"
+    /// llhttp skips any CRs and LFs before a request line; ours skips whole CR LF pairs only.
+    case bareCR = "ours refuses a CR not followed by LF, before a request line or in it"
     case obsFold = "ours refuses a header folded over lines (obs-fold)"
     case whitespaceBeforeColon = "ours refuses whitespace between a header's name and its colon"
     case controlCharacter = "ours refuses control characters in the head"
@@ -28,8 +30,8 @@ enum DeliberateDifference: String, CaseIterable {
     case dataAfterConnectionClose = "NIO refuses bytes after a request that closes the connection"
     /// RFC 9110 (5.5): optional whitespace around a value is spaces and tabs; ours trims both.
     case tabAroundContentLength = "NIO refuses a tab in the whitespace around a Content-Length value"
-    /// Ours checks trailers as fields and drops them, so none can frame anything.
-    case framingFieldInTrailers = "NIO refuses Content-Length or Transfer-Encoding among a body's trailers"
+    /// Ours checks the trailers as fields and drops them, so none can frame anything.
+    case trailersDropped = "NIO refuses a last chunk or trailers after the whole body, which ours drops"
     /// Ours reads any visible bytes as the target (UTF-8 is checked with the query), and the router answers
     /// one that is not origin-form 400.
     case targetNotAURL = "NIO refuses a target llhttp cannot read as a URL"
@@ -40,6 +42,11 @@ enum DeliberateDifference: String, CaseIterable {
     /// Why ours refused what NIO decoded without error, if that is deliberate.
     static func oursOnly(payload: [UInt8], ours: Decoded, nio: Decoded) -> DeliberateDifference? {
         if containsBareLF(payload) { return .bareLF }
+        if payload.indices.contains(where: {
+            payload[$0] == 0x0D && ($0 + 1 == payload.count || payload[$0 + 1] != 0x0A)
+        }) {
+            return .bareCR
+        }
         if contains(payload, [0x0D, 0x0A, 0x20]) || contains(payload, [0x0D, 0x0A, 0x09]) { return .obsFold }
         if contains(payload, [0x20, 0x3A]) || contains(payload, [0x09, 0x3A]) { return .whitespaceBeforeColon }
         if contains(payload, [0x20, 0x20]) || contains(payload, [0x20, 0x0D]) { return .requestLineSpacing }
@@ -97,14 +104,13 @@ enum DeliberateDifference: String, CaseIterable {
         if refused.headerNames.contains(where: { $0.lowercased() == "content-length" }), payload.contains(0x09) {
             return .tabAroundContentLength
         }
-        // Ours ended a chunked request that NIO refused over a framing field: ours read the head's fields
-        // strictly, so NIO met that field in the trailers.
-        if refused.headerNames.contains(where: { $0.lowercased() == "transfer-encoding" }),
-            nio.errors.contains(where: {
-                $0.lowercased().contains("content-length") || $0.lowercased().contains("transfer-encoding")
-            })
+        // Ours ended a chunked request with all the body NIO had handed on when it failed: NIO refused what
+        // follows the last chunk's data (the last chunk's line or a trailer), which ours reads strictly and
+        // drops. Both framed the body the same way.
+        if refused.headerNames.contains(where: { $0.lowercased() == "transfer-encoding" }), refused.ended,
+            index < nio.requests.count, nio.requests[index].body == refused.body
         {
-            return .framingFieldInTrailers
+            return .trailersDropped
         }
         // A request before the one NIO refused closed the connection: NIO reads nothing after it.
         if ours.requests[..<index].contains(where: { !$0.keepAlive }) { return .dataAfterConnectionClose }
