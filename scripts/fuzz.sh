@@ -18,6 +18,10 @@ for target in ListQuery HTTPRequest RequestDecoder; do
     if [ -f "Dictionaries/$target.dict" ]; then dict=(-dict="Dictionaries/$target.dict"); fi
     "$bin/Fuzz$target" "$corpus" "${dict[@]}" -max_total_time="$seconds" -detect_leaks=0 -print_final_stats=1 \
         -artifact_prefix="$PWD/crash-$target-" 2>&1 | grep -E '^(stat::number_of_executed_units|stat::new_units_added|Done|==[0-9]+==ERROR|SUMMARY)' || true
+    # FUZZ_MERGE=1 keeps what the run found that reaches new code, in the seed corpus (libFuzzer's -merge=1).
+    if [ "${FUZZ_MERGE:-0}" = 1 ] && ! ls "crash-$target-"* >/dev/null 2>&1; then
+        "$bin/Fuzz$target" -merge=1 "Corpus/$target" "$corpus" 2>&1 | grep -E '^MERGE-OUTER: [0-9]+ new files' || true
+    fi
     rm -rf "$corpus"
     if ls "crash-$target-"* >/dev/null 2>&1; then
         echo "fuzz: $target crashed; inputs kept in Fuzz/crash-$target-*" >&2
