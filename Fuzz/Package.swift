@@ -34,6 +34,7 @@ let package = Package(
             name: "FuzzRequestDecoder",
             dependencies: [
                 "CFuzzer",
+                .product(name: "GatewayCore", package: "xi-gateway"),
                 .product(name: "GatewayServer", package: "xi-gateway"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

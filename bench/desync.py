@@ -23,9 +23,6 @@ Through a front proxy, an attempt fails when
 - the second victim, on a fresh connection, gets no answer of its own.
 A refusal (400, 501, ...) by either is a pass. Straight to the gateway, the first answers must be the
 ones expected of a strict reader (mostly 400 and close), and a smuggled request must never be answered.
-Rows whose expected answer is one the request reader is being changed to give (spaces after a chunk size,
-chunk extensions, Host, Expect, `#` in the target) are marked `expected-after-fix`, not failed, while the
-current code answers otherwise.
 
     python3 bench/desync.py [--bin-dir .build/release] [--only NAME,...] [--lanes nginx,haproxy,direct]
 
@@ -129,12 +126,11 @@ def run_tests_head(m, length, extra=""):
 
 JSON_BODY = '{"note":"desync"}'
 
-Attempt = collections.namedtuple("Attempt", "name build direct pending s_next waits", defaults=(False, False, None))
+Attempt = collections.namedtuple("Attempt", "name build direct s_next waits", defaults=(False, None))
 # name: the row's name. build(markers) -> the bytes to send, or a list of pieces sent one after another, each
 #   followed by a wait for answers of waits[i] seconds (default IDLE).
 # direct: what the gateway must answer straight (a regex over the statuses read before the victims, e.g.
-#   "400", "200 200", "100 200", "none"). pending: the reader is being changed to answer so; until then a
-#   different answer is `expected-after-fix`. s_next: the SMUGGLED marker is a request of its own (pipelined
+#   "400", "200 200", "100 200", "none"). s_next: the SMUGGLED marker is a request of its own (pipelined
 #   after a body the gateway may accept), not one hidden in a body.
 ATTEMPTS = [
     # CL.TE and TE.CL
@@ -175,8 +171,8 @@ ATTEMPTS = [
             "400"),
     Attempt("cl-get-body", with_length("Content-Length: {n}\r\n", lambda m: get(m["S"])), "200"),
     # Chunk sizes and extensions (the request after the body is a pipelined one when the body is accepted)
-    Attempt("chunk-size-space", chunked("5 \r\nhello\r\n0\r\n\r\n"), "400", pending=True, s_next=True),
-    Attempt("chunk-size-tab", chunked("5\t\r\nhello\r\n0\r\n\r\n"), "400", pending=True, s_next=True),
+    Attempt("chunk-size-space", chunked("5 \r\nhello\r\n0\r\n\r\n"), "400", s_next=True),
+    Attempt("chunk-size-tab", chunked("5\t\r\nhello\r\n0\r\n\r\n"), "400", s_next=True),
     Attempt("chunk-size-0x", chunked("0x5\r\nhello\r\n0\r\n\r\n"), "400", s_next=True),
     Attempt("chunk-size-leading-zero", chunked("05\r\nhello\r\n0\r\n\r\n"), "200 200", s_next=True),
     Attempt("chunk-size-overflow", chunked("10000000000000005\r\nhello\r\n0\r\n\r\n"), "400", s_next=True),
@@ -187,27 +183,26 @@ ATTEMPTS = [
     Attempt("chunk-ext-name", chunked("5;ext\r\nhello\r\n0\r\n\r\n"), "200 200", s_next=True),
     Attempt("chunk-ext-token", chunked("5;a=b\r\nhello\r\n0;c=d\r\n\r\n"), "200 200", s_next=True),
     Attempt("chunk-ext-quoted", chunked('5;a="q \\" v"\r\nhello\r\n0\r\n\r\n'), "200 200", s_next=True),
-    Attempt("chunk-ext-empty", chunked("5;\r\nhello\r\n0\r\n\r\n"), "400", pending=True, s_next=True),
-    Attempt("chunk-ext-space-in-name", chunked("5;a b\r\nhello\r\n0\r\n\r\n"), "400", pending=True, s_next=True),
-    Attempt("chunk-ext-unterminated-quote", chunked('5;a="x\r\nhello\r\n0\r\n\r\n'), "400", pending=True,
+    Attempt("chunk-ext-empty", chunked("5;\r\nhello\r\n0\r\n\r\n"), "400", s_next=True),
+    Attempt("chunk-ext-space-in-name", chunked("5;a b\r\nhello\r\n0\r\n\r\n"), "400", s_next=True),
+    Attempt("chunk-ext-unterminated-quote", chunked('5;a="x\r\nhello\r\n0\r\n\r\n'), "400",
             s_next=True),
-    Attempt("chunk-ext-empty-value", chunked("5;a=\r\nhello\r\n0\r\n\r\n"), "400", pending=True, s_next=True),
-    Attempt("chunk-ext-space-before", chunked("5 ;a\r\nhello\r\n0\r\n\r\n"), "400", pending=True, s_next=True),
+    Attempt("chunk-ext-empty-value", chunked("5;a=\r\nhello\r\n0\r\n\r\n"), "400", s_next=True),
+    Attempt("chunk-ext-space-before", chunked("5 ;a\r\nhello\r\n0\r\n\r\n"), "400", s_next=True),
     Attempt("chunk-ext-control", chunked("5;a\x01\r\nhello\r\n0\r\n\r\n"), "400", s_next=True),
     # Expect
-    Attempt("expect-100-over-limit", lambda m: [run_tests_head(m, 2_000_000, "Expect: 100-continue\r\n")], "413",
-            pending=True, waits=(1.0,)),
+    Attempt("expect-100-over-limit", lambda m: [run_tests_head(m, 2_000_000, "Expect: 100-continue\r\n")], "413", waits=(1.0,)),
     Attempt("expect-100-over-limit-body", lambda m: run_tests_head(m, 2_000_000, "Expect: 100-continue\r\n")
-            + get(m["S"]), "413", pending=True, waits=(1.0,)),
+            + get(m["S"]), "413", waits=(1.0,)),
     Attempt("expect-100-within", lambda m: [run_tests_head(m, len(JSON_BODY), "Expect: 100-continue\r\n"),
-                                            JSON_BODY], "100 200", pending=True, waits=(1.0,)),
-    Attempt("expect-unknown", raw(lambda m: get(m["A"], "Expect: something-else\r\n")), "417", pending=True),
+                                            JSON_BODY], "100 200", waits=(1.0,)),
+    Attempt("expect-unknown", raw(lambda m: get(m["A"], "Expect: something-else\r\n")), "417"),
     Attempt("expect-unknown-body", with_length("Expect: something-else\r\nContent-Length: {n}\r\n",
-                                               lambda m: get(m["S"])), "417", pending=True),
+                                               lambda m: get(m["S"])), "417"),
     # Host
-    Attempt("host-missing", raw(lambda m: get(m["A"], host="")), "400", pending=True),
-    Attempt("host-duplicate", raw(lambda m: get(m["A"], "Host: other.example\r\n")), "400", pending=True),
-    Attempt("host-duplicate-same", raw(lambda m: get(m["A"], HOST)), "400", pending=True),
+    Attempt("host-missing", raw(lambda m: get(m["A"], host="")), "400"),
+    Attempt("host-duplicate", raw(lambda m: get(m["A"], "Host: other.example\r\n")), "400"),
+    Attempt("host-duplicate-same", raw(lambda m: get(m["A"], HOST)), "400"),
     Attempt("host-missing-http10", raw(lambda m: get(m["A"], version="HTTP/1.0", host="")), "200"),
     # Header syntax
     Attempt("obs-fold-space", raw(lambda m: get(m["A"], "X-Note: a\r\n b\r\n")), "400"),
@@ -217,8 +212,8 @@ ATTEMPTS = [
     Attempt("bare-cr-before-te", cl_te("X-Pad: a\rTransfer-Encoding: chunked\r\n"), "400"),
     # Request target
     Attempt("hash-in-query", raw(lambda m: f"GET {LIST}?agent_id={m['A']}#frag&page_size=1 HTTP/1.1\r\n{HOST}\r\n"),
-            "400", pending=True),
-    Attempt("hash-in-path", raw(lambda m: f"GET /healthz#{m['A']} HTTP/1.1\r\n{HOST}\r\n"), "400", pending=True),
+            "400"),
+    Attempt("hash-in-path", raw(lambda m: f"GET /healthz#{m['A']} HTTP/1.1\r\n{HOST}\r\n"), "400"),
     Attempt("absolute-form", raw(lambda m: f"GET http://127.0.0.1{path(m['A'])} HTTP/1.1\r\n{HOST}\r\n"), "400"),
     # Pipelining
     Attempt("pipelined", raw(lambda m: get(m["A"]) + get(m["P"])), "200 200"),
@@ -649,7 +644,7 @@ class Lane:
                 return
 
 
-Row = collections.namedtuple("Row", "attempt lane front_status gateway_saw verdict failed after_fix")
+Row = collections.namedtuple("Row", "attempt lane front_status gateway_saw verdict failed")
 
 
 def short_roles(markers, index):
@@ -729,14 +724,12 @@ def run_attempt(lane, index, attempt):
         saw = f"{answered} answered; log {short_roles(gateway_markers, index)}"
         got = statuses(attack_answers)
         if failures:
-            verdict, after_fix = "FAIL: " + "; ".join(failures), False
+            verdict = "FAIL: " + "; ".join(failures)
         elif re.fullmatch(attempt.direct, got):
-            verdict, after_fix = "pass", False
-        elif attempt.pending:
-            verdict, after_fix = f"expected-after-fix: now {got}, wants {attempt.direct}", True
+            verdict = "pass"
         else:
-            verdict, after_fix = f"FAIL: answered {got}, a strict reader answers {attempt.direct}", False
-        return Row(attempt.name, lane.name, front_status, saw, verdict, verdict.startswith("FAIL"), after_fix)
+            verdict = f"FAIL: answered {got}, a strict reader answers {attempt.direct}"
+        return Row(attempt.name, lane.name, front_status, saw, verdict, verdict.startswith("FAIL"))
 
     front = [r for r in (parse_front_line(lane.name, line) for line in lane.front_log.new_lines()) if r]
     answers = lane.front_tap.answers[before_answers:]
@@ -765,20 +758,19 @@ def run_attempt(lane, index, attempt):
     saw = (f"{len(answers)} answered ({statuses(answers)}) of {forwarded} sent; "
            f"log {short_roles(gateway_markers, index)}")
     verdict = ("FAIL: " + "; ".join(failures)) if failures else "pass" + (f" ({'; '.join(notes)})" if notes else "")
-    return Row(attempt.name, lane.name, front_status, saw, verdict, bool(failures), False)
+    return Row(attempt.name, lane.name, front_status, saw, verdict, bool(failures))
 
 
 def run_lane(lane, attempts, rows, deadline):
     for index, attempt in attempts:
         if time.time() > deadline:
-            rows[(index, lane.name)] = Row(attempt.name, lane.name, "-", "-", "FAIL: not run (time budget)", True,
-                                           False)
+            rows[(index, lane.name)] = Row(attempt.name, lane.name, "-", "-", "FAIL: not run (time budget)", True)
             continue
         try:
             rows[(index, lane.name)] = run_attempt(lane, index, attempt)
         except Exception as error:  # one attempt's trouble is its row's failure, not the run's
             rows[(index, lane.name)] = Row(attempt.name, lane.name, "-", "-", f"FAIL: {type(error).__name__}: {error}",
-                                           True, False)
+                                           True)
 
 
 def final_sweep(lanes, rows):
@@ -862,7 +854,7 @@ def main():
     table = [("attempt", "front", "front status", "gateway saw", "verdict")]
     for index, attempt in attempts:
         for lane in lanes:
-            row = rows.get((index, lane.name)) or Row(attempt.name, lane.name, "-", "-", "FAIL: no result", True, False)
+            row = rows.get((index, lane.name)) or Row(attempt.name, lane.name, "-", "-", "FAIL: no result", True)
             table.append((row.attempt, row.lane, row.front_status, row.gateway_saw, row.verdict))
     widths = [max(len(r[i]) for r in table) for i in range(4)]
     print(f"xi-gateway desync check, {len(attempts)} attempts x {len(lanes)} lanes "
@@ -871,10 +863,6 @@ def main():
         print(" | ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + " | " + r[4])
     all_rows = [rows.get((i, lane.name)) for i, _ in attempts for lane in lanes]
     failed = sum(1 for r in all_rows if r is None or r.failed)
-    after_fix = sum(1 for r in all_rows if r is not None and r.after_fix)
-    if after_fix:
-        print(f"{after_fix} rows expected-after-fix (counted as passed: the request reader is being changed to "
-              "answer so)")
     print(f"{len(all_rows) - failed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 

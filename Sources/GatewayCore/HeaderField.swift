@@ -25,6 +25,17 @@ public enum HeaderField {
             ?? text.utf8.allSatisfy(isAllowed)
     }
 
+    /// Whether `byte` may appear in a `Host` value, `uri-host [":" port]`: a name of unreserved characters,
+    /// `%` escapes and sub-delimiters, or an IP literal in brackets (RFC 3986, 3.2.2).
+    @inlinable @inline(__always)
+    public static func isHostByte(_ byte: UInt8) -> Bool { hostBytes[Int(byte)] }
+
+    @usableFromInline static let hostBytes: [Bool] = (0..<256).map { value in
+        let byte = UInt8(value)
+        // The token bytes but `#^`|`, and the sub-delimiters, `:` and brackets tokens lack.
+        return tokenBytes[value] ? !"#^`|".utf8.contains(byte) : "(),;=:[]".utf8.contains(byte)
+    }
+
     /// Whether each byte may appear in a token.
     @usableFromInline static let tokenBytes: [Bool] = (0..<256).map { value in
         let byte = UInt8(value)

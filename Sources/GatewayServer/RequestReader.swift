@@ -382,7 +382,7 @@ struct RequestReader {
             } else if HeadBytes.equalsIgnoringCase(name, "host") {
                 // RFC 9112, 3.2: more than one Host, or one that is not a host and port, is refused.
                 hostCount += 1
-                guard hostCount == 1, valueBytes.allSatisfy(Self.isHostByte) else {
+                guard hostCount == 1, valueBytes.allSatisfy(HeaderField.isHostByte) else {
                     throw RequestRefusal(.invalidHost, .invalidHeaderToken)
                 }
             } else if HeadBytes.equalsIgnoringCase(name, "expect") {
@@ -575,18 +575,6 @@ struct RequestReader {
     /// A byte a quoted string may hold as it is (or after `\`): tab, space and visible ASCII.
     private static func isQuotedTextByte(_ byte: UInt8) -> Bool {
         byte == 0x09 || (0x20...0x7E).contains(byte)
-    }
-
-    /// A byte of a `Host` value: `uri-host [":" port]`, where a host is a name of unreserved characters,
-    /// `%` escapes and sub-delimiters, or an IP literal in brackets (RFC 3986, 3.2.2).
-    private static func isHostByte(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-            UInt8(ascii: "0")...UInt8(ascii: "9"):
-            return true
-        default:
-            return "-._~%!$&'()*+,;=:[]".utf8.contains(byte)
-        }
     }
 
     private static func hexValue(_ byte: UInt8) -> Int? {

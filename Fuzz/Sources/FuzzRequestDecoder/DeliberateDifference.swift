@@ -1,3 +1,5 @@
+import GatewayCore
+
 /// Where only one decoder refuses a request, the difference must be one of these, each deliberate. Any
 /// other one-sided refusal is a finding: the target stops with both decoders' views.
 ///
@@ -71,7 +73,7 @@ enum DeliberateDifference: String, CaseIterable {
             return .contentLengthNotPlainDigits
         }
         let hosts = fields.filter { $0.0 == "host" }.map(\.1)
-        if hosts.count > 1 || hosts.contains(where: { !$0.utf8.allSatisfy(isHostByte) }) {
+        if hosts.count > 1 || hosts.contains(where: { !$0.utf8.allSatisfy(HeaderField.isHostByte) }) {
             return .hostNotOneHostAndPort
         }
         if request.uri.utf8.contains(UInt8(ascii: "#")) { return .fragmentInTarget }
@@ -127,10 +129,6 @@ enum DeliberateDifference: String, CaseIterable {
 
     private static func isDigit(_ byte: UInt8) -> Bool { (0x30...0x39).contains(byte) }
 
-    private static func isHostByte(_ byte: UInt8) -> Bool {
-        (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
-            || "-._~%!$&'()*+,;=:[]".utf8.contains(byte)
-    }
 
     private static func containsBareLF(_ bytes: [UInt8]) -> Bool {
         bytes.indices.contains { bytes[$0] == 0x0A && ($0 == 0 || bytes[$0 - 1] != 0x0D) }
