@@ -81,6 +81,8 @@ struct LifecycleTests {
         }
         try write(clients: oneTeam)
         let gateway = try GatewayProcess(arguments: ["--config", file.path], environment: [:], directory: directory)
+        // Stopped even when an expectation fails part-way (the end of the test stops it cleanly otherwise).
+        defer { if gateway.process.isRunning { gateway.process.terminate() } }
         #expect(try await gateway.waitForOutput(containing: "listening"))
         let port = try #require(
             gateway.printed.firstMatch(of: /listen":"http:\/\/127\.0\.0\.1:(\d+)/).flatMap { Int($0.1) },
