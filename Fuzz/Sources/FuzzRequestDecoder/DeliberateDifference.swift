@@ -129,7 +129,6 @@ enum DeliberateDifference: String, CaseIterable {
 
     private static func isDigit(_ byte: UInt8) -> Bool { (0x30...0x39).contains(byte) }
 
-
     private static func containsBareLF(_ bytes: [UInt8]) -> Bool {
         bytes.indices.contains { bytes[$0] == 0x0A && ($0 == 0 || bytes[$0 - 1] != 0x0D) }
     }
