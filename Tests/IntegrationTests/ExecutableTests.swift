@@ -75,7 +75,8 @@ final class GatewayProcess: Sendable {
             if !process.isRunning { return printed.contains(text) }
             try await Task.sleep(for: .milliseconds(20))
         }
-        return false
+        // Once more: a loaded machine may have kept this task from running until past the deadline.
+        return printed.contains(text)
     }
 
     /// Waits for the process to exit, up to `seconds`, killing it past that; returns its status.
