@@ -36,15 +36,19 @@ public struct CacheKey: Sendable, Hashable, CustomStringConvertible {
     public let credential: CredentialID
     /// ``ListQuery/canonicalQuery``.
     public let query: String
+    /// The query's `agent_id` filter, decoded (`nil`: the page lists every agent's invocations): what
+    /// invalidation asks of a key (``concerns(agent:)``), never read back out of `query`'s text.
+    public let agentID: String?
     /// The hash of both, computed once: a key is hashed on every lookup, to choose the cache's shard and
     /// again in the shard's table, and the keys of repeated queries are remembered, so most lookups hash
     /// one word instead of the whole query.
     public let digest: Int
 
-    /// Creates a key.
-    public init(credential: CredentialID, query: String) {
+    /// Creates a key for a canonical query and its agent filter.
+    public init(credential: CredentialID, query: String, agentID: String?) {
         self.credential = credential
         self.query = query
+        self.agentID = agentID
         var hasher = Hasher()
         hasher.combine(credential)
         hasher.combine(query)
@@ -59,31 +63,34 @@ public struct CacheKey: Sendable, Hashable, CustomStringConvertible {
 
     /// Creates the key of `query` asked with the credential whose identity is `credential`.
     public init(credential: CredentialID, query: ListQuery) {
-        self.init(credential: credential, query: query.canonicalQuery)
+        self.init(credential: credential, query: query.canonicalQuery, agentID: query["agent_id"])
     }
 
-    /// A key for the credential named by `credential` (hashed), for tests and tools.
+    /// A key for the credential named by `credential` (hashed) and a query's text, for tests and tools:
+    /// the agent filter is read by parsing the text (none when it is not a valid list query).
     public init(credential: String, query: String) {
-        self.init(credential: CredentialID(hashing: credential), query: query)
+        let agentID = (try? ListQuery.parse(Substring(query)))?["agent_id"]
+        self.init(credential: CredentialID(hashing: credential), query: query, agentID: agentID)
     }
 
     /// The key of `query` for the credential named by `credential` (hashed), for tests and tools.
     public init(credential: String, query: ListQuery) {
-        self.init(credential: CredentialID(hashing: credential), query: query.canonicalQuery)
+        self.init(credential: CredentialID(hashing: credential), query: query)
     }
 
     /// The bytes this key holds, for the cache's memory accounting.
-    public var byteCount: Int { 32 + query.utf8.count }
+    public var byteCount: Int { 32 + query.utf8.count + (agentID?.utf8.count ?? 0) }
 
     public var description: String { query }
 }
 
 extension CacheKey {
     /// Whether the page under this key can list invocations of `agent`: the pages filtered on that agent,
-    /// and the pages with no agent filter. What to drop when that agent's invocations change.
+    /// and the pages with no agent filter. What to drop when that agent's invocations change. Agents are
+    /// compared by their bytes, as the upstream compares them (Swift's `==` would equate canonically
+    /// equivalent texts).
     public func concerns(agent: String) -> Bool {
-        // agent_id is the first parameter of every canonical query that has one.
-        let prefix = "agent_id=" + PercentEncoding.encode(agent)
-        return query == prefix || query.hasPrefix(prefix + "&") || !query.hasPrefix("agent_id=")
+        guard let agentID else { return true }
+        return agentID.utf8.elementsEqual(agent.utf8)
     }
 }

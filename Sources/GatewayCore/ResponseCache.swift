@@ -41,6 +41,8 @@ public final class ResponseCache: Sendable {
     public static let entryOverhead = 128
 
     private let shards: LockedSlots<LRUStore<CacheKey, CachedPage>>
+    /// What each shard may hold, in accounted bytes.
+    private let perShardBytes: Int
     private let clock: any CacheClock
     private let ttlNanoseconds: Atomic<UInt64>
     private let staleNanoseconds: Atomic<UInt64>
@@ -58,6 +60,7 @@ public final class ResponseCache: Sendable {
         precondition(shardCount > 0, "shardCount must be positive")
         let perShard = max(0, maxBytes) / shardCount
         self.shards = LockedSlots(count: shardCount) { _ in LRUStore(capacity: perShard) }
+        self.perShardBytes = perShard
         self.clock = clock
         self.ttlNanoseconds = Atomic(Self.nanoseconds(ttlSeconds))
         self.staleNanoseconds = Atomic(Self.nanoseconds(staleSeconds))
@@ -119,10 +122,20 @@ public final class ResponseCache: Sendable {
         shards.withLock(shard(for: key)) { store in store.update(key) { $0.revalidationFailed = true } }
     }
 
+    /// Whether a page of `bodyBytes` under `key` is small enough to be stored (a shard holds
+    /// `maxBytes / shardCount`).
+    public func fits(bodyBytes: Int, for key: CacheKey) -> Bool {
+        Self.cost(bodyBytes: bodyBytes, key: key) <= perShardBytes
+    }
+
+    private static func cost(bodyBytes: Int, key: CacheKey) -> Int {
+        bodyBytes + key.byteCount + entryOverhead
+    }
+
     /// Stores `page` under `key`, replacing any page there and evicting the least recently used as needed.
     @discardableResult
     public func store(_ page: CachedPage, for key: CacheKey) -> StoreOutcome {
-        let cost = page.body.readableBytes + key.byteCount + Self.entryOverhead
+        let cost = Self.cost(bodyBytes: page.body.readableBytes, key: key)
         return shards.withLock(shard(for: key)) { store in
             store.insert(page, for: key, cost: cost) ? .stored : .tooLarge
         }
@@ -139,6 +152,15 @@ public final class ResponseCache: Sendable {
         (0..<shards.count).reduce(0) { total, shard in
             total + shards.withLock(shard) { store in store.removeAll(where: matches) }
         }
+    }
+
+    /// Drops the pages a change to `agent`'s invocations makes wrong (those filtered on it, and those with no
+    /// agent filter), or every page when `agent` is `nil` (the change cannot be pinned to one agent);
+    /// returns how many were dropped.
+    @discardableResult
+    public func invalidate(agent: String?) -> Int {
+        guard let agent else { return removeAll { _ in true } }
+        return removeAll { $0.concerns(agent: agent) }
     }
 
     /// The current counters, summed over shards.

@@ -1,15 +1,27 @@
 import Synchronization
 
+/// Whether a team may cause an upstream request now.
+public enum BudgetDecision: Equatable, Sendable {
+    case allowed
+    /// Over budget; a token comes back in this many seconds (rounded up).
+    case denied(retryAfterSeconds: Int)
+}
+
+/// Where a team's upstream budget is spent: the seam a shared tier implements so that every replica spends
+/// from one bucket per team (``TeamBudgets`` is the in-process one). Synchronous: it is asked inside the
+/// flight table's lock, so a shared ledger answers from what it holds locally (for instance tokens taken
+/// from the shared bucket ahead of need) and settles with the others in the background.
+public protocol BudgetLedger: Sendable {
+    /// Spends one upstream request for `team` at `perMinute` (`nil`: unlimited) if it has one left.
+    func spend(team: String, perMinute: Int?) -> BudgetDecision
+}
+
 /// What each team may spend of the upstream: a token bucket per team, refilled continuously at its
 /// rate per minute, holding at most a minute's worth. Cache hits cost nothing; only upstream requests that
 /// a team's requests cause are spent here.
-public final class TeamBudgets: Sendable {
+public final class TeamBudgets: BudgetLedger {
     /// Whether a team may cause an upstream request now.
-    public enum Decision: Equatable, Sendable {
-        case allowed
-        /// Over budget; a token comes back in this many seconds (rounded up).
-        case denied(retryAfterSeconds: Int)
-    }
+    public typealias Decision = BudgetDecision
 
     private struct Bucket {
         var tokens: Double

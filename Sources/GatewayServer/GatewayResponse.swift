@@ -45,23 +45,6 @@ extension GatewayResponse {
     }
 }
 
-/// A `Cache-Status` value. A fresh hit, by far the most frequent answer, is kept as its number and written
-/// without building a string.
-public enum CacheStatus: Sendable, Hashable, CustomStringConvertible {
-    /// `xi-gateway; hit; ttl=N`: a fresh page with `ttl` seconds to live.
-    case hit(ttl: Int)
-    /// Any other value, whole (`xi-gateway; fwd=miss; fwd-status=200; stored`, ...).
-    case value(String)
-
-    /// The header's value.
-    public var description: String {
-        switch self {
-        case .hit(let ttl): return "\(ListService.cacheName); hit; ttl=\(ttl)"
-        case .value(let value): return value
-        }
-    }
-}
-
 /// What the gateway did for one answer: what the cache said, and the upstream exchange if there was one.
 public struct ResponseTrace: Sendable, Hashable {
     /// The cache's part, as the access log and the metrics name it (a bounded set).

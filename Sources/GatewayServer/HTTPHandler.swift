@@ -536,7 +536,7 @@ final class HTTPHandler: ChannelDuplexHandler {
             case .failure(let error):
                 var response = error.response()
                 if case .list = route {
-                    response.cacheStatus = .value("\(ListService.cacheName); detail=\(error)")
+                    response.cacheStatus = .refused(detail: error.shortDescription)
                 }
                 write(
                     response,
@@ -628,7 +628,7 @@ final class HTTPHandler: ChannelDuplexHandler {
                 response = error.response()
                 if head.uri.utf8.starts(with: Route.listPath.utf8) {
                     // Every answer on the list path says what the cache did: here, nothing.
-                    response.cacheStatus = .value("\(ListService.cacheName); detail=\(error)")
+                    response.cacheStatus = .refused(detail: error.shortDescription)
                     response.age = 0
                 }
             case .notOriginForm:

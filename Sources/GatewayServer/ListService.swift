@@ -3,20 +3,17 @@ import Logging
 import NIOCore
 import NIOHTTP1
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Answers list requests: validates the query, serves fresh pages from the cache, serves stale ones while
 /// one background refresh runs, and collapses concurrent misses for a key into one upstream request that
-/// waits its turn at the ``UpstreamGovernor``.
+/// waits its turn at the governor.
+///
+/// It asks each decision of its one home: the ``PageStore`` for pages, the ``FlightCoordinator`` for
+/// whether a miss leads, joins, finds the page after all or is refused by its budget, the
+/// ``GovernedUpstream`` for the exchange, ``CachePolicy`` for what the answer does to the cache, and
+/// ``CacheStatus`` for what the answer says.
 public final class ListService: Sendable {
     /// The identity of this gateway, in `User-Agent` and `Cache-Status`.
-    public static let cacheName = "xi-gateway"
+    public static let cacheName = CacheStatus.cacheName
     /// How many query strings keep their cache keys (on each event loop), and the longest that does: at
     /// most about 6 MiB per loop.
     static let rememberedQueries = 8_192
@@ -26,8 +23,8 @@ public final class ListService: Sendable {
 
     /// What one upstream fetch for a key came to; every request waiting on it is answered from this.
     enum FetchResult: Sendable {
-        /// A 200 with JSON, and what the cache did with it (`stored`, or a `detail=` reason).
-        case page(CachedPage, storage: String)
+        /// A 200 with JSON, and whether the cache kept it.
+        case page(CachedPage, CacheStatus.Storage)
         /// Any other upstream status, passed on as it came.
         case passThrough(UpstreamResponse)
         /// No usable answer.
@@ -41,48 +38,45 @@ public final class ListService: Sendable {
         var upstreamNanoseconds: UInt64?
     }
 
-    private let cache: ResponseCache
-    private let upstream: any UpstreamClient
-    private let governor: UpstreamGovernor
-    private let flights = SingleFlight<CacheKey, Fetched>()
+    private let cache: any PageStore
+    private let upstream: GovernedUpstream
+    private let flights: any FlightCoordinator<CacheKey, Fetched> = FlightTable<CacheKey, Fetched>()
     /// The keys of valid queries seen lately, by their text as received: parsing is most of a hit's work.
     private let queryKeys = BoundedMemo<RawQuery, CacheKey>(capacity: ListService.rememberedQueries)
-    private let metrics: GatewayMetrics?
-    private let budgets: TeamBudgets
+    private let budgets: any BudgetLedger
     /// Lookups and hits, counted by each thread apart: counters shared by every event loop would pass their
     /// cache line between cores on every hit.
     private let lookupCounts = PerThread { (lookups: 0, hits: 0) }
-    private let apiKey: Secret
     private let credential: CredentialID
     private let waitLimit: TimeAmount
-    private let wallClock: @Sendable () -> Int
-    private let logger: Logger
     private let allocator = ByteBufferAllocator()
 
     /// Creates the service. `apiKey` is sent upstream as `xi-api-key` and its fingerprint keys the cache;
     /// a request waiting for the upstream longer than `waitLimit` is answered 504 (the fetch goes on for
-    /// the others); `wallClock` gives seconds since 1970, for `Retry-After` dates.
+    /// the others); `clock` times upstream exchanges and reads `Retry-After` dates.
     public init(
-        cache: ResponseCache,
+        cache: any PageStore,
         upstream: any UpstreamClient,
-        governor: UpstreamGovernor,
+        governor: any UpstreamSlots,
         apiKey: Secret,
         waitLimit: TimeAmount,
         logger: Logger,
         metrics: GatewayMetrics? = nil,
-        budgets: TeamBudgets = TeamBudgets(),
-        wallClock: @escaping @Sendable () -> Int = { Int(time(nil)) }
+        budgets: any BudgetLedger = TeamBudgets(),
+        clock: any CacheClock = SystemCacheClock()
     ) {
-        self.metrics = metrics
         self.budgets = budgets
         self.cache = cache
-        self.upstream = upstream
-        self.governor = governor
-        self.apiKey = apiKey
+        self.upstream = GovernedUpstream(
+            client: upstream,
+            slots: governor,
+            apiKey: apiKey,
+            clock: clock,
+            metrics: metrics,
+            logger: logger
+        )
         self.credential = CredentialID(apiKey)
         self.waitLimit = waitLimit
-        self.wallClock = wallClock
-        self.logger = logger
     }
 
     /// Requests waiting on upstream fetches right now, and how many fetches they wait on.
@@ -151,7 +145,7 @@ public final class ListService: Sendable {
                 case .invalid(let issues): gatewayError = .invalidQuery(issues)
                 case .malformed(let failure): gatewayError = .malformedQuery(failure)
                 }
-                return .ready(errorResponse(gatewayError, cacheStatus: nil))
+                return .ready(errorResponse(gatewayError))
             }
             key = CacheKey(credential: credential, query: listQuery)
             if remembers { queryKeys.remember(key, for: RawQuery(query)) }
@@ -167,53 +161,68 @@ public final class ListService: Sendable {
             response.trace.cache = .hit
             return .ready(response)
         case .stale(let page, let age, let staleFor):
-            var refused = false
-            var started = false
-            if !flights.isRunning(key) {
-                if let spender, case .denied = budgets.spend(team: spender.team, perMinute: spender.perMinute) {
-                    refused = true
-                } else {
-                    started = refreshInBackground(key, on: eventLoop, requestID: requestID)
-                }
-            }
-            let detail = page.revalidationFailed ? "stale-if-error" : "stale-while-revalidate"
+            // One refresh at a time, spent from the team's budget; the stale page is the answer either way.
+            let entry: FlightEntry<Fetched, Never> = flights.enter(
+                key,
+                waitingOn: nil,
+                recheck: { nil },
+                spend: { spend(spender) }
+            )
             var response = pageResponse(
                 page,
                 age: age,
-                cacheStatus: .value("\(Self.cacheName); hit; ttl=-\(staleFor); detail=\(detail)")
+                cacheStatus: .stale(staleFor: staleFor, revalidationFailed: page.revalidationFailed)
             )
             response.trace.cache = .stale
-            response.trace.budgetRefused = refused
-            response.trace.causedUpstreamRequest = started
+            switch entry {
+            case .lead:
+                fetch(key, holdsPage: true, on: eventLoop, requestID: requestID)
+                response.trace.causedUpstreamRequest = true
+            case .refuse:
+                response.trace.budgetRefused = true
+            case .join, .hit:
+                break
+            }
             return .ready(response)
         case .miss:
-            guard let spender else { return .pending(waitForFetch(key, on: eventLoop, requestID: requestID)) }
             // Joining a request already under way is free; only a new upstream request is spent.
-            let joined = eventLoop.makePromise(of: Fetched.self)
-            if flights.joinIfRunning(key, promise: joined) {
-                return .pending(answer(from: joined.futureResult, leads: false, on: eventLoop))
-            }
-            joined.fail(CancellationError())
-            if case .denied(let retryAfter) = budgets.spend(team: spender.team, perMinute: spender.perMinute) {
+            let entry = flights.enter(
+                key,
+                waitingOn: eventLoop,
+                recheck: { () -> (page: CachedPage, age: Int, ttlLeft: Int)? in
+                    // A flight that ended since the lookup above stored its page: answer from it.
+                    guard case .fresh(let page, let age, let ttlLeft) = cache.lookup(key) else { return nil }
+                    return (page, age, ttlLeft)
+                },
+                spend: { spend(spender) }
+            )
+            switch entry {
+            case .hit(let found):
+                lookupCounts.withLocal { $0.hits += 1 }
+                var response = pageResponse(found.page, age: found.age, cacheStatus: .hit(ttl: found.ttlLeft))
+                response.trace.cache = .hit
+                return .ready(response)
+            case .join(let flight?):
+                return .pending(answer(from: flight, leads: false, on: eventLoop))
+            case .lead(let flight?):
+                fetch(key, holdsPage: false, on: eventLoop, requestID: requestID)
+                return .pending(answer(from: flight, leads: true, on: eventLoop))
+            case .refuse(let retryAfter):
                 let error = GatewayError.teamBudgetSpent(retryAfterSeconds: retryAfter)
-                var response = errorResponse(error, cacheStatus: "\(Self.cacheName); detail=\(error)")
+                var response = errorResponse(error)
                 response.trace.budgetRefused = true
                 return .ready(response)
+            case .join(nil), .lead(nil):
+                // Only a request that does not wait gets these; this one waits.
+                return .ready(errorResponse(.badUpstreamResponse))
             }
-            return .pending(waitForFetch(key, on: eventLoop, requestID: requestID))
         }
     }
 
-    /// Joins (or leads) the fetch for `key` and answers from its result, or 504 after `waitLimit`.
-    private func waitForFetch(
-        _ key: CacheKey,
-        on eventLoop: any EventLoop,
-        requestID: String?
-    ) -> EventLoopFuture<GatewayResponse> {
-        let flight = eventLoop.makePromise(of: Fetched.self)
-        let leads = flights.join(key, promise: flight)
-        if leads { fetch(key, on: eventLoop, requestID: requestID) }
-        return answer(from: flight.futureResult, leads: leads, on: eventLoop)
+    /// Spends one upstream request from `spender`'s budget; free when no team is set up.
+    private func spend(_ spender: Spender?) -> BudgetDecision {
+        guard let spender else { return .allowed }
+        return budgets.spend(team: spender.team, perMinute: spender.perMinute)
     }
 
     /// The answer from a flight's result, or 504 once `waitLimit` has passed.
@@ -227,7 +236,8 @@ public final class ListService: Sendable {
         let timeout = eventLoop.assumeIsolated().scheduleTask(in: waitLimit) {
             guard once.claim() else { return }
             let error = GatewayError.upstreamTimeout
-            var response = self.errorResponse(error, cacheStatus: "\(Self.cacheName); fwd=miss; detail=\(error)")
+            var response = self.errorResponse(error)
+            response.cacheStatus = .failed(detail: error.shortDescription, collapsed: false)
             response.trace.cache = leads ? .miss : .coalesced
             answer.succeed(response)
         }
@@ -243,149 +253,96 @@ public final class ListService: Sendable {
                 response.trace.upstreamNanoseconds = fetched.upstreamNanoseconds
                 answer.succeed(response)
             case .failure:
-                answer.succeed(self.errorResponse(.badUpstreamResponse, cacheStatus: nil))
+                answer.succeed(self.errorResponse(.badUpstreamResponse))
             }
         }
         return answer.futureResult
     }
 
-    /// Starts one refresh of a stale page unless one is already under way; nobody waits for it.
-    @discardableResult
-    private func refreshInBackground(_ key: CacheKey, on eventLoop: any EventLoop, requestID: String?) -> Bool {
-        guard flights.tryLead(key) else { return false }
-        fetch(key, on: eventLoop, requestID: requestID)
-        return true
-    }
-
-    /// The leader's work: a slot from the governor, the upstream request, the cache updated, the flight
-    /// completed for every waiter.
-    private func fetch(_ key: CacheKey, on eventLoop: any EventLoop, requestID: String?) {
-        let governor = self.governor
-        governor.acquire(on: eventLoop).flatMap { () -> EventLoopFuture<Fetched> in
-            let started = NIODeadline.now()
-            let request = self.upstreamRequest(for: key, requestID: requestID)
-            return self.upstream.execute(request, on: eventLoop).always { result in
-                governor.release(self.governorOutcome(of: result))
-                self.record(result, nanoseconds: (NIODeadline.now() - started).nanoseconds)
-            }.map { response in
-                Fetched(
-                    result: self.settle(response, key: key),
-                    upstreamStatus: response.status,
-                    upstreamNanoseconds: UInt64(max(0, (NIODeadline.now() - started).nanoseconds))
-                )
-            }
-        }.recover { error in
-            self.cache.markRevalidationFailed(key)
-            if let rejection = error as? UpstreamGovernor.Rejection {
-                return Fetched(result: .failed(GatewayError(rejection)))
-            }
-            let upstreamError = error as? UpstreamError ?? .invalidResponse("\(error)")
-            self.logger.warning(
-                "upstream request failed",
-                metadata: ["error": "\(upstreamError)", "query": "\(key.query)"]
-            )
-            return Fetched(result: .failed(GatewayError(upstreamError)))
+    /// The leader's work: the governed upstream exchange, the cache updated as ``CachePolicy`` says, the
+    /// flight completed for every waiter. `holdsPage`: a stale page is held (this is its refresh).
+    private func fetch(_ key: CacheKey, holdsPage: Bool, on eventLoop: any EventLoop, requestID: String?) {
+        let request = upstream.request(target: Route.listPath + "?" + key.query, requestID: requestID)
+        upstream.execute(request, on: eventLoop, context: ["query": "\(key.query)"]).map { exchange in
+            self.settle(exchange, key: key, holdsPage: holdsPage)
         }.whenComplete { result in
             self.flights.complete(key, with: result)
         }
     }
 
-    private func record(_ result: Result<UpstreamResponse, any Error>, nanoseconds: Int64) {
-        guard let metrics else { return }
-        let outcome: GatewayMetrics.UpstreamOutcome
-        var status: Int?
-        switch result {
+    /// Applies an upstream exchange to the cache, as ``CachePolicy`` decides, and says what it came to.
+    private func settle(_ exchange: GovernedUpstream.Exchange, key: CacheKey, holdsPage: Bool) -> Fetched {
+        let outcome: CachePolicy.Outcome
+        switch exchange.result {
         case .success(let response):
-            status = response.status
-            outcome = response.status == 429 ? .rateLimited : .ok
-        case .failure(let error as UpstreamError):
-            outcome = error.isTimeout ? .timeout : error.isBadResponse ? .error : .refused
-        case .failure:
-            outcome = .error
-        }
-        metrics.upstream(status: status, outcome: outcome, nanoseconds: UInt64(max(0, nanoseconds)))
-    }
-
-    /// The request sent upstream for `key`: the canonical query, the key, the request id, and nothing else
-    /// from the client.
-    func upstreamRequest(for key: CacheKey, requestID: String? = nil) -> UpstreamRequest {
-        var headers = HTTPHeaders([
-            ("xi-api-key", apiKey.revealed),
-            ("Accept", "application/json"),
-            ("User-Agent", Self.userAgent),
-        ])
-        if let requestID { headers.add(name: "X-Request-Id", value: requestID) }
-        return UpstreamRequest(target: Route.listPath + "?" + key.query, headers: headers)
-    }
-
-    private func governorOutcome(of result: Result<UpstreamResponse, any Error>) -> UpstreamGovernor.Outcome {
-        let outcome = UpstreamGovernor.Outcome(result, now: wallClock())
-        if case .rateLimited(let retryAfter, let maximum) = outcome {
-            logger.warning(
-                "upstream answered 429: the key backs off",
-                metadata: ["retry_after": "\(retryAfter.map(String.init) ?? "none")", "maximum": "\(maximum ?? 0)"]
+            let isPage = response.status == 200
+            outcome = .answered(
+                status: response.status,
+                bodyIsJSON: isPage && response.body.withUnsafeReadableBytes { JSONValidator.isValid($0) },
+                fits: isPage && cache.fits(bodyBytes: response.body.readableBytes, for: key)
             )
+        case .failure:
+            outcome = .failed
         }
-        return outcome
+        let decision = CachePolicy.decide(outcome, ttlSeconds: cache.ttlSeconds, holdsPage: holdsPage)
+        var page: CachedPage?
+        var storage = CacheStatus.Storage.stored
+        switch decision.cache {
+        case .store:
+            if case .success(let response) = exchange.result {
+                let stored = Self.page(from: response, at: cache.now())
+                if cache.store(stored, for: key) == .tooLarge { storage = .tooLarge }
+                page = stored
+            }
+        case .drop: cache.remove(key)
+        case .keepStale: cache.markRevalidationFailed(key)
+        case .leave: break
+        }
+        let result: FetchResult
+        switch (decision.answer, exchange.result) {
+        case (.page(let decided), .success(let response)):
+            if decision.cache != .store { storage = decided }
+            result = .page(page ?? Self.page(from: response, at: cache.now()), storage)
+        case (.passOn, .success(let response)):
+            result = .passThrough(response)
+        case (_, .failure(let error)):
+            result = .failed(error)
+        case (.fail, .success):
+            upstream.logger.warning(
+                "upstream sent a 200 that is not JSON; not stored",
+                metadata: ["query": "\(key.query)"]
+            )
+            result = .failed(.badUpstreamResponse)
+        }
+        return Fetched(
+            result: result,
+            upstreamStatus: exchange.status,
+            upstreamNanoseconds: exchange.status == nil ? nil : exchange.nanoseconds
+        )
     }
 
-    /// Applies an upstream answer to the cache and says what it came to.
-    private func settle(_ response: UpstreamResponse, key: CacheKey) -> FetchResult {
-        switch response.status {
-        case 200:
-            guard response.body.withUnsafeReadableBytes({ JSONValidator.isValid($0) }) else {
-                logger.warning("upstream sent a 200 that is not JSON; not stored", metadata: ["query": "\(key.query)"])
-                cache.markRevalidationFailed(key)
-                return .failed(.badUpstreamResponse)
-            }
-            let contentType = response.headers.first(name: "content-type") ?? "application/json"
-            let page = CachedPage(body: response.body.compacted(), contentType: contentType, storedAt: cache.now())
-            guard cache.ttlSeconds > 0 else {
-                cache.remove(key)
-                return .page(page, storage: "detail=ttl-zero")
-            }
-            switch cache.store(page, for: key) {
-            case .stored: return .page(page, storage: "stored")
-            case .tooLarge: return .page(page, storage: "detail=too-large")
-            }
-        case 401, 403, 404, 422:
-            // The upstream says the page is no longer right: drop it.
-            cache.remove(key)
-            return .passThrough(response)
-        case 429, 500...599:
-            // Says nothing about the page: a stale copy stands in for it.
-            cache.markRevalidationFailed(key)
-            return .passThrough(response)
-        default:
-            return .passThrough(response)
-        }
+    /// A page of the upstream's 200: its bytes (compacted: a body read in pieces keeps no spare capacity in
+    /// the cache) and its type.
+    private static func page(from response: UpstreamResponse, at now: UInt64) -> CachedPage {
+        let contentType = response.headers.first(name: "content-type") ?? "application/json"
+        return CachedPage(body: response.body.compacted(), contentType: contentType, storedAt: now)
     }
 
     private func response(for result: FetchResult, collapsed: Bool) -> GatewayResponse {
-        let suffix = collapsed ? "; collapsed" : ""
         switch result {
         case .page(let page, let storage):
             let age = Int((cache.now() &- page.storedAt) / 1_000_000_000)
-            return pageResponse(
-                page,
-                age: age,
-                cacheStatus: .value("\(Self.cacheName); fwd=miss; fwd-status=200; \(storage)\(suffix)")
-            )
+            return pageResponse(page, age: age, cacheStatus: .fetched(storage, collapsed: collapsed))
         case .passThrough(let response):
-            return passThrough(
-                response,
-                cacheStatus: "\(Self.cacheName); fwd=miss; fwd-status=\(response.status)\(suffix)"
-            )
+            var answer = GatewayResponse(passingOn: response)
+            answer.cacheStatus = .passedOn(status: response.status, collapsed: collapsed)
+            answer.age = 0
+            return answer
         case .failed(let error):
-            return errorResponse(error, cacheStatus: "\(Self.cacheName); fwd=miss; detail=\(error)\(suffix)")
+            var response = errorResponse(error)
+            response.cacheStatus = .failed(detail: error.shortDescription, collapsed: collapsed)
+            return response
         }
-    }
-
-    private func passThrough(_ response: UpstreamResponse, cacheStatus: String) -> GatewayResponse {
-        var answer = GatewayResponse(passingOn: response)
-        answer.cacheStatus = .value(cacheStatus)
-        answer.age = 0
-        return answer
     }
 
     private func pageResponse(_ page: CachedPage, age: Int, cacheStatus: CacheStatus) -> GatewayResponse {
@@ -396,9 +353,10 @@ public final class ListService: Sendable {
         return response
     }
 
-    private func errorResponse(_ error: GatewayError, cacheStatus: String?) -> GatewayResponse {
+    /// The gateway's own error, refused before the cache was used (the callers after it say otherwise).
+    private func errorResponse(_ error: GatewayError) -> GatewayResponse {
         var response = error.response(allocator: allocator)
-        response.cacheStatus = .value(cacheStatus ?? "\(Self.cacheName); detail=\(error.shortDescription)")
+        response.cacheStatus = .refused(detail: error.shortDescription)
         response.age = 0
         return response
     }

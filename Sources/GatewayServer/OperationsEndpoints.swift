@@ -45,12 +45,7 @@ struct OperationsEndpoints {
         if let unknown = pairs.first(where: { $0.name != "agent_id" }) {
             return GatewayError.badRequest("unknown parameter \(unknown.name); only agent_id is taken").response()
         }
-        let purged: Int
-        if let agent = pairs.last?.value {
-            purged = context.cache.removeAll { $0.concerns(agent: agent) }
-        } else {
-            purged = context.cache.removeAll { _ in true }
-        }
+        let purged = context.cache.invalidate(agent: pairs.last?.value)
         return json("{\"purged\":\(purged)}")
     }
 

@@ -4,40 +4,35 @@ import Logging
 import NIOCore
 import NIOHTTP1
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Forwards the routes that are not cached: starting test runs, resubmitting an invocation, reading one.
 /// The team's token is swapped for the upstream key; the request waits its turn at the governor and is
 /// spent from the team's budget. A write that succeeds drops the cached list pages it makes wrong.
 public final class PassthroughService: Sendable {
-    private let upstream: any UpstreamClient
-    private let governor: UpstreamGovernor
-    private let cache: ResponseCache
-    private let budgets: TeamBudgets
-    private let apiKey: Secret
-    private let logger: Logger
+    private let upstream: GovernedUpstream
+    private let cache: any PageStore
+    private let budgets: any BudgetLedger
 
     /// Creates the service.
     public init(
         upstream: any UpstreamClient,
-        governor: UpstreamGovernor,
-        cache: ResponseCache,
-        budgets: TeamBudgets,
+        governor: any UpstreamSlots,
+        cache: any PageStore,
+        budgets: any BudgetLedger,
         apiKey: Secret,
-        logger: Logger
+        logger: Logger,
+        metrics: GatewayMetrics? = nil,
+        clock: any CacheClock = SystemCacheClock()
     ) {
-        self.upstream = upstream
-        self.governor = governor
+        self.upstream = GovernedUpstream(
+            client: upstream,
+            slots: governor,
+            apiKey: apiKey,
+            clock: clock,
+            metrics: metrics,
+            logger: logger
+        )
         self.cache = cache
         self.budgets = budgets
-        self.apiKey = apiKey
-        self.logger = logger
     }
 
     /// Forwards one request; never fails (every problem is an answer).
@@ -54,39 +49,27 @@ public final class PassthroughService: Sendable {
             response.trace.budgetRefused = true
             return eventLoop.makeSucceededFuture(response)
         }
-        var headers = HTTPHeaders([
-            ("xi-api-key", apiKey.revealed),
-            ("Accept", "application/json"),
-            ("User-Agent", ListService.userAgent),
-            ("X-Request-Id", requestID),
-        ])
-        if route.method == .POST { headers.add(name: "Content-Type", value: contentType ?? "application/json") }
-        let request = UpstreamRequest(
+        let request = upstream.request(
             method: route.method,
             target: route.upstreamPath,
-            headers: headers,
-            body: route.method == .POST ? (body ?? ByteBuffer()) : nil
+            requestID: requestID,
+            body: body,
+            contentType: contentType
         )
-        let governor = self.governor
-        let started = NIODeadline.now()
-        return governor.acquire(on: eventLoop).flatMap {
-            self.upstream.execute(request, on: eventLoop).always { result in
-                governor.release(UpstreamGovernor.Outcome(result, now: Int(time(nil))))
+        return upstream.execute(request, on: eventLoop, context: ["route": "forwarded"]).map { exchange in
+            switch exchange.result {
+            case .success(let response):
+                if (200..<300).contains(response.status) { self.invalidate(after: route, body: body) }
+                var answer = GatewayResponse(passingOn: response)
+                answer.trace.upstreamStatus = response.status
+                answer.trace.upstreamNanoseconds = exchange.nanoseconds
+                answer.trace.causedUpstreamRequest = true
+                return answer
+            case .failure(let error):
+                var answer = Self.error(error)
+                answer.trace.causedUpstreamRequest = exchange.reachedUpstream
+                return answer
             }
-        }.map { response in
-            if (200..<300).contains(response.status) { self.invalidate(after: route, body: body) }
-            var answer = GatewayResponse(passingOn: response)
-            answer.trace.upstreamStatus = response.status
-            answer.trace.upstreamNanoseconds = UInt64(max(0, (NIODeadline.now() - started).nanoseconds))
-            answer.trace.causedUpstreamRequest = true
-            return answer
-        }.recover { error in
-            if let rejection = error as? UpstreamGovernor.Rejection { return Self.error(GatewayError(rejection)) }
-            let upstreamError = error as? UpstreamError ?? .invalidResponse("\(error)")
-            self.logger.warning("forwarded request failed", metadata: ["error": "\(upstreamError)"])
-            var answer = Self.error(GatewayError(upstreamError))
-            answer.trace.causedUpstreamRequest = true
-            return answer
         }
     }
 
@@ -104,13 +87,8 @@ public final class PassthroughService: Sendable {
                 try? JSONDecoder().decode(ResubmitBody.self, from: Data($0.readableBytesView)).agent_id
             }
         }
-        let dropped: Int
-        if let agent {
-            dropped = cache.removeAll { $0.concerns(agent: agent) }
-        } else {
-            dropped = cache.removeAll { _ in true }
-        }
-        logger.debug("a write changed the lists; pages dropped", metadata: ["dropped": "\(dropped)"])
+        let dropped = cache.invalidate(agent: agent)
+        upstream.logger.debug("a write changed the lists; pages dropped", metadata: ["dropped": "\(dropped)"])
     }
 
     private struct ResubmitBody: Decodable {
@@ -121,7 +99,7 @@ public final class PassthroughService: Sendable {
 
     private static func error(_ error: GatewayError) -> GatewayResponse {
         var response = error.response()
-        response.cacheStatus = .value("\(ListService.cacheName); detail=\(error)")
+        response.cacheStatus = .refused(detail: error.shortDescription)
         return response
     }
 }

@@ -22,9 +22,14 @@ extension ByteBuffer {
         var bound = HeadWriter.statusLineBound(status: response.status) + HeadWriter.decimalHeaderBound * 2 + 2
         bound += response.headerLines?.readableBytes ?? 0
         for (name, value) in response.headers { bound += HeadWriter.headerBound(name: name, value: value) }
+        // Spelled once: a fresh hit's is written from its number, any other's from this text.
+        var cacheStatusText: String?
         switch response.cacheStatus {
         case .hit: bound += HeadWriter.freshHitCacheStatusBound
-        case .value(let value): bound += HeadWriter.headerBound(name: "Cache-Status", value: value)
+        case .some(let status):
+            let text = status.description
+            bound += HeadWriter.headerBound(name: "Cache-Status", value: text)
+            cacheStatusText = text
         case nil: break
         }
         if let requestID { bound += HeadWriter.headerBound(name: "X-Request-Id", value: requestID) }
@@ -33,16 +38,13 @@ extension ByteBuffer {
             head.appendStatusLine(version: version, status: response.status)
             if let lines = response.headerLines { lines.withUnsafeReadableBytes { head.append($0) } }
             for (name, value) in response.headers { head.appendHeader(name: name, value: value) }
-            switch response.cacheStatus {
-            case .hit(let ttl):
-                // `ListService.cacheName`, spelled out: the constant part of the line in one copy.
-                head.append("Cache-Status: xi-gateway; hit; ttl=")
+            if case .hit(let ttl) = response.cacheStatus {
+                // The constant part of the line in one copy.
+                head.append(CacheStatus.freshHitPrefix)
                 head.append(decimal: ttl)
                 head.append("\r\n")
-            case .value(let value):
-                head.appendHeader(name: "Cache-Status", value: value)
-            case nil:
-                break
+            } else if let cacheStatusText {
+                head.appendHeader(name: "Cache-Status", value: cacheStatusText)
             }
             if let age = response.age { head.appendHeader(name: "Age", decimal: age) }
             head.appendHeader(name: "Content-Length", decimal: response.body.readableBytes)

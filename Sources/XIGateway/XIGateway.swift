@@ -118,7 +118,8 @@ enum XIGateway {
                 cache: cache,
                 budgets: budgets,
                 apiKey: configuration.apiKey,
-                logger: logger
+                logger: logger,
+                metrics: metrics
             ) : nil
         let context = ServerContext(
             service: service,

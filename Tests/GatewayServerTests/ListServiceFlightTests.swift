@@ -48,7 +48,7 @@ struct FlightFixture {
             apiKey: Secret("k"),
             waitLimit: waitLimit,
             logger: Logger(label: "test"),
-            wallClock: { 1_800_000_000 }
+            clock: clock
         )
     }
 

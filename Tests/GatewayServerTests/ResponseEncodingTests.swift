@@ -182,7 +182,7 @@ struct ResponseEncodingTests {
             headers: HTTPHeaders([("X-One", long), ("Bad Name", "dropped"), ("X-Two", "2")]),
             body: ByteBuffer(repeating: 0x41, count: length)
         )
-        response.cacheStatus = .value("xi-gateway; fwd=miss; detail=" + long)
+        response.cacheStatus = .failed(detail: long, collapsed: false)
         response.age = Int.min
         let version = HTTPVersion(major: 65_535, minor: 65_535)
         let requestID = String(repeating: "i", count: length)

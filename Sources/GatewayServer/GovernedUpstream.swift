@@ -1,0 +1,125 @@
+import GatewayCore
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// The one way to the upstream, for the list service and the forwarded routes alike: a slot from the
+/// governor, the request, the slot given back with what came of it, the upstream metrics, and every
+/// failure mapped to the gateway's error, with durations on one injected clock. It is also the one place
+/// that adds the upstream key to a request.
+final class GovernedUpstream: Sendable {
+    /// What one governed request came to. Never a failed future: every problem is a result.
+    struct Exchange: Sendable {
+        /// The upstream's answer (any status), or why there was none.
+        var result: Result<UpstreamResponse, GatewayError>
+        /// How long the exchange took, from the slot's start; `nil` when the governor refused the request
+        /// before it reached the upstream.
+        var nanoseconds: UInt64?
+
+        /// Whether the request reached the transport (it may still have failed there).
+        var reachedUpstream: Bool { nanoseconds != nil }
+
+        /// The upstream's status, when it answered.
+        var status: Int? {
+            if case .success(let response) = result { return response.status }
+            return nil
+        }
+    }
+
+    private let client: any UpstreamClient
+    private let slots: any UpstreamSlots
+    private let clock: any CacheClock
+    private let metrics: GatewayMetrics?
+    private let apiKey: Secret
+    /// Where failures are logged (also the services' logger).
+    let logger: Logger
+
+    init(
+        client: any UpstreamClient,
+        slots: any UpstreamSlots,
+        apiKey: Secret,
+        clock: any CacheClock,
+        metrics: GatewayMetrics?,
+        logger: Logger
+    ) {
+        self.apiKey = apiKey
+        self.client = client
+        self.slots = slots
+        self.clock = clock
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    /// The request sent upstream for `target`: the key, `Accept`, `User-Agent`, the request id, and for a
+    /// `POST` its body and type; nothing else from the client.
+    func request(
+        method: HTTPMethod = .GET,
+        target: String,
+        requestID: String?,
+        body: ByteBuffer? = nil,
+        contentType: String? = nil
+    ) -> UpstreamRequest {
+        var headers = HTTPHeaders([
+            ("xi-api-key", apiKey.revealed),
+            ("Accept", "application/json"),
+            ("User-Agent", ListService.userAgent),
+        ])
+        if let requestID { headers.add(name: "X-Request-Id", value: requestID) }
+        if method == .POST { headers.add(name: "Content-Type", value: contentType ?? "application/json") }
+        return UpstreamRequest(
+            method: method,
+            target: target,
+            headers: headers,
+            body: method == .POST ? body ?? ByteBuffer() : nil
+        )
+    }
+
+    /// Sends `request` once the governor gives a slot; the future completes on `eventLoop`. `context`
+    /// goes with the warning logged when the exchange fails (never a header or a body).
+    func execute(
+        _ request: UpstreamRequest,
+        on eventLoop: any EventLoop,
+        context: Logger.Metadata = [:]
+    ) -> EventLoopFuture<Exchange> {
+        slots.acquire(on: eventLoop).flatMap { () -> EventLoopFuture<Exchange> in
+            let started = self.clock.nowNanoseconds()
+            return self.client.execute(request, on: eventLoop).always { result in
+                self.slots.release(self.outcome(of: result))
+            }.map { response in
+                let elapsed = self.clock.nowNanoseconds() &- started
+                self.metrics?.upstream(
+                    status: response.status,
+                    outcome: response.status == 429 ? .rateLimited : .ok,
+                    nanoseconds: elapsed
+                )
+                return Exchange(result: .success(response), nanoseconds: elapsed)
+            }.recover { error in
+                let elapsed = self.clock.nowNanoseconds() &- started
+                let upstreamError = error as? UpstreamError ?? .invalidResponse("\(error)")
+                let outcome: GatewayMetrics.UpstreamOutcome =
+                    upstreamError.isTimeout ? .timeout : upstreamError.isBadResponse ? .error : .refused
+                self.metrics?.upstream(status: nil, outcome: outcome, nanoseconds: elapsed)
+                var metadata = context
+                metadata["error"] = "\(upstreamError)"
+                self.logger.warning("upstream request failed", metadata: metadata)
+                return Exchange(result: .failure(GatewayError(upstreamError)), nanoseconds: elapsed)
+            }
+        }.recover { error in
+            // Only the governor's refusal gets here: the exchange above never fails.
+            let rejection = error as? UpstreamGovernor.Rejection ?? .queueFull
+            return Exchange(result: .failure(GatewayError(rejection)), nanoseconds: nil)
+        }
+    }
+
+    /// What the governor learns from a result; a 429 is also logged, as the whole key backs off.
+    private func outcome(of result: Result<UpstreamResponse, any Error>) -> UpstreamGovernor.Outcome {
+        let outcome = UpstreamGovernor.Outcome(result, now: clock.secondsSince1970())
+        if case .rateLimited(let retryAfter, let maximum) = outcome {
+            logger.warning(
+                "upstream answered 429: the key backs off",
+                metadata: ["retry_after": "\(retryAfter.map(String.init) ?? "none")", "maximum": "\(maximum ?? 0)"]
+            )
+        }
+        return outcome
+    }
+}
