@@ -304,3 +304,60 @@ struct LRUStoreTests {
         #expect(store.keysByRecency.isEmpty)
     }
 }
+
+@Suite("ResponseCache: invalidation by the typed agent")
+struct ResponseCacheInvalidationTests {
+    private func key(_ query: String) throws -> CacheKey {
+        CacheKey(credential: "fp", query: try ListQuery.parse(Substring(query)))
+    }
+
+    /// Which pages a change to one agent drops: its own and those with no agent filter, whatever else the
+    /// query says and however its agent was spelled; never another agent's, even one whose id starts the
+    /// same, sorts first, or is equal only under Unicode equivalence.
+    @Test func anAgentsChangeDropsItsPagesAndTheUnfilteredOnes() throws {
+        let cache = ResponseCache(maxBytes: 1 << 20, ttlSeconds: 30, clock: TestClock())
+        let queries = [
+            "agent_id=a%20b": true,
+            "page_size=5&agent_id=a+b": true,
+            "cursor=c1&agent_id=a%20b&page_size=7": true,
+            "": true,
+            "page_size=9&cursor=z": true,
+            "agent_id=a%20bc": false,
+            "agent_id=a": false,
+            "agent_id=": false,
+            "agent_id=A%20B": false,
+        ]
+        for query in queries.keys {
+            cache.store(page("p", at: cache.now()), for: try key(query))
+        }
+        #expect(cache.invalidate(agent: "a b") == queries.values.filter { $0 }.count)
+        for (query, dropped) in queries {
+            let found: Bool
+            if case .miss = cache.lookup(try key(query)) { found = false } else { found = true }
+            #expect(found == !dropped, "\(query)")
+        }
+    }
+
+    @Test func anAgentComparesByItsBytes() throws {
+        // "K" and KELVIN SIGN are equal to Swift's `==`, different to the upstream.
+        let kelvin = try key("agent_id=%E2%84%AA")
+        #expect(kelvin.agentID == "\u{212A}")
+        #expect(!kelvin.concerns(agent: "K"))
+        #expect(kelvin.concerns(agent: "\u{212A}"))
+    }
+
+    @Test func everyPageGoesWhenTheAgentCannotBeTold() throws {
+        let cache = ResponseCache(maxBytes: 1 << 20, ttlSeconds: 30, clock: TestClock())
+        for query in ["agent_id=x", "agent_id=y&page_size=3", ""] {
+            cache.store(page("p", at: cache.now()), for: try key(query))
+        }
+        #expect(cache.invalidate(agent: nil) == 3)
+        #expect(cache.statistics.entries == 0)
+    }
+
+    /// A key made from a query's text reads its agent by parsing it, so tools get the same answer.
+    @Test func aKeyFromTextKnowsItsAgent() {
+        #expect(CacheKey(credential: "fp", query: "agent_id=a%20b&page_size=30").agentID == "a b")
+        #expect(CacheKey(credential: "fp", query: "page_size=30").agentID == nil)
+    }
+}
