@@ -43,10 +43,9 @@ extension HTTPConnection {
             var version: HTTPVersion
             /// The answer is to `HEAD`: its body is measured, not sent.
             var isHead: Bool
-            /// The connection stays open after it (else it closes once the answer is written).
+            /// The connection stays open after it; else it closes once the answer is written (report
+            /// ``lastAnswerWritten()``).
             var keepAlive: Bool
-            /// When it closes: the sending side first, the rest after ``lingerAfterRefusal``.
-            var linger: Bool
             /// Flush now, rather than when the read under way is done.
             var flush: Bool
         }
@@ -58,17 +57,19 @@ extension HTTPConnection {
             case read(flush: Bool)
             /// Flush what was written.
             case flush
-            /// Answer a whole request: hand it to the responder, then report ``answerReady(isHead:closesConnection:hasUnreadBytes:)``.
+            /// Answer a whole request: hand it to the responder, then report
+            /// ``answerReady(isHead:closesConnection:hasUnreadBytes:)``.
             case respond(RequestHead, Route, body: ByteBuffer?)
             /// Answer `error` before reaching a route (`reason` for the log and metrics; `method` when the
             /// head was read), then report ``answerReady(isHead:closesConnection:hasUnreadBytes:)``.
             case refuse(GatewayError, RefusalReason, method: HTTPMethod?)
-            /// Write the answer prepared.
-            case write(Write)
             /// Write `100 Continue`, flushing it now when `flush`.
             case sendContinue(flush: Bool)
             /// Close the connection (flushing first when `flush`); the reader reads nothing more.
             case close(flush: Bool)
+            /// Close the sending side now and the connection after `linger`: a client still sending (a
+            /// refused body) reads the answer instead of a reset.
+            case closeOutput(linger: TimeAmount)
         }
 
         private enum State {
@@ -103,6 +104,8 @@ extension HTTPConnection {
         private var isQuiescing = false
         /// The client shut down its sending side: what it sent whole is answered, then the connection closes.
         private var isInputClosed = false
+        /// The last answer closes the sending side first (``Reply/linger``).
+        private var lingersAfterLastAnswer = false
 
         /// A connection counting (and dropping) bodies up to `maxBodyBytes`, except forwarded writes'.
         init(maxBodyBytes: Int, isWritable: Bool = true) {
@@ -324,24 +327,31 @@ extension HTTPConnection {
 
         // MARK: - Answers and closing
 
-        /// The answer under way is ready: how to write it. `closesConnection`: the answer itself closes the
-        /// connection (a refusal); `hasUnreadBytes`: requests (or the start of one) wait in the reader.
-        mutating func answerReady(isHead: Bool, closesConnection: Bool, hasUnreadBytes: Bool) -> Action {
-            guard case .responding(let reply) = state else { return .none }
+        /// The answer under way is ready: how to write it, or `nil` when it is not to be written (the
+        /// connection closed meanwhile). `closesConnection`: the answer itself closes the connection (a
+        /// refusal); `hasUnreadBytes`: requests (or the start of one) wait in the reader.
+        mutating func answerReady(isHead: Bool, closesConnection: Bool, hasUnreadBytes: Bool) -> Write? {
+            guard case .responding(let reply) = state else { return nil }
             // After a half-close, the last answer closes the connection.
             let keepAlive =
                 reply.keepAlive && !closesConnection && !isQuiescing && !(isInputClosed && !hasUnreadBytes)
             guard keepAlive else {
                 state = .closed
                 needsFlush = false
-                return .write(
-                    Write(version: reply.version, isHead: isHead, keepAlive: false, linger: reply.linger, flush: true)
-                )
+                lingersAfterLastAnswer = reply.linger
+                return Write(version: reply.version, isHead: isHead, keepAlive: false, flush: true)
             }
             state = .idle
             let flush = !(isReading || isTakingRequests)
             if !flush { needsFlush = true }
-            return .write(Write(version: reply.version, isHead: isHead, keepAlive: true, linger: false, flush: flush))
+            return Write(version: reply.version, isHead: isHead, keepAlive: true, flush: flush)
+        }
+
+        /// The answer that closes the connection was written (or could not be): how to close. After a refusal
+        /// before or during a body, the sending side closes first, so that a client still sending reads the
+        /// answer rather than a reset; the rest follows after ``lingerAfterRefusal``.
+        func lastAnswerWritten() -> Action {
+            lingersAfterLastAnswer ? .closeOutput(linger: Self.lingerAfterRefusal) : .close(flush: false)
         }
 
         /// The client shut down its sending side (a half-close): what it sent whole is answered, then the

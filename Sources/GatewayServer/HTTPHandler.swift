@@ -166,8 +166,6 @@ final class HTTPHandler: ChannelDuplexHandler {
                 recorder: &recorder
             )
             answered(response, isHead: false, closes: false, context: context)
-        case .write:
-            preconditionFailure("answers are written by `answered`")
         case .sendContinue(let flush):
             context.write(
                 wrapOutboundOut(allocator.buffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")),
@@ -180,6 +178,11 @@ final class HTTPHandler: ChannelDuplexHandler {
             perform(timers.close(), context: context)
             if flush { context.flush() }
             context.close(promise: nil)
+        case .closeOutput(let linger):
+            context.close(mode: .output, promise: nil)
+            context.eventLoop.assumeIsolated().scheduleTask(in: linger) {
+                context.close(promise: nil)
+            }
         }
     }
 
@@ -206,12 +209,12 @@ final class HTTPHandler: ChannelDuplexHandler {
 
     /// The answer under way is ready: writes it as the machine says, then goes on with the requests read.
     private func answered(_ response: GatewayResponse, isHead: Bool, closes: Bool, context: ChannelHandlerContext) {
-        let action = machine.answerReady(
+        let write = machine.answerReady(
             isHead: isHead,
             closesConnection: closes,
             hasUnreadBytes: reader.hasUnreadBytes
         )
-        guard case .write(let write) = action else { return }
+        guard let write else { return }
         let now = context.eventLoop.now
         self.write(response, write, now: now, context: context)
         if write.keepAlive {
@@ -229,8 +232,7 @@ final class HTTPHandler: ChannelDuplexHandler {
     private static let largestSpareHead = 4096
 
     /// Writes a whole answer. When the connection closes after it, it closes once the last buffer is
-    /// written; with `linger`, only the sending side at first, so a client still sending (a refused body)
-    /// reads the answer instead of a reset.
+    /// written, as the machine says (``HTTPConnection/StateMachine/lastAnswerWritten()``).
     private func write(
         _ response: GatewayResponse,
         _ write: HTTPConnection.StateMachine.Write,
@@ -276,16 +278,8 @@ final class HTTPHandler: ChannelDuplexHandler {
         reader.close()
         perform(timers.close(), context: context)
         context.flush()
-        let linger = write.linger
         written.futureResult.assumeIsolated().whenComplete { _ in
-            guard linger else {
-                context.close(promise: nil)
-                return
-            }
-            context.close(mode: .output, promise: nil)
-            context.eventLoop.assumeIsolated().scheduleTask(in: HTTPConnection.StateMachine.lingerAfterRefusal) {
-                context.close(promise: nil)
-            }
+            self.perform(self.machine.lastAnswerWritten(), context: context)
         }
     }
 

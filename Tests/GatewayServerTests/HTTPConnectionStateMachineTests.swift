@@ -26,6 +26,7 @@ struct HTTPConnectionStateMachineTests {
         case end
         case parseFailed(HTTPParserError, RefusalReason?)
         case answer(isHead: Bool = false, closes: Bool = false, unread: Bool = false)
+        case lastAnswerWritten
         case writable(Bool)
         case inputClosed
         case quiesce
@@ -43,6 +44,7 @@ struct HTTPConnectionStateMachineTests {
         case write(Write)
         case sendContinue(flush: Bool)
         case close(flush: Bool)
+        case closeOutput(linger: TimeAmount)
     }
 
     private static func did(_ action: Machine.Action) -> Did {
@@ -53,9 +55,9 @@ struct HTTPConnectionStateMachineTests {
         case .respond(let head, _, let body): return .respond(head.uri, body: body?.readableBytes)
         case .refuse(let error, let reason, let method):
             return .refuse(error.response().status.code, reason, method: method)
-        case .write(let write): return .write(write)
         case .sendContinue(let flush): return .sendContinue(flush: flush)
         case .close(let flush): return .close(flush: flush)
+        case .closeOutput(let linger): return .closeOutput(linger: linger)
         }
     }
 
@@ -79,7 +81,9 @@ struct HTTPConnectionStateMachineTests {
             case .end: result = did(machine.endReceived())
             case .parseFailed(let error, let reason): result = did(machine.parseFailed(error, reason: reason))
             case .answer(let isHead, let closes, let unread):
-                result = did(machine.answerReady(isHead: isHead, closesConnection: closes, hasUnreadBytes: unread))
+                let write = machine.answerReady(isHead: isHead, closesConnection: closes, hasUnreadBytes: unread)
+                result = write.map { .write($0) } ?? .none
+            case .lastAnswerWritten: result = did(machine.lastAnswerWritten())
             case .writable(let writable): result = did(machine.writabilityChanged(isWritable: writable))
             case .inputClosed: result = did(machine.inputClosed())
             case .quiesce: result = did(machine.quiesce())
@@ -117,10 +121,9 @@ struct HTTPConnectionStateMachineTests {
         _ version: HTTPVersion = .http1_1,
         isHead: Bool = false,
         keepAlive: Bool = true,
-        linger: Bool = false,
         flush: Bool
     ) -> Did {
-        .write(Write(version: version, isHead: isHead, keepAlive: keepAlive, linger: linger, flush: flush))
+        .write(Write(version: version, isHead: isHead, keepAlive: keepAlive, flush: flush))
     }
 
     /// One read bringing `events`, as the handler reports it; the answers are flushed once, at read-complete.
@@ -249,7 +252,8 @@ struct HTTPConnectionStateMachineTests {
                 (.head(Self.head(.GET, "/healthz")), .none),
                 (.body(5), .none),
                 (.body(4), .refuse(413, .bodyTooLarge, method: .GET)),
-                (.answer(), Self.write(keepAlive: false, linger: true, flush: true)),
+                (.answer(), Self.write(keepAlive: false, flush: true)),
+                (.lastAnswerWritten, .closeOutput(linger: .seconds(2))),
                 (.body(1), .none),
             ]
         )
@@ -277,7 +281,8 @@ struct HTTPConnectionStateMachineTests {
             &machine,
             [
                 (hasBody ? .head(head) : .request(head), .refuse(400, .missingHost, method: .GET)),
-                (.answer(), Self.write(keepAlive: false, linger: true, flush: true)),
+                (.answer(), Self.write(keepAlive: false, flush: true)),
+                (.lastAnswerWritten, .closeOutput(linger: .seconds(2))),
             ]
         )
     }
@@ -305,7 +310,8 @@ struct HTTPConnectionStateMachineTests {
                     .head(Self.head(.POST, Self.runTests, length: 2, expectation: .unsupported)),
                     .refuse(417, .expectationFailed, method: .POST)
                 ),
-                (.answer(), Self.write(keepAlive: false, linger: true, flush: true)),
+                (.answer(), Self.write(keepAlive: false, flush: true)),
+                (.lastAnswerWritten, .closeOutput(linger: .seconds(2))),
             ]
         )
     }
@@ -322,7 +328,8 @@ struct HTTPConnectionStateMachineTests {
                     .respond(Self.runTests, body: nil)
                 ),
                 (.body(2), .none),
-                (.answer(), Self.write(keepAlive: false, linger: true, flush: true)),
+                (.answer(), Self.write(keepAlive: false, flush: true)),
+                (.lastAnswerWritten, .closeOutput(linger: .seconds(2))),
             ]
         )
         #expect(machine.isClosed)
@@ -343,6 +350,7 @@ struct HTTPConnectionStateMachineTests {
                 (.request(Self.head()), .respond("/healthz", body: nil)),
                 (.quiesce, .none),
                 (.answer(unread: true), Self.write(keepAlive: false, flush: true)),
+                (.lastAnswerWritten, .close(flush: false)),
             ]
         )
         #expect(machine.isClosed)
@@ -397,6 +405,7 @@ struct HTTPConnectionStateMachineTests {
                 [
                     (.parseFailed(error, reason), .refuse(status, reason ?? .invalidRequestLine, method: nil)),
                     (.answer(), Self.write(keepAlive: false, flush: true)),
+                    (.lastAnswerWritten, .close(flush: false)),
                 ],
                 flush: false
             )
