@@ -50,7 +50,7 @@ final class HTTPHandler: ChannelDuplexHandler {
     // MARK: - Channel events
 
     func handlerAdded(context: ChannelHandlerContext) {
-        _ = machine.writabilityChanged(isWritable: context.channel.isWritable)
+        perform(machine.writabilityChanged(isWritable: context.channel.isWritable), context: context)
         allocator = context.channel.allocator
         if context.channel.isActive { perform(timers.activity(at: context.eventLoop.now), context: context) }
     }

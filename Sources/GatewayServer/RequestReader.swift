@@ -84,10 +84,10 @@ struct RequestReader {
     /// Whether bytes read are waiting to be used (requests not yet taken, or the start of one).
     var hasUnreadBytes: Bool { unread != nil }
 
-    /// Whether a head has begun and not yet all arrived: asked when ``next()`` returned `nil`, it says
-    /// that the read ended inside a head (its owner times heads from then: ``HTTPConnection/TimerStateMachine``).
-    /// Empty lines before a request count as part of its head, so a stream of them cannot hold a
-    /// connection open for free.
+    /// Whether a head has begun and not yet all arrived: asked when ``next()`` returned `nil`, it says that
+    /// the read ended inside a head, which its owner then times (``HTTPConnection/TimerStateMachine``). Empty
+    /// lines before a request count as part of its head, so a stream of them cannot hold a connection open
+    /// for free.
     var isInsideHead: Bool {
         guard case .head(_, let skipped) = state else { return false }
         return skipped > 0 || unread != nil
