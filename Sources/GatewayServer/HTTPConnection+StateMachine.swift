@@ -63,6 +63,9 @@ extension HTTPConnection {
             /// Answer `error` before reaching a route (`reason` for the log and metrics; `method` when the
             /// head was read), then report ``answerReady(isHead:closesConnection:hasUnreadBytes:)``.
             case refuse(GatewayError, RefusalReason, method: HTTPMethod?)
+            /// A whole request waits until the socket takes more (``writabilityChanged(isWritable:)``): the
+            /// idle clock starts again now, so a client that stops reading is closed after the idle timeout.
+            case waitForWritable
             /// Write `100 Continue`, flushing it now when `flush`.
             case sendContinue(flush: Bool)
             /// Close the connection (flushing first when `flush`); the reader reads nothing more.
@@ -313,7 +316,7 @@ extension HTTPConnection {
         private mutating func complete(_ request: Request) -> Action {
             guard isWritable else {
                 state = .waitingForWritable(request)
-                return .none
+                return .waitForWritable
             }
             return respond(to: request)
         }

@@ -166,6 +166,8 @@ final class HTTPHandler: ChannelDuplexHandler {
                 recorder: &recorder
             )
             answered(response, isHead: false, closes: false, context: context)
+        case .waitForWritable:
+            perform(timers.activity(at: context.eventLoop.now), context: context)
         case .sendContinue(let flush):
             context.write(
                 wrapOutboundOut(allocator.buffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")),

@@ -34,6 +34,7 @@ enum ConnectionOutcome: Equatable {
     case respond(String, body: Int?)
     case refuse(UInt, RefusalReason, method: HTTPMethod?)
     case write(HTTPConnection.StateMachine.Write)
+    case waitForWritable
     case sendContinue(flush: Bool)
     case close(flush: Bool)
     case closeOutput(linger: TimeAmount)
@@ -57,6 +58,7 @@ extension ConnectionTable {
         case .respond(let head, _, let body): return .respond(head.uri, body: body?.readableBytes)
         case .refuse(let error, let reason, let method):
             return .refuse(error.response().status.code, reason, method: method)
+        case .waitForWritable: return .waitForWritable
         case .sendContinue(let flush): return .sendContinue(flush: flush)
         case .close(let flush): return .close(flush: flush)
         case .closeOutput(let linger): return .closeOutput(linger: linger)

@@ -91,12 +91,27 @@ struct HTTPConnectionStateMachineTests: ConnectionTable {
                 (.writable(false), .none),
                 (.readRequested(), .none),
                 (.startTaking, .yes),
-                (.request(Self.head()), .none),
+                (.request(Self.head()), .waitForWritable),
                 (.stopTaking(unread: true), .none),
                 (.writable(true), .respond("/healthz", body: nil)),
                 (.answer(), Self.write(flush: true)),
                 (.startTaking, .yes),
                 (.stopTaking(unread: false), .read(flush: false)),
+            ]
+        )
+    }
+
+    /// A request with a body is read whole first; then it waits, and the idle clock starts again.
+    @Test func aRequestWithABodyWaitsForTheSocketAtItsEnd() {
+        var machine = Self.machine()
+        Self.run(
+            &machine,
+            [
+                (.writable(false), .none),
+                (.head(Self.head(.POST, Self.runTests, length: 2)), .none),
+                (.body(2), .none),
+                (.end, .waitForWritable),
+                (.writable(true), .respond(Self.runTests, body: 2)),
             ]
         )
     }
