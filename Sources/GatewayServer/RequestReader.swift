@@ -69,23 +69,29 @@ struct RequestReader {
 
     private let maxHeadBytes: Int
     private let maxHeaderCount: Int
-    private let headTimer: RequestHeadTimer
     private var state = State.head(scanned: 0, skipped: 0)
     /// Bytes read but not yet used; `nil` when everything read was used.
     private(set) var unread: ByteBuffer?
     /// Why the last request was refused, when the reader refused one.
     private(set) var lastRefusal: RefusalReason?
 
-    /// A reader refusing heads over `maxHeadBytes` or `maxHeaderCount` fields, and closing the connection
-    /// when a head takes longer than `headTimeout` from its first byte.
-    init(maxHeadBytes: Int, maxHeaderCount: Int = 256, headTimeout: TimeAmount) {
+    /// A reader refusing heads over `maxHeadBytes` or `maxHeaderCount` fields.
+    init(maxHeadBytes: Int, maxHeaderCount: Int = 256) {
         self.maxHeadBytes = maxHeadBytes
         self.maxHeaderCount = maxHeaderCount
-        self.headTimer = RequestHeadTimer(timeout: headTimeout)
     }
 
     /// Whether bytes read are waiting to be used (requests not yet taken, or the start of one).
     var hasUnreadBytes: Bool { unread != nil }
+
+    /// Whether a head has begun and not yet all arrived: asked when ``next()`` returned `nil`, it says that
+    /// the read ended inside a head, which its owner then times (``HTTPConnection/TimerStateMachine``). Empty
+    /// lines before a request count as part of its head, so a stream of them cannot hold a connection open
+    /// for free.
+    var isInsideHead: Bool {
+        guard case .head(_, let skipped) = state else { return false }
+        return skipped > 0 || unread != nil
+    }
 
     /// Whether it reads nothing more: after an error, or ``close()``.
     var isClosed: Bool {
@@ -106,8 +112,8 @@ struct RequestReader {
     }
 
     /// The next part of the requests read, or `nil` when it has not all arrived yet (and after an error or
-    /// ``close()``). The timer of a head left incomplete runs on `context`'s event loop.
-    mutating func next(context: ChannelHandlerContext) throws -> RequestPart? {
+    /// ``close()``); then ``isInsideHead`` says whether the bytes left are the start of a head.
+    mutating func next() throws -> RequestPart? {
         if case .end = state {
             state = .head(scanned: 0, skipped: 0)
             return .end
@@ -115,7 +121,7 @@ struct RequestReader {
         guard var bytes = unread.take() else { return nil }
         do {
             reading: while true {
-                switch try step(&bytes, context: context) {
+                switch try step(&bytes) {
                 case .part(let part):
                     // When everything read was used, it is let go of now: the part may be kept a while.
                     if bytes.readableBytes > 0 { unread = bytes }
@@ -147,7 +153,6 @@ struct RequestReader {
     mutating func close() {
         state = .failed
         unread = nil
-        headTimer.cancel()
     }
 
     /// What one step of decoding did.
@@ -161,14 +166,12 @@ struct RequestReader {
     }
 
     /// Decodes one step from `bytes`.
-    private mutating func step(_ bytes: inout ByteBuffer, context: ChannelHandlerContext) throws -> Step {
+    private mutating func step(_ bytes: inout ByteBuffer) throws -> Step {
         switch state {
         case .head(let scanned, let skipped):
-            guard let (head, framing) = try readHead(&bytes, scanned: scanned, skipped: skipped, context: context)
-            else {
+            guard let (head, framing) = try readHead(&bytes, scanned: scanned, skipped: skipped) else {
                 return .needsBytes
             }
-            headTimer.headCompleted()
             switch framing {
             case .none:
                 state = .head(scanned: 0, skipped: 0)
@@ -248,8 +251,7 @@ struct RequestReader {
     private mutating func readHead(
         _ bytes: inout ByteBuffer,
         scanned: Int,
-        skipped: Int,
-        context: ChannelHandlerContext
+        skipped: Int
     ) throws -> (RequestHead, Framing)? {
         // Empty lines before a request are allowed (RFC 9112, 2.2), but they are part of what the client
         // sends before its head: they count against the head's size and its timer, so a stream of them
@@ -263,10 +265,7 @@ struct RequestReader {
             }
         }
         guard bytes.readableBytes > 0 else {
-            if skipped > 0 {
-                headTimer.headBegan(context: context)
-                state = .head(scanned: 0, skipped: skipped)
-            }
+            if skipped > 0 { state = .head(scanned: 0, skipped: skipped) }
             return nil
         }
         let limit = maxHeadBytes - skipped
@@ -274,9 +273,6 @@ struct RequestReader {
             try Self.endOfHead(in: raw, from: scanned, limit: limit)
         }
         guard let length = found else {
-            // Only a head left incomplete by a read is timed: one that arrives whole is done before any
-            // check could run, and needs no look at the clock. (The first bytes arrived in this read.)
-            headTimer.headBegan(context: context)
             if bytes.readableBytes > limit { throw RequestRefusal(.headTooLarge, .headerOverflow) }
             state = .head(scanned: max(0, bytes.readableBytes - 3), skipped: skipped)
             return nil

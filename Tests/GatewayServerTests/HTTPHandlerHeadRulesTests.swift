@@ -63,7 +63,7 @@ struct HTTPHandlerHeadRulesTests {
     @Test(arguments: [true, false])
     func aForwardedWriteDeclaringTooLargeABodyIs413AtOnce(expectsContinue: Bool) throws {
         let connection = try ConnectionFixture()
-        let declared = HTTPHandler.maxForwardedBodyBytes + 1
+        let declared = HTTPConnection.StateMachine.maxForwardedBodyBytes + 1
         let head =
             "POST \(runTests) HTTP/1.1\r\nHost: h\r\nContent-Length: \(declared)\r\n"
             + (expectsContinue ? "Expect: 100-continue\r\n" : "") + "\r\n"

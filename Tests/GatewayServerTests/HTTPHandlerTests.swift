@@ -114,7 +114,7 @@ struct HTTPHandlerTests {
         for prefix in [0, 1, 0xF, 0x10, 0xABCDEF, 0x1234_5678, UInt32.max] as [UInt32] {
             for sequence in [0, 1, 9, 10, 999_999, 1_000_000, Int.max, -1, Int.min] {
                 #expect(
-                    HTTPHandler.requestID(prefix: prefix, sequence: sequence)
+                    Responder.requestID(prefix: prefix, sequence: sequence)
                         == String(prefix, radix: 16) + "-" + String(sequence)
                 )
             }

@@ -1,0 +1,227 @@
+import GatewayCore
+import NIOCore
+import NIOHTTP1
+
+/// Answers one connection's whole requests: routes each, authenticates its team, and asks the route's
+/// service (``ListService``, ``PassthroughService``, ``OperationsEndpoints``) for the answer, now when it is
+/// at hand (a cache hit costs no future) or later.
+///
+/// It also names each request (``requestID(for:)``) and starts its record (``RequestRecorder``). Owned by
+/// one ``HTTPHandler``, on its event loop.
+struct Responder {
+    /// An answer to a request.
+    enum Answer {
+        /// Ready now. `isHead`: its body is measured, not sent; `closes`: the connection closes after it.
+        case now(GatewayResponse, isHead: Bool, closes: Bool)
+        /// Ready when the future completes (it never fails).
+        case later(EventLoopFuture<GatewayResponse>, isHead: Bool)
+    }
+
+    private let context: ServerContext
+    /// The context's list service, kept by the connection so that using it does not retain an object every
+    /// event loop shares (each retain would take its cache line from the other cores).
+    private let service: ListService
+    /// The settings as last read, and their version (``ServerContext/settingsVersion``).
+    private var settings: (settings: ServerContext.Settings, version: Int)
+    /// Request ids made here: a random prefix per connection and a sequence number.
+    private let idPrefix = UInt32.random(in: .min ... .max)
+    private var requestCount = 0
+
+    /// A responder for the services of `context`.
+    init(context: ServerContext) {
+        self.context = context
+        self.service = context.service
+        self.settings = context.versionedSettings
+    }
+
+    /// Whether a request to `route` needs a team and its head names none: asked before its body is read.
+    mutating func isTeamUnknown(_ head: RequestHead, route: Route) -> Bool {
+        guard route.needsTeam, case .failure = team(for: head, settings: refreshedSettings()) else { return false }
+        return true
+    }
+
+    /// Answers a whole request whose head arrived at `started`, and starts its record in `recorder`.
+    mutating func answer(
+        _ head: RequestHead,
+        route: Route,
+        body: ByteBuffer?,
+        started: NIODeadline,
+        recorder: inout RequestRecorder,
+        on eventLoop: any EventLoop
+    ) -> Answer {
+        let requestID = requestID(for: head)
+        let settings = refreshedSettings()
+        recorder.begin(
+            head,
+            route: route.metricLabel,
+            requestID: requestID,
+            started: started,
+            logged: settings.accessLog
+        )
+        var spender: ListService.Spender?
+        switch route {
+        case .list, .passthrough:
+            // Before anything else: an unknown client learns nothing, not even whether its query is valid.
+            switch team(for: head, settings: settings) {
+            case .success(let found):
+                spender = found
+                recorder.noteTeam(found?.team)
+            case .failure(let error):
+                var response = error.response()
+                if case .list = route { response.cacheStatus = .refused(detail: error.shortDescription) }
+                return .now(response, isHead: false, closes: false)
+            }
+        default:
+            break
+        }
+        switch route {
+        case .passthrough(let passthrough, let isHead):
+            guard let service = context.passthrough else {
+                return .now(GatewayError.notFound.response(), isHead: false, closes: false)
+            }
+            let future = service.forward(
+                passthrough,
+                body: body,
+                contentType: head.first(name: "content-type"),
+                requestID: requestID,
+                spender: spender,
+                on: eventLoop
+            )
+            return .later(future, isHead: isHead)
+        case .health(let isHead):
+            return .now(OperationsEndpoints(context: context).health(), isHead: isHead, closes: false)
+        case .readiness(let isHead):
+            return .now(OperationsEndpoints(context: context).readiness(), isHead: isHead, closes: false)
+        case .metrics:
+            return .now(OperationsEndpoints(context: context).metrics(), isHead: false, closes: false)
+        case .purge(let query):
+            let response = OperationsEndpoints(context: context).purge(
+                query: query,
+                authorization: head.first(name: "authorization")
+            )
+            return .now(response, isHead: false, closes: false)
+        case .stats:
+            let response = OperationsEndpoints(context: context).stats(authorization: head.first(name: "authorization"))
+            return .now(response, isHead: false, closes: false)
+        case .list(let query, let isHead):
+            switch service.answer(toQuery: query, on: eventLoop, requestID: requestID, spender: spender) {
+            case .ready(let response): return .now(response, isHead: isHead, closes: false)
+            case .pending(let future): return .later(future, isHead: isHead)
+            }
+        case .refuse(let refusal):
+            let error: GatewayError
+            var response: GatewayResponse
+            switch refusal {
+            case .notFound:
+                error = .notFound
+                response = error.response()
+            case .methodNotAllowed(let allow):
+                error = .methodNotAllowed(allow: allow)
+                response = error.response()
+                if head.uri.utf8.starts(with: Route.listPath.utf8) {
+                    // Every answer on the list path says what the cache did: here, nothing.
+                    response.cacheStatus = .refused(detail: error.shortDescription)
+                    response.age = 0
+                }
+            case .notOriginForm:
+                error = .badRequest("only origin-form request targets (/path?query) are served")
+                response = error.response()
+            }
+            return .now(response, isHead: false, closes: error.closesConnection)
+        }
+    }
+
+    /// Answers a request refused before it reached a route, and starts its record in `recorder`: it gets an
+    /// access log line and counts in `xi_gateway_refused_requests_total`, with its method when it was read,
+    /// never its target or anything else it sent.
+    mutating func refuse(
+        _ error: GatewayError,
+        reason: RefusalReason,
+        method: HTTPMethod?,
+        started: NIODeadline,
+        recorder: inout RequestRecorder
+    ) -> GatewayResponse {
+        requestCount += 1
+        recorder.beginRefusal(
+            reason,
+            method: method?.rawValue,
+            requestID: Self.requestID(prefix: idPrefix, sequence: requestCount),
+            started: started,
+            logged: settings.settings.accessLog
+        )
+        return error.response()
+    }
+
+    /// The settings in force, read again when a reload changed them.
+    private mutating func refreshedSettings() -> ServerContext.Settings {
+        if context.settingsVersion != settings.version { settings = context.versionedSettings }
+        return settings.settings
+    }
+
+    /// The team a request comes from when `CLIENTS_FILE` is set: `.success(nil)` while the gateway is
+    /// open, `.failure` for a missing or unknown token. The token is looked up by its digest, so the time
+    /// taken does not depend on how much of it is right.
+    private func team(
+        for head: RequestHead,
+        settings: ServerContext.Settings
+    ) -> Result<ListService.Spender?, GatewayError> {
+        guard let teams = settings.teams else { return .success(nil) }
+        var token = head.first(name: "xi-api-key")
+        if token == nil, let authorization = head.first(name: "authorization"),
+            authorization.hasPrefix("Bearer ")
+        {
+            token = String(authorization.dropFirst("Bearer ".count))
+        }
+        guard let token, let team = teams.team(forToken: token) else { return .failure(.invalidAPIKey) }
+        return .success(
+            ListService.Spender(team: team.name, perMinute: team.upstreamPerMinute ?? settings.defaultUpstreamPerMinute)
+        )
+    }
+
+    /// The client's `X-Request-Id` when it is sane (1 to 128 of `A-Z a-z 0-9 . _ : -`), else a new one.
+    private mutating func requestID(for head: RequestHead) -> String {
+        if let given = head.first(name: "x-request-id"), (1...128).contains(given.utf8.count),
+            given.utf8.allSatisfy({ byte in
+                switch byte {
+                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                    UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: ":"),
+                    UInt8(ascii: "-"):
+                    return true
+                default:
+                    return false
+                }
+            })
+        {
+            return given
+        }
+        requestCount += 1
+        return Self.requestID(prefix: idPrefix, sequence: requestCount)
+    }
+
+    /// `prefix` in hexadecimal, `-`, and `sequence` in decimal (a connection's request ids), written in one
+    /// pass: up to 15 bytes, the id is a small string, and making it allocates nothing.
+    static func requestID(prefix: UInt32, sequence: Int) -> String {
+        // 8 hexadecimal digits, the dash, and a sign and 19 digits at most.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { buffer in
+            var end = buffer.count
+            func prepend(_ byte: UInt8) {
+                end -= 1
+                buffer[end] = byte
+            }
+            var decimal = sequence.magnitude
+            repeat {
+                prepend(UInt8(ascii: "0") + UInt8(decimal % 10))
+                decimal /= 10
+            } while decimal > 0
+            if sequence < 0 { prepend(UInt8(ascii: "-")) }
+            prepend(UInt8(ascii: "-"))
+            var hex = prefix
+            repeat {
+                let digit = UInt8(hex & 0xF)
+                prepend(digit < 10 ? UInt8(ascii: "0") + digit : UInt8(ascii: "a") + digit - 10)
+                hex >>= 4
+            } while hex > 0
+            return String(decoding: UnsafeBufferPointer(rebasing: buffer[end...]), as: UTF8.self)
+        }
+    }
+}
