@@ -6,22 +6,35 @@ import Testing
 struct RedisEndpointTests {
     @Test(
         arguments: [
-            ("redis://127.0.0.1", RedisEndpoint.Address.tcp(host: "127.0.0.1", port: 6379), nil, nil, 0,
-                "redis://127.0.0.1:6379/0"),
-            ("redis://cache.internal:6380/3", .tcp(host: "cache.internal", port: 6380), nil, nil, 3,
-                "redis://cache.internal:6380/3"),
+            (
+                "redis://127.0.0.1", RedisEndpoint.Address.tcp(host: "127.0.0.1", port: 6379), nil, nil, 0,
+                "redis://127.0.0.1:6379/0"
+            ),
+            (
+                "redis://cache.internal:6380/3", .tcp(host: "cache.internal", port: 6380), nil, nil, 3,
+                "redis://cache.internal:6380/3"
+            ),
             ("REDIS://h:1/", .tcp(host: "h", port: 1), nil, nil, 0, "redis://h:1/0"),
             ("redis://:s3cret@h:6379", .tcp(host: "h", port: 6379), nil, "s3cret", 0, "redis://***@h:6379/0"),
             ("redis://gw:p%40ss%3Aw%2Fd@h", .tcp(host: "h", port: 6379), "gw", "p@ss:w/d", 0, "redis://***@h:6379/0"),
             ("redis://:p@ss@h:7000/1", .tcp(host: "h", port: 7000), nil, "p@ss", 1, "redis://***@h:7000/1"),
             ("redis://[::1]:6379", .tcp(host: "::1", port: 6379), nil, nil, 0, "redis://[::1]:6379/0"),
-            ("unix:///run/redis/redis.sock", .unix(path: "/run/redis/redis.sock"), nil, nil, 0,
-                "unix:///run/redis/redis.sock"),
+            (
+                "unix:///run/redis/redis.sock", .unix(path: "/run/redis/redis.sock"), nil, nil, 0,
+                "unix:///run/redis/redis.sock"
+            ),
             ("unix:///tmp/r.sock?db=2", .unix(path: "/tmp/r.sock"), nil, nil, 2, "unix:///tmp/r.sock?db=2"),
             ("unix://:pw@/tmp/r.sock", .unix(path: "/tmp/r.sock"), nil, "pw", 0, "unix://***@/tmp/r.sock"),
         ] as [(String, RedisEndpoint.Address, String?, String?, Int, String)]
     )
-    func parses(text: String, address: RedisEndpoint.Address, user: String?, password: String?, db: Int, shown: String)
+    func parses(
+        text: String,
+        address: RedisEndpoint.Address,
+        user: String?,
+        password: String?,
+        db: Int,
+        shown: String
+    )
         throws
     {
         let endpoint = try RedisEndpoint(text)
