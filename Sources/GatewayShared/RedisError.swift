@@ -49,6 +49,7 @@ public struct RedisError: Error, Sendable, Hashable, CustomStringConvertible {
         return false
     }
 
+    /// What went wrong, for a log line (never a password).
     public var description: String {
         switch code {
         case .timeout: "Redis did not answer in time"

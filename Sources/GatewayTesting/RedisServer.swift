@@ -12,6 +12,7 @@ import NIOCore
 public final class RedisServer: Sendable {
     /// Why the server could not be started.
     public struct Failure: Error, CustomStringConvertible {
+        /// What went wrong, with the end of the server's log when it started and stopped.
         public let description: String
     }
 
