@@ -3,11 +3,11 @@
 #   docker run -p 8080:8080 -e ELEVENLABS_API_KEY=... xi-gateway
 # Settings: the image's /etc/xi-gateway/proxy.conf, overridden by environment variables.
 
-# Build: the Swift toolchain on Debian 12, with libcurl's headers.
+# Build: the Swift toolchain on Debian 12, with libcurl's and hiredis's headers.
 FROM swift:6.2-bookworm AS build
 RUN export DEBIAN_FRONTEND=noninteractive \
     && apt-get update \
-    && apt-get install -y --no-install-recommends libcurl4-openssl-dev pkg-config \
+    && apt-get install -y --no-install-recommends libcurl4-openssl-dev libhiredis-dev pkg-config \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Package.swift ./
@@ -18,11 +18,11 @@ RUN swift build -c release --static-swift-stdlib --product xi-gateway \
     && install -D -m 0755 "$(swift build -c release --show-bin-path)/xi-gateway" /out/xi-gateway \
     && strip /out/xi-gateway
 
-# Run: Debian 12 slim with libcurl and CA certificates, as an unprivileged user.
+# Run: Debian 12 slim with libcurl, hiredis and CA certificates, as an unprivileged user.
 FROM debian:bookworm-slim
 RUN export DEBIAN_FRONTEND=noninteractive \
     && apt-get update \
-    && apt-get install -y --no-install-recommends libcurl4 ca-certificates tzdata \
+    && apt-get install -y --no-install-recommends libcurl4 libhiredis0.14 ca-certificates tzdata \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 xi \
     && useradd --system --uid 10001 --gid xi --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin xi

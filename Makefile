@@ -1,5 +1,5 @@
 # The two commands of the README: `make run` builds and runs the gateway, `make test` runs every test.
-# Both install libcurl's headers and pkg-config first when they are missing.
+# Both install libcurl's and hiredis's headers, pkg-config and redis-server first when they are missing.
 
 SWIFT ?= swift
 CONFIG ?= proxy.conf

@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "GatewayCore", targets: ["GatewayCore"]),
         .library(name: "GatewayCurl", targets: ["GatewayCurl"]),
         .library(name: "GatewayServer", targets: ["GatewayServer"]),
+        .library(name: "GatewayShared", targets: ["GatewayShared"]),
         .library(name: "GatewayTesting", targets: ["GatewayTesting"]),
     ],
     dependencies: [
@@ -68,6 +69,29 @@ let package = Package(
                 "CCurlShim",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Found in the default include and library paths, not with pkg-config: Debian's hiredis.pc adds
+        // -D_FILE_OFFSET_BITS=64, which SwiftPM refuses with a warning on every build (a no-op on 64-bit).
+        .systemLibrary(
+            name: "CHiredis",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
+        .target(
+            name: "CHiredisShim",
+            dependencies: ["CHiredis"]
+        ),
+        .target(
+            name: "GatewayShared",
+            dependencies: [
+                "GatewayCore",
+                "CHiredis",
+                "CHiredisShim",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -147,6 +171,15 @@ let package = Package(
                 "GatewayTesting",
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "GatewaySharedTests",
+            dependencies: [
+                "GatewayShared",
+                "GatewayTesting",
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
