@@ -33,7 +33,7 @@ func makeClient(
 }
 
 /// Polls `condition` every 20 ms until it holds or `limit` has passed; whether it held.
-func eventually(within limit: Duration = .seconds(10), _ condition: () async -> Bool) async -> Bool {
+func eventually(within limit: Duration = .seconds(20), _ condition: () async -> Bool) async -> Bool {
     let deadline = ContinuousClock.now + limit
     while ContinuousClock.now < deadline {
         if await condition() { return true }
