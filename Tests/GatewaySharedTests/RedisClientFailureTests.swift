@@ -7,7 +7,8 @@ import NIOPosix
 import Testing
 
 /// Passwords, timeouts, and a Redis that goes away and comes back.
-@Suite("RedisClient: AUTH, timeouts, a lost and restarted Redis")
+// One test at a time: each starts a redis-server, and dozens starting at once starve the other suites.
+@Suite("RedisClient: AUTH, timeouts, a lost and restarted Redis", .serialized)
 struct RedisClientFailureTests {
     @Test func authenticatesWithThePassword() async throws {
         let server = try await RedisServer.start(password: "right-pass@:/word")

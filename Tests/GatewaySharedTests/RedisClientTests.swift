@@ -5,7 +5,8 @@ import NIOPosix
 import Testing
 
 /// Commands against a real `redis-server`, each test with its own.
-@Suite("RedisClient: commands and replies against a real Redis")
+// One test at a time: each starts a redis-server, and dozens starting at once starve the other suites.
+@Suite("RedisClient: commands and replies against a real Redis", .serialized)
 struct RedisClientTests {
     @Test func setAndGetKeepBinaryValuesExactly() async throws {
         let server = try await RedisServer.start()

@@ -5,7 +5,8 @@ import NIOPosix
 import Testing
 
 /// Lua scripts by `EVALSHA`, sent in full again when Redis has forgotten them.
-@Suite("RedisScript: EVALSHA, reloaded on NOSCRIPT")
+// One test at a time: each starts a redis-server, and dozens starting at once starve the other suites.
+@Suite("RedisScript: EVALSHA, reloaded on NOSCRIPT", .serialized)
 struct RedisScriptTests {
     static let script = RedisScript(
         """

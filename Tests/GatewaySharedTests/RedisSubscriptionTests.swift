@@ -5,7 +5,8 @@ import NIOCore
 import Testing
 
 /// Pub/sub on a connection of its own, re-subscribed after Redis comes back.
-@Suite("RedisSubscription: messages, re-subscription after a restart, cancel")
+// One test at a time: each starts a redis-server, and dozens starting at once starve the other suites.
+@Suite("RedisSubscription: messages, re-subscription after a restart, cancel", .serialized)
 struct RedisSubscriptionTests {
     /// What the callbacks saw.
     final class Seen: Sendable {

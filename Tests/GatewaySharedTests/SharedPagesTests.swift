@@ -7,13 +7,23 @@ import Testing
 
 /// Two replicas' views of one Redis: one leads a question, the other follows and reads what it came to;
 /// invalidations from either reach both.
-@Suite("SharedPages: replicas over one Redis")
+// One test at a time: each starts a redis-server, and dozens starting at once starve the other suites.
+@Suite("SharedPages: replicas over one Redis", .serialized)
 struct SharedPagesTests {
     let loop = MultiThreadedEventLoopGroup.singleton.next()
 
     private func replicas(_ server: RedisServer) -> (SharedPages, SharedPages, [RedisClient]) {
         let clients = [makeClient(server), makeClient(server)]
-        let pages = clients.map { SharedPages(client: $0, prefix: "xg", credentialTag: "k1", lockMilliseconds: 5_000) }
+        let pages = clients.map {
+            SharedPages(
+                client: $0,
+                prefix: "xg",
+                credentialTag: "k1",
+                // Far longer than a starved test can take between two steps.
+                lockMilliseconds: 120_000,
+                resultMilliseconds: 120_000
+            )
+        }
         return (pages[0], pages[1], clients)
     }
 

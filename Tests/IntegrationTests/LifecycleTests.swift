@@ -46,7 +46,12 @@ struct LifecycleTests {
         }
         let port = gateway.port
         let stuck = Task.detached { try? TestHTTPConnection.request(port: port, target: "\(self.list)?agent_id=stuck") }
-        try await Task.sleep(for: .milliseconds(150))
+        // In flight (at the upstream) before the shutdown begins, however slowly a busy machine gets there.
+        let deadline = ContinuousClock.now + .seconds(20)
+        while gateway.upstream.requestCount == 0, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(gateway.upstream.requestCount == 1)
 
         let started = ContinuousClock.now
         await gateway.server.shutdown(grace: .milliseconds(300))
