@@ -26,7 +26,7 @@ public final class RedisServer: Sendable {
     private let state = Locked(State())
 
     private struct State {
-        var process: SpawnedProcess?
+        var process: Process?
         var isSuspended = false
     }
 
@@ -75,7 +75,9 @@ public final class RedisServer: Sendable {
 
     /// Kills the server (SIGKILL, as a crash would) and waits until it has exited. The socket is gone
     /// afterwards; the folder stays for ``restart()``.
-    /// Nothing is persisted, so nothing is lost.
+    ///
+    /// Not SIGTERM: a child launched by `Process` from a test's thread inherits that thread's signal mask,
+    /// in which SIGTERM is blocked, so Redis would never see it. Nothing is persisted, so nothing is lost.
     public func stop() async {
         let running = state.withLock { state in
             defer { state.process = nil }
@@ -126,13 +128,24 @@ public final class RedisServer: Sendable {
     // MARK: - Starting
 
     private func launch() async throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = [directory + "/redis.conf"]
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
         let logPath = directory + "/redis.log"
+        if !FileManager.default.fileExists(atPath: logPath) {
+            _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        }
+        guard let log = FileHandle(forWritingAtPath: logPath) else {
+            throw Failure(description: "cannot write \(logPath)")
+        }
+        _ = try? log.seekToEnd()
+        process.standardOutput = log
+        process.standardError = log
+        process.standardInput = FileHandle.nullDevice
         try? FileManager.default.removeItem(atPath: socketPath)
-        let process = try SpawnedProcess(
-            executable: executable,
-            arguments: [directory + "/redis.conf"],
-            logPath: logPath
-        )
+        try process.run()
+        try? log.close()
         state.withLock { $0.process = process }
         let socketPath = socketPath
         let password = password
