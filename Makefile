@@ -22,9 +22,10 @@ test: deps
 
 # The whole suite under ThreadSanitizer, then AddressSanitizer (each in its own build folder). Leak
 # reports are off: tests end with work deliberately left pending; the soak measures memory instead.
-# scripts/asan.supp holds the one suppression (a bug of Foundation's Process.run).
+# scripts/asan.supp and scripts/tsan.supp hold one suppression each (a bug of Foundation's Process.run; the
+# Swift runtime's continuations, which ThreadSanitizer cannot see ordered).
 sanitize: deps
-	$(SWIFT) test --sanitize=thread --scratch-path .build-tsan
+	TSAN_OPTIONS=suppressions=$(CURDIR)/scripts/tsan.supp $(SWIFT) test --sanitize=thread --scratch-path .build-tsan
 	ASAN_OPTIONS=detect_leaks=0:suppressions=$(CURDIR)/scripts/asan.supp $(SWIFT) test --sanitize=address --scratch-path .build-asan
 
 # libFuzzer targets (Fuzz/): the query parser, the whole HTTP request path, and the request decoder against
