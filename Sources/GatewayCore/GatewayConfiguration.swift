@@ -39,6 +39,10 @@ public struct GatewayConfiguration: Sendable {
         Key(name: "CLIENTS_FILE", defaultValue: nil, summary: "teams and their token hashes; unset: open"),
         Key(name: "CLIENT_UPSTREAM_PER_MINUTE", defaultValue: "0", summary: "each team's upstream budget; 0: none"),
         Key(name: "PASSTHROUGH", defaultValue: "on", summary: "forward run-tests, resubmit and get-invocation"),
+        Key(name: "REDIS_URL", defaultValue: nil, summary: "the shared tier of several replicas; unset: alone"),
+        Key(name: "REDIS_TIMEOUT_MS", defaultValue: "100", summary: "longest wait for one Redis answer"),
+        Key(name: "REDIS_KEY_PREFIX", defaultValue: "xg", summary: "start of every key the gateway writes in Redis"),
+        Key(name: "FALLBACK_MAX_CONCURRENCY", defaultValue: "1", summary: "each replica's cap while Redis is down"),
     ]
 
     public var listenHost: String
@@ -75,6 +79,11 @@ public struct GatewayConfiguration: Sendable {
     public var clientUpstreamPerMinute: Int?
     /// Whether the write and single-invocation routes are forwarded.
     public var passthrough: Bool
+    /// The shared tier's Redis; `nil`: this gateway works alone. Its password is a ``Secret``.
+    public var redis: RedisEndpoint?
+    public var redisTimeoutMilliseconds: Int
+    public var redisKeyPrefix: String
+    public var fallbackMaxConcurrency: Int
 
     /// How log lines are written.
     public enum LogFormat: String, Sendable, Hashable {
@@ -231,6 +240,36 @@ public struct GatewayConfiguration: Sendable {
         case "off", "false", "no", "0": self.passthrough = false
         case let other: throw ConfigurationError(key: "PASSTHROUGH", problem: "must be on or off, got \"\(other)\"")
         }
+        if let text = lookup("REDIS_URL").map(Self.unquoted), !text.isEmpty {
+            do {
+                self.redis = try RedisEndpoint(text)
+            } catch {
+                throw ConfigurationError(
+                    key: "REDIS_URL",
+                    problem: error.problem + ", got \"\(RedactedURL.shown(text))\""
+                )
+            }
+        } else {
+            self.redis = nil
+        }
+        self.redisTimeoutMilliseconds = try integer("REDIS_TIMEOUT_MS", in: 1...60_000, "an integer from 1 to 60000")
+        let prefix = value("REDIS_KEY_PREFIX") ?? "xg"
+        // Printable, without spaces (keys and channels are shown in logs) or braces (the hash tag that keeps a
+        // credential's keys in one cluster slot follows the prefix).
+        guard (1...64).contains(prefix.utf8.count),
+            prefix.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "{") && $0 != UInt8(ascii: "}") })
+        else {
+            throw ConfigurationError(
+                key: "REDIS_KEY_PREFIX",
+                problem: "must be 1 to 64 printable characters without spaces or braces, got \"\(prefix)\""
+            )
+        }
+        self.redisKeyPrefix = prefix
+        self.fallbackMaxConcurrency = try integer(
+            "FALLBACK_MAX_CONCURRENCY",
+            in: 1...1024,
+            "an integer from 1 to 1024"
+        )
         if let token = lookup("ADMIN_TOKEN").map(Self.unquoted), !token.isEmpty {
             // Short tokens can be guessed; the value is never echoed.
             guard token.utf8.count >= 16, token.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {

@@ -128,6 +128,10 @@ final class Reloader: Sendable {
         if old.shutdownGraceSeconds != new.shutdownGraceSeconds { keys.append("SHUTDOWN_GRACE_SECONDS") }
         if old.logFormat != new.logFormat { keys.append("LOG_FORMAT") }
         if old.passthrough != new.passthrough { keys.append("PASSTHROUGH") }
+        if old.redis != new.redis { keys.append("REDIS_URL") }
+        if old.redisTimeoutMilliseconds != new.redisTimeoutMilliseconds { keys.append("REDIS_TIMEOUT_MS") }
+        if old.redisKeyPrefix != new.redisKeyPrefix { keys.append("REDIS_KEY_PREFIX") }
+        if old.fallbackMaxConcurrency != new.fallbackMaxConcurrency { keys.append("FALLBACK_MAX_CONCURRENCY") }
         return keys
     }
 }

@@ -49,11 +49,12 @@ struct ConfigurationTests {
                 "MAX_CONNECTIONS", "EVENT_LOOP_THREADS", "UPSTREAM_MAX_BODY_BYTES",
                 "SHUTDOWN_GRACE_SECONDS", "LOG_LEVEL",
                 "LOG_FORMAT", "ACCESS_LOG", "ADMIN_TOKEN", "CLIENTS_FILE", "CLIENT_UPSTREAM_PER_MINUTE", "PASSTHROUGH",
+                "REDIS_URL", "REDIS_TIMEOUT_MS", "REDIS_KEY_PREFIX", "FALLBACK_MAX_CONCURRENCY",
             ]
         )
         #expect(
             GatewayConfiguration.keys.filter { $0.defaultValue == nil }.map(\.name) == [
-                "ELEVENLABS_API_KEY", "UPSTREAM_PROXY", "ADMIN_TOKEN", "CLIENTS_FILE",
+                "ELEVENLABS_API_KEY", "UPSTREAM_PROXY", "ADMIN_TOKEN", "CLIENTS_FILE", "REDIS_URL",
             ]
         )
         #expect(GatewayConfiguration.keys.allSatisfy { !$0.summary.isEmpty })
@@ -275,5 +276,52 @@ struct ConfigurationWritingTests {
     func validPortsAndIPv6HostsAreAccepted(url: String) throws {
         let configuration = try GatewayConfiguration { ["ELEVENLABS_API_KEY": "k", "UPSTREAM_URL": url][$0] }
         #expect(configuration.upstreamURL.description.hasPrefix("http"))
+    }
+}
+
+@Suite("GatewayConfiguration: the shared tier's keys")
+struct SharedTierConfigurationTests {
+    @Test func unsetRedisURLMeansAlone() throws {
+        let config = try configuration([:]).get()
+        #expect(config.redis == nil)
+        #expect(config.redisTimeoutMilliseconds == 100)
+        #expect(config.redisKeyPrefix == "xg")
+        #expect(config.fallbackMaxConcurrency == 1)
+    }
+
+    @Test func aRedisURLIsParsedAndItsPasswordKeptSecret() throws {
+        let config = try configuration([
+            "REDIS_URL": "redis://:s3cret-pass@redis.internal:6380/2",
+            "REDIS_TIMEOUT_MS": "250",
+            "REDIS_KEY_PREFIX": "xg-prod",
+            "FALLBACK_MAX_CONCURRENCY": "3",
+        ]).get()
+        let redis = try #require(config.redis)
+        #expect(redis.address == .tcp(host: "redis.internal", port: 6380))
+        #expect(redis.database == 2)
+        #expect(redis.password?.revealed == "s3cret-pass")
+        #expect(redis.description == "redis://***@redis.internal:6380/2")
+        #expect(!"\(config)".contains("s3cret-pass"))
+        #expect(config.redisTimeoutMilliseconds == 250)
+        #expect(config.redisKeyPrefix == "xg-prod")
+        #expect(config.fallbackMaxConcurrency == 3)
+    }
+
+    @Test func aBadRedisURLIsNamedWithItsPasswordMasked() throws {
+        let found = try #require(error(["REDIS_URL": "http://user:s3cret-pass@host:6379"]))
+        #expect(found.key == "REDIS_URL")
+        #expect(!found.description.contains("s3cret-pass"))
+        #expect(found.description.contains("***@host:6379"))
+    }
+
+    @Test(arguments: [
+        ("REDIS_TIMEOUT_MS", "0"), ("REDIS_TIMEOUT_MS", "60001"), ("REDIS_TIMEOUT_MS", "fast"),
+        ("REDIS_KEY_PREFIX", "has space"), ("REDIS_KEY_PREFIX", "{tag}"),
+        ("REDIS_KEY_PREFIX", String(repeating: "x", count: 65)),
+        ("REDIS_KEY_PREFIX", "é"), ("FALLBACK_MAX_CONCURRENCY", "0"), ("FALLBACK_MAX_CONCURRENCY", "1025"),
+    ])
+    func badSharedTierValuesNameTheirKey(key: String, value: String) throws {
+        let found = try #require(error([key: value]))
+        #expect(found.key == key)
     }
 }

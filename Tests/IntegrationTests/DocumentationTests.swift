@@ -31,7 +31,7 @@ struct DocumentationTests {
             let parts = line.split(separator: "=", maxSplits: 1)
             values[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
         }
-        #expect(throws: Never.self) { try GatewayConfiguration { values[$0] } }
+        #expect(throws: Never.self) { _ = try GatewayConfiguration { values[$0] } }
     }
 
     @Test func theReadmeDocumentsEveryKeyWithItsDefault() throws {
