@@ -19,6 +19,9 @@ public enum CacheStatus: Sendable, Hashable, CustomStringConvertible {
 
     /// A fresh page, with `ttl` seconds to live: `xi-gateway; hit; ttl=N`.
     case hit(ttl: Int)
+    /// A fresh page another replica stored in the shared tier, with `ttl` seconds to live:
+    /// `xi-gateway; hit; ttl=N; detail=shared`.
+    case sharedHit(ttl: Int)
     /// A page past its freshness, served while it is refreshed (`stale-while-revalidate`), or because the
     /// last refresh failed (`stale-if-error`): `xi-gateway; hit; ttl=-N; detail=...`.
     case stale(staleFor: Int, revalidationFailed: Bool)
@@ -44,6 +47,8 @@ public enum CacheStatus: Sendable, Hashable, CustomStringConvertible {
         switch self {
         case .hit(let ttl):
             return "\(Self.cacheName); hit; ttl=\(ttl)"
+        case .sharedHit(let ttl):
+            return "\(Self.cacheName); hit; ttl=\(ttl); detail=shared"
         case .stale(let staleFor, let revalidationFailed):
             let detail = revalidationFailed ? "stale-if-error" : "stale-while-revalidate"
             return "\(Self.cacheName); hit; ttl=-\(staleFor); detail=\(detail)"

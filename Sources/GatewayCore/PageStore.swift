@@ -25,6 +25,9 @@ public protocol PageStore: AnyObject, Sendable {
     /// How long a page stays fresh, in seconds.
     var ttlSeconds: Int { get }
 
+    /// How long after that a page may still be served stale, in seconds.
+    var staleSeconds: Int { get }
+
     /// The clock pages are stamped with (``CachedPage/storedAt``).
     func now() -> UInt64
 

@@ -25,6 +25,10 @@ public final class ListService: Sendable {
     enum FetchResult: Sendable {
         /// A 200 with JSON, and whether the cache kept it.
         case page(CachedPage, CacheStatus.Storage)
+        /// A fresh page another replica stored in the shared tier (now in this replica's cache too).
+        case sharedPage(CachedPage)
+        /// Refused before the upstream was asked: the team's budget, shared by every replica, is spent.
+        case refused(GatewayError)
         /// Any other upstream status, passed on as it came.
         case passThrough(UpstreamResponse)
         /// No usable answer.
@@ -36,6 +40,8 @@ public final class ListService: Sendable {
         var result: FetchResult
         var upstreamStatus: Int?
         var upstreamNanoseconds: UInt64?
+        /// Another replica's upstream request answered it (this replica followed).
+        var followedAnotherReplica = false
     }
 
     private let cache: any PageStore
@@ -44,6 +50,8 @@ public final class ListService: Sendable {
     /// The keys of valid queries seen lately, by their text as received: parsing is most of a hit's work.
     private let queryKeys = BoundedMemo<RawQuery, CacheKey>(capacity: ListService.rememberedQueries)
     private let budgets: any BudgetLedger
+    /// The tier replicas share, when there is one.
+    private let shared: (any SharedTier)?
     /// Lookups and hits, counted by each thread apart: counters shared by every event loop would pass their
     /// cache line between cores on every hit.
     private let lookupCounts = PerThread { (lookups: 0, hits: 0) }
@@ -63,9 +71,11 @@ public final class ListService: Sendable {
         logger: Logger,
         metrics: GatewayMetrics? = nil,
         budgets: any BudgetLedger = TeamBudgets(),
-        clock: any CacheClock = SystemCacheClock()
+        clock: any CacheClock = SystemCacheClock(),
+        shared: (any SharedTier)? = nil
     ) {
         self.budgets = budgets
+        self.shared = shared
         self.cache = cache
         self.upstream = GovernedUpstream(
             client: upstream,
@@ -162,11 +172,12 @@ public final class ListService: Sendable {
             return .ready(response)
         case .stale(let page, let age, let staleFor):
             // One refresh at a time, spent from the team's budget; the stale page is the answer either way.
+            let sharedUp = shared?.isUp == true
             let entry: FlightEntry<Fetched, Never> = flights.enter(
                 key,
                 waitingOn: nil,
                 recheck: { nil },
-                spend: { spend(spender) }
+                spend: { sharedUp ? .allowed : spend(spender) }
             )
             var response = pageResponse(
                 page,
@@ -176,7 +187,14 @@ public final class ListService: Sendable {
             response.trace.cache = .stale
             switch entry {
             case .lead:
-                fetch(key, holdsPage: true, on: eventLoop, requestID: requestID)
+                fetch(
+                    key,
+                    holdsPage: true,
+                    on: eventLoop,
+                    requestID: requestID,
+                    sharedSpender: sharedUp ? spender : nil,
+                    sharedTried: !sharedUp
+                )
                 response.trace.causedUpstreamRequest = true
             case .refuse:
                 response.trace.budgetRefused = true
@@ -185,7 +203,9 @@ public final class ListService: Sendable {
             }
             return .ready(response)
         case .miss:
-            // Joining a request already under way is free; only a new upstream request is spent.
+            // Joining a request already under way is free; only a new upstream request is spent (across
+            // replicas, by the one that leads it for all of them).
+            let sharedUp = shared?.isUp == true
             let entry = flights.enter(
                 key,
                 waitingOn: eventLoop,
@@ -194,7 +214,7 @@ public final class ListService: Sendable {
                     guard case .fresh(let page, let age, let ttlLeft) = cache.lookup(key) else { return nil }
                     return (page, age, ttlLeft)
                 },
-                spend: { spend(spender) }
+                spend: { sharedUp ? .allowed : spend(spender) }
             )
             switch entry {
             case .hit(let found):
@@ -205,7 +225,14 @@ public final class ListService: Sendable {
             case .join(let flight?):
                 return .pending(answer(from: flight, leads: false, on: eventLoop))
             case .lead(let flight?):
-                fetch(key, holdsPage: false, on: eventLoop, requestID: requestID)
+                fetch(
+                    key,
+                    holdsPage: false,
+                    on: eventLoop,
+                    requestID: requestID,
+                    sharedSpender: sharedUp ? spender : nil,
+                    sharedTried: !sharedUp
+                )
                 return .pending(answer(from: flight, leads: true, on: eventLoop))
             case .refuse(let retryAfter):
                 let error = GatewayError.teamBudgetSpent(retryAfterSeconds: retryAfter)
@@ -246,8 +273,12 @@ public final class ListService: Sendable {
             guard once.claim() else { return }
             switch result {
             case .success(let fetched):
-                var response = self.response(for: fetched.result, collapsed: !leads)
-                response.trace.cache = leads ? .miss : .coalesced
+                var response = self.response(for: fetched.result, collapsed: !leads || fetched.followedAnotherReplica)
+                switch fetched.result {
+                case .sharedPage: response.trace.cache = .hit
+                case .refused: response.trace.budgetRefused = true
+                default: response.trace.cache = leads ? .miss : .coalesced
+                }
                 response.trace.causedUpstreamRequest = leads && fetched.upstreamStatus != nil
                 response.trace.upstreamStatus = fetched.upstreamStatus
                 response.trace.upstreamNanoseconds = fetched.upstreamNanoseconds
@@ -259,14 +290,174 @@ public final class ListService: Sendable {
         return answer.futureResult
     }
 
-    /// The leader's work: the governed upstream exchange, the cache updated as ``CachePolicy`` says, the
-    /// flight completed for every waiter. `holdsPage`: a stale page is held (this is its refresh).
-    private func fetch(_ key: CacheKey, holdsPage: Bool, on eventLoop: any EventLoop, requestID: String?) {
+    /// The local leader's work: with a shared tier, a page another replica stored, or another replica's
+    /// upstream request, or this one leading for every replica; else the governed upstream exchange, the
+    /// cache updated as ``CachePolicy`` says. Then the flight is completed for every waiter. `holdsPage`: a
+    /// stale page is held (this is its refresh). `sharedSpender`: who pays when this replica leads for all
+    /// (the shared tier was up when the request came, so no local budget was spent). `sharedTried`: the
+    /// shared tier is not to be asked (again).
+    private func fetch(
+        _ key: CacheKey,
+        holdsPage: Bool,
+        on eventLoop: any EventLoop,
+        requestID: String?,
+        sharedSpender: Spender? = nil,
+        sharedTried: Bool = true,
+        attemptsLeft: Int = 3
+    ) {
+        guard let shared, !sharedTried, attemptsLeft > 0 else {
+            if let sharedSpender, case .denied(let retryAfter) = spend(sharedSpender) {
+                // The request counted on the shared budget, which cannot be asked: the replica's own decides.
+                return flights.complete(key, with: .success(Self.refusal(retryAfter)))
+            }
+            return fetchAlone(key, holdsPage: holdsPage, on: eventLoop, requestID: requestID) {
+                self.flights.complete(key, with: .success($0))
+            }
+        }
+        let fresh = max(1, cache.ttlSeconds * 1000)
+        shared.enter(key, freshMilliseconds: fresh, on: eventLoop).whenSuccess { entry in
+            switch entry {
+            case .page(let found):
+                self.flights.complete(key, with: .success(self.adopt(found, for: key, on: eventLoop)))
+            case .lead(let flight):
+                self.lead(
+                    flight,
+                    shared: shared,
+                    holdsPage: holdsPage,
+                    on: eventLoop,
+                    requestID: requestID,
+                    spender: sharedSpender
+                )
+            case .follow(let lockLeft):
+                shared.outcome(of: key, within: lockLeft + .seconds(1), on: eventLoop).whenSuccess { outcome in
+                    switch outcome {
+                    case .page(let found)?:
+                        // Answered as the upstream's page it is, collapsed into the other replica's request.
+                        var fetched = self.adopt(found, for: key, on: eventLoop)
+                        if case .sharedPage(let page) = fetched.result { fetched.result = .page(page, .stored) }
+                        fetched.followedAnotherReplica = true
+                        self.flights.complete(key, with: .success(fetched))
+                    case .answer(let status, let contentType, let body)?:
+                        let response = UpstreamResponse(
+                            status: status,
+                            headers: HTTPHeaders(contentType.isEmpty ? [] : [("Content-Type", contentType)]),
+                            body: body
+                        )
+                        var fetched = Fetched(result: .passThrough(response))
+                        fetched.followedAnotherReplica = true
+                        self.flights.complete(key, with: .success(fetched))
+                    case nil:
+                        // The leader died or gave up, or Redis failed: enter again (perhaps to lead).
+                        self.fetch(
+                            key,
+                            holdsPage: holdsPage,
+                            on: eventLoop,
+                            requestID: requestID,
+                            sharedSpender: sharedSpender,
+                            sharedTried: !shared.isUp,
+                            attemptsLeft: attemptsLeft - 1
+                        )
+                    }
+                }
+            case .alone:
+                self.fetch(key, holdsPage: holdsPage, on: eventLoop, requestID: requestID, sharedSpender: sharedSpender)
+            }
+        }
+    }
+
+    /// Leads `flight` for every replica: the shared budget spent, the upstream asked, its answer stored or
+    /// passed to the other replicas' waiters, and this replica's waiters answered without waiting for Redis.
+    private func lead(
+        _ flight: SharedFlight,
+        shared: any SharedTier,
+        holdsPage: Bool,
+        on eventLoop: any EventLoop,
+        requestID: String?,
+        spender: Spender?
+    ) {
+        let key = flight.key
+        let budget: EventLoopFuture<BudgetDecision?>
+        if let spender, let perMinute = spender.perMinute {
+            budget = shared.spend(team: spender.team, perMinute: perMinute, on: eventLoop)
+        } else {
+            budget = eventLoop.makeSucceededFuture(.allowed)
+        }
+        budget.whenSuccess { decision in
+            var decision = decision
+            if decision == nil, let spender { decision = self.spend(spender) }
+            if case .denied(let retryAfter) = decision {
+                _ = shared.abandon(flight, on: eventLoop)
+                return self.flights.complete(key, with: .success(Self.refusal(retryAfter)))
+            }
+            self.fetchAlone(key, holdsPage: holdsPage, on: eventLoop, requestID: requestID) { fetched in
+                switch fetched.result {
+                case .page(let page, let storage):
+                    let fits = storage == .stored && page.body.readableBytes <= Self.largestSharedPage
+                    let life = fits ? (self.cache.ttlSeconds + self.cache.staleSeconds) * 1000 : 0
+                    _ = shared.finish(
+                        flight,
+                        status: 200,
+                        body: page.body,
+                        contentType: page.contentType,
+                        lifeMilliseconds: life,
+                        on: eventLoop
+                    )
+                case .passThrough(let response):
+                    _ = shared.finish(
+                        flight,
+                        status: response.status,
+                        body: response.body,
+                        contentType: response.headers.first(name: "content-type") ?? "",
+                        lifeMilliseconds: 0,
+                        on: eventLoop
+                    )
+                case .failed, .refused, .sharedPage:
+                    // No answer to share: the other replicas' waiters try again.
+                    _ = shared.abandon(flight, on: eventLoop)
+                }
+                self.flights.complete(key, with: .success(fetched))
+            }
+        }
+    }
+
+    /// Pages larger than this stay in the replica that fetched them.
+    static let largestSharedPage = 1 << 20
+
+    /// A budget refusal as a flight's result.
+    private static func refusal(_ retryAfter: Int) -> Fetched {
+        Fetched(result: .refused(.teamBudgetSpent(retryAfterSeconds: retryAfter)))
+    }
+
+    /// A page from the shared tier, kept in this replica's cache as if fetched when the upstream answered it.
+    private func adopt(_ found: SharedPage, for key: CacheKey, on eventLoop: any EventLoop) -> Fetched {
+        let now = cache.now()
+        let age = UInt64(max(0, found.ageMilliseconds)) * 1_000_000
+        let page = CachedPage(
+            body: found.body.compacted(),
+            contentType: found.contentType.isEmpty ? "application/json" : found.contentType,
+            storedAt: now > age ? now - age : 0
+        )
+        cache.store(page, for: key)
+        return Fetched(result: .sharedPage(page))
+    }
+
+    /// This replica's own upstream exchange, the cache updated as ``CachePolicy`` says; `done` gets what it
+    /// came to.
+    private func fetchAlone(
+        _ key: CacheKey,
+        holdsPage: Bool,
+        on eventLoop: any EventLoop,
+        requestID: String?,
+        done: @escaping @Sendable (Fetched) -> Void
+    ) {
         let request = upstream.request(target: Route.listPath + "?" + key.query, requestID: requestID)
         upstream.execute(request, on: eventLoop, context: ["query": "\(key.query)"]).map { exchange in
             self.settle(exchange, key: key, holdsPage: holdsPage)
         }.whenComplete { result in
-            self.flights.complete(key, with: result)
+            switch result {
+            case .success(let fetched): done(fetched)
+            case .failure: done(Fetched(result: .failed(.badUpstreamResponse)))
+            }
         }
     }
 
@@ -330,6 +521,11 @@ public final class ListService: Sendable {
 
     private func response(for result: FetchResult, collapsed: Bool) -> GatewayResponse {
         switch result {
+        case .sharedPage(let page):
+            let age = Int((cache.now() &- page.storedAt) / 1_000_000_000)
+            return pageResponse(page, age: age, cacheStatus: .sharedHit(ttl: max(0, cache.ttlSeconds - age)))
+        case .refused(let error):
+            return errorResponse(error)
         case .page(let page, let storage):
             let age = Int((cache.now() &- page.storedAt) / 1_000_000_000)
             return pageResponse(page, age: age, cacheStatus: .fetched(storage, collapsed: collapsed))

@@ -20,11 +20,7 @@ public final class SharedPages: Sendable {
 
     /// A flight this replica leads: the question, its lock's token, and the invalidation generations it
     /// was fetched under.
-    public struct Flight: Sendable, Hashable {
-        public let key: CacheKey
-        public let token: String
-        let generations: [String]
-    }
+    public typealias Flight = SharedFlight
 
     /// What a followed flight came to.
     public enum Result: Sendable, Hashable {
@@ -68,12 +64,21 @@ public final class SharedPages: Sendable {
     private func lockKey(_ key: CacheKey) -> RedisArgument { .string(base + "lock:" + key.query) }
     private func resultKey(_ key: CacheKey) -> RedisArgument { .string(base + "result:" + key.query) }
 
-    /// Finds the page, or leads the question with `token`, or follows another replica, in one step.
-    public func enter(_ key: CacheKey, token: String, on eventLoop: any EventLoop) -> EventLoopFuture<Entry> {
+    /// Finds the page (younger than `freshMilliseconds`, when more than 0), or leads the question with
+    /// `token`, or follows another replica, in one step.
+    public func enter(
+        _ key: CacheKey,
+        token: String,
+        freshMilliseconds: Int = 0,
+        on eventLoop: any EventLoop
+    ) -> EventLoopFuture<Entry> {
         client.evaluate(
             SharedScripts.enterFlight,
             keys: [pageKey(key), generationsKey, lockKey(key)],
-            arguments: [.string(key.agentID ?? ""), .string(token), .integer(lockMilliseconds)],
+            arguments: [
+                .string(key.agentID ?? ""), .string(token), .integer(lockMilliseconds),
+                .integer(max(0, freshMilliseconds)),
+            ],
             on: eventLoop
         ).flatMapThrowing { reply in
             let parts = reply.array ?? []
@@ -121,11 +126,15 @@ public final class SharedPages: Sendable {
 
     /// What a followed flight came to, once its leader has finished: the page, or the other answer, or
     /// `nil` (not finished yet, or its result has expired).
-    public func result(for key: CacheKey, on eventLoop: any EventLoop) -> EventLoopFuture<Result?> {
+    public func result(
+        for key: CacheKey,
+        freshMilliseconds: Int = 0,
+        on eventLoop: any EventLoop
+    ) -> EventLoopFuture<Result?> {
         client.evaluate(
             SharedScripts.readPage,
             keys: [pageKey(key), generationsKey],
-            arguments: [.string(key.agentID ?? "")],
+            arguments: [.string(key.agentID ?? ""), .integer(max(0, freshMilliseconds))],
             on: eventLoop
         ).flatMap { page -> EventLoopFuture<Result?> in
             if let parts = page.array, parts.count == 3 {
@@ -145,6 +154,37 @@ public final class SharedPages: Sendable {
                 guard let status = fields.first.flatMap({ Int($0) }) else { return nil }
                 return .answer(status: status, contentType: fields.count > 1 ? String(fields[1]) : "", body: bytes)
             }
+        }
+    }
+
+    /// Gives up a flight this replica led without an answer: the lock is released (if it is still this
+    /// flight's) and the followers are told to try again (their ``result(for:freshMilliseconds:on:)`` is
+    /// an answer with status 0).
+    public func abandon(_ flight: Flight, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        client.evaluate(
+            SharedScripts.abandonFlight,
+            keys: [lockKey(flight.key), resultKey(flight.key)],
+            arguments: [
+                .string(flight.token), .integer(resultMilliseconds), .string(flightsChannel), .string(flight.key.query),
+            ],
+            on: eventLoop
+        ).map { _ in () }
+    }
+
+    /// Spends one upstream request from `team`'s bucket of `perMinute` (more than 0), shared by every
+    /// replica.
+    public func spend(team: String, perMinute: Int, on eventLoop: any EventLoop) -> EventLoopFuture<BudgetDecision> {
+        client.evaluate(
+            SharedScripts.spendBudget,
+            keys: [.string(base + "budget:" + team)],
+            arguments: [.integer(max(1, perMinute))],
+            on: eventLoop
+        ).flatMapThrowing { reply in
+            guard let parts = reply.array, parts.count == 2, let spent = parts[0].int, let wait = parts[1].int else {
+                throw RedisError.protocolError("unexpected reply to spendBudget: \(reply)")
+            }
+            if spent == 1 { return .allowed }
+            return .denied(retryAfterSeconds: max(1, (wait + 999) / 1000))
         }
     }
 

@@ -9,9 +9,10 @@
 /// current ones is gone: an invalidation is one `HINCRBY`, and a page fetched before it can never be served
 /// after it, even if it is stored after it.
 enum SharedScripts {
-    /// KEYS: page, generations. ARGV: the agent (`""`: the page has no agent filter).
-    /// Returns `{body, content type, age in ms}` for a current page, else nil (a page of an old generation is
-    /// deleted on the way).
+    /// KEYS: page, generations. ARGV: the agent (`""`: the page has no agent filter), and optionally how
+    /// long a page is fresh in ms (absent or 0: any age).
+    /// Returns `{body, content type, age in ms}` for a current, fresh page, else nil (a page of an old
+    /// generation is deleted on the way).
     static let readPage = RedisScript(
         """
         local page = redis.call('HMGET', KEYS[1], 'b', 'ct', 'at', 'ga', 'gx')
@@ -23,14 +24,19 @@ enum SharedScripts {
         end
         local now = redis.call('TIME')
         local nowMs = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-        return {page[1], page[2], nowMs - tonumber(page[3])}
+        local age = nowMs - tonumber(page[3])
+        local fresh = tonumber(ARGV[2] or '0') or 0
+        if fresh > 0 and age >= fresh then return false end
+        return {page[1], page[2], age}
         """
     )
 
-    /// KEYS: page, generations, flight lock. ARGV: the agent, the leader's token, the lock's life in ms.
-    /// Returns `{'page', body, content type, age ms}` when a current page is there; `{'lead', ga, gx}` when this
-    /// caller now holds the lock (and must store under those generations); `{'follow', lock ms left}` when
-    /// another replica leads.
+    /// KEYS: page, generations, flight lock. ARGV: the agent, the leader's token, the lock's life in ms, and
+    /// optionally how long a page is fresh in ms (absent or 0: any age).
+    /// Returns `{'page', body, content type, age ms}` when a current, fresh page is there; `{'lead', ga, gx}`
+    /// when this caller now holds the lock (and must store under those generations); `{'follow', lock ms
+    /// left}` when another replica leads. A page past its freshness is left for its life's end (or the
+    /// next store) and the question is led again.
     static let enterFlight = RedisScript(
         """
         local field = ARGV[1] == '' and 'none' or ('a:' .. ARGV[1])
@@ -41,9 +47,14 @@ enum SharedScripts {
           if (page[4] or '0') == ga and (page[5] or '0') == gx then
             local now = redis.call('TIME')
             local nowMs = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-            return {'page', page[1], page[2], tostring(nowMs - tonumber(page[3]))}
+            local age = nowMs - tonumber(page[3])
+            local fresh = tonumber(ARGV[4] or '0') or 0
+            if fresh == 0 or age < fresh then
+              return {'page', page[1], page[2], tostring(age)}
+            end
+          else
+            redis.call('DEL', KEYS[1])
           end
-          redis.call('DEL', KEYS[1])
         end
         if redis.call('SET', KEYS[3], ARGV[2], 'NX', 'PX', ARGV[3]) then
           return {'lead', ga, gx}
@@ -95,6 +106,45 @@ enum SharedScripts {
         end
         redis.call('PUBLISH', ARGV[2], ARGV[3])
         return result
+        """
+    )
+
+    /// KEYS: the flight lock, the result. ARGV: the leader's token, how long followers may read the result in
+    /// ms, the channel, the message. Releases a lock its leader gives up without an answer, leaves status 0
+    /// as the result (followers then try again), and tells the followers.
+    static let abandonFlight = RedisScript(
+        """
+        if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+        redis.call('SET', KEYS[2], '0 \\n', 'PX', ARGV[2])
+        redis.call('PUBLISH', ARGV[3], ARGV[4])
+        return 1
+        """
+    )
+
+    /// KEYS: the team's bucket. ARGV: its budget per minute (more than 0).
+    /// A token bucket that holds at most a minute's budget and refills continuously, on Redis's clock; a
+    /// changed budget keeps what is left within the new bound. Returns `{1, 0}` when a request was spent,
+    /// `{0, ms until the next token}` when the budget is spent.
+    static let spendBudget = RedisScript(
+        """
+        local rate = tonumber(ARGV[1])
+        local now = redis.call('TIME')
+        local nowMs = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+        local bucket = redis.call('HMGET', KEYS[1], 't', 'at')
+        local tokens = tonumber(bucket[1]) or rate
+        local at = tonumber(bucket[2]) or nowMs
+        if tokens > rate then tokens = rate end
+        if nowMs > at then tokens = math.min(rate, tokens + (nowMs - at) * rate / 60000) end
+        local spent, wait = 0, 0
+        if tokens >= 1 then
+          tokens = tokens - 1
+          spent = 1
+        else
+          wait = math.ceil((1 - tokens) * 60000 / rate)
+        end
+        redis.call('HSET', KEYS[1], 't', tostring(tokens), 'at', nowMs)
+        redis.call('PEXPIRE', KEYS[1], 120000)
+        return {spent, wait}
         """
     )
 }

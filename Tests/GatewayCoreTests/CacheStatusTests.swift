@@ -8,6 +8,7 @@ struct CacheStatusTests {
         arguments: [
             (CacheStatus.hit(ttl: 22), "xi-gateway; hit; ttl=22"),
             (.hit(ttl: 0), "xi-gateway; hit; ttl=0"),
+            (.sharedHit(ttl: 7), "xi-gateway; hit; ttl=7; detail=shared"),
             (.stale(staleFor: 1, revalidationFailed: false), "xi-gateway; hit; ttl=-1; detail=stale-while-revalidate"),
             (.stale(staleFor: 10, revalidationFailed: true), "xi-gateway; hit; ttl=-10; detail=stale-if-error"),
             (.fetched(.stored, collapsed: false), "xi-gateway; fwd=miss; fwd-status=200; stored"),

@@ -60,6 +60,7 @@ final class RecordingPageStore: PageStore {
 
     func fits(bodyBytes: Int, for key: CacheKey) -> Bool { inner.fits(bodyBytes: bodyBytes, for: key) }
     var ttlSeconds: Int { inner.ttlSeconds }
+    var staleSeconds: Int { inner.staleSeconds }
     func now() -> UInt64 { inner.now() }
     var statistics: ResponseCache.Statistics { inner.statistics }
 }
