@@ -1,0 +1,218 @@
+import GatewayCore
+import GatewayTesting
+import Logging
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import Testing
+
+@testable import GatewayServer
+
+/// What the list service does with each answer of the shared tier, against a scripted one: no Redis here
+/// (`RedisSharedTierTests` and the replicas test run the real one).
+@Suite("ListService with a shared tier")
+struct ListServiceSharedTierTests {
+    let clock = ManualClock()
+    let loop = EmbeddedEventLoop()
+    let upstream = ScriptedUpstreamClient(script: ServiceFixture.pages)
+    let cache: ResponseCache
+
+    init() {
+        cache = ResponseCache(maxBytes: 1 << 22, ttlSeconds: 30, staleSeconds: 60, shardCount: 1, clock: clock)
+    }
+
+    private func service(_ shared: ScriptedSharedTier, budgets: TeamBudgets? = nil) -> ListService {
+        ListService(
+            cache: cache,
+            upstream: upstream,
+            governor: UpstreamGovernor(
+                configuration: .init(maxConcurrency: 4, maxQueue: 16, queueTimeout: .seconds(5), backoffMaxSeconds: 30),
+                clock: clock
+            ),
+            apiKey: Secret("k"),
+            waitLimit: .seconds(10),
+            logger: Logger(label: "test"),
+            budgets: budgets ?? TeamBudgets(clock: clock),
+            clock: clock,
+            shared: shared
+        )
+    }
+
+    private func get(_ service: ListService, _ query: String, perMinute: Int? = 10) throws -> GatewayResponse {
+        let future = service.respond(
+            toQuery: Substring(query),
+            on: loop,
+            spender: ListService.Spender(team: "red", perMinute: perMinute)
+        )
+        loop.run()
+        return try future.wait()
+    }
+
+    private func flight(_ query: String) throws -> SharedFlight {
+        SharedFlight(key: try key(query), token: "t", generations: ["0", "0"])
+    }
+
+    private func key(_ query: String) throws -> CacheKey {
+        CacheKey(credential: CredentialID(Secret("k")), query: try ListQuery.parse(Substring(query)))
+    }
+
+    @Test func aPageAnotherReplicaStoredIsAnsweredAsASharedHitAndKept() throws {
+        let shared = ScriptedSharedTier(
+            .init(entries: [
+                .page(
+                    SharedPage(
+                        body: ByteBuffer(string: "{\"s\":1}"),
+                        contentType: "application/json",
+                        ageMilliseconds: 4_000
+                    )
+                )
+            ])
+        )
+        let service = service(shared)
+        let first = try get(service, "page_size=5")
+        #expect(first.status == .ok)
+        #expect(first.cacheStatus == .sharedHit(ttl: 26))
+        #expect(first.age == 4, "its age by the shared tier's clock")
+        #expect(String(buffer: first.body) == "{\"s\":1}")
+        #expect(upstream.requests.isEmpty)
+        #expect(shared.calls == [.enter(query: "page_size=5", freshMilliseconds: 30_000)])
+
+        let second = try get(service, "page_size=5")
+        #expect(second.cacheStatus == .hit(ttl: 26), "now in this replica's own cache")
+        #expect(shared.calls.count == 1, "a first-tier hit never asks the shared tier")
+    }
+
+    @Test func aLeaderSpendsTheSharedBudgetAsksTheUpstreamAndSharesThePage() throws {
+        let shared = ScriptedSharedTier(.init(entries: [.lead(try flight("page_size=5"))]))
+        let budgets = TeamBudgets(clock: clock)
+        let response = try get(service(shared, budgets: budgets), "page_size=5", perMinute: 2)
+        #expect(response.cacheStatus == .fetched(.stored, collapsed: false))
+        #expect(upstream.requests.count == 1)
+        let body = String(buffer: response.body)
+        #expect(
+            shared.calls == [
+                .enter(query: "page_size=5", freshMilliseconds: 30_000),
+                .spend(team: "red", perMinute: 2),
+                .finish(query: "page_size=5", status: 200, body: body, lifeMilliseconds: 90_000),
+            ]
+        )
+        #expect(budgets.spend(team: "red", perMinute: 2) == .allowed)
+        #expect(budgets.spend(team: "red", perMinute: 2) == .allowed, "the local budget was not spent as well")
+    }
+
+    @Test func aSharedBudgetRefusalAbandonsTheFlightWithoutAskingTheUpstream() throws {
+        let shared = ScriptedSharedTier(
+            .init(entries: [.lead(try flight("page_size=5"))], budget: .denied(retryAfterSeconds: 7))
+        )
+        let response = try get(service(shared), "page_size=5")
+        #expect(response.status == .tooManyRequests)
+        #expect(response.trace.budgetRefused)
+        #expect(upstream.requests.isEmpty)
+        #expect(shared.calls.last == .abandon(query: "page_size=5"))
+    }
+
+    @Test func aNon200AnswerReachesTheOtherReplicasAndIsNotStored() throws {
+        let upstream = ScriptedUpstreamClient(script: ServiceFixture.status(404, "{\"detail\":\"no\"}"))
+        let shared = ScriptedSharedTier(.init(entries: [.lead(try flight("page_size=5"))]))
+        let service = ListService(
+            cache: cache,
+            upstream: upstream,
+            governor: UpstreamGovernor(
+                configuration: .init(maxConcurrency: 4, maxQueue: 16, queueTimeout: .seconds(5), backoffMaxSeconds: 30),
+                clock: clock
+            ),
+            apiKey: Secret("k"),
+            waitLimit: .seconds(10),
+            logger: Logger(label: "test"),
+            clock: clock,
+            shared: shared
+        )
+        let response = try get(service, "page_size=5")
+        #expect(response.status == .notFound)
+        #expect(
+            shared.calls.last
+                == .finish(query: "page_size=5", status: 404, body: "{\"detail\":\"no\"}", lifeMilliseconds: 0)
+        )
+    }
+
+    @Test func aFollowerAnswersWithTheLeadersPageCollapsed() throws {
+        let page = SharedPage(
+            body: ByteBuffer(string: "{\"p\":2}"),
+            contentType: "application/json",
+            ageMilliseconds: 0
+        )
+        let shared = ScriptedSharedTier(.init(entries: [.follow(lockLeft: .seconds(3))], outcomes: [.page(page)]))
+        let service = service(shared)
+        let response = try get(service, "page_size=5")
+        #expect(response.cacheStatus == .fetched(.stored, collapsed: true))
+        #expect(String(buffer: response.body) == "{\"p\":2}")
+        #expect(upstream.requests.isEmpty)
+        #expect(!shared.calls.contains(.spend(team: "red", perMinute: 10)), "following is free")
+        #expect(try get(service, "page_size=5").cacheStatus == .hit(ttl: 30))
+    }
+
+    @Test func aFollowerPassesOnTheLeadersOtherAnswer() throws {
+        let shared = ScriptedSharedTier(
+            .init(
+                entries: [.follow(lockLeft: .seconds(3))],
+                outcomes: [.answer(status: 422, contentType: "application/json", body: ByteBuffer(string: "{}"))]
+            )
+        )
+        let response = try get(service(shared), "page_size=5")
+        #expect(response.status == .unprocessableEntity)
+        #expect(response.cacheStatus == .passedOn(status: 422, collapsed: true))
+        #expect(upstream.requests.isEmpty)
+    }
+
+    @Test func aFollowerWhoseLeaderVanishedEntersAgainAndLeads() throws {
+        let shared = ScriptedSharedTier(
+            .init(entries: [.follow(lockLeft: .seconds(3)), .lead(try flight("page_size=5"))], outcomes: [nil])
+        )
+        let response = try get(service(shared), "page_size=5")
+        #expect(response.cacheStatus == .fetched(.stored, collapsed: false))
+        #expect(upstream.requests.count == 1)
+        #expect(shared.calls.filter { if case .enter = $0 { true } else { false } }.count == 2)
+    }
+
+    @Test func withTheSharedTierDownTheReplicaWorksAloneOnItsOwnBudget() throws {
+        let shared = ScriptedSharedTier(.init(isUp: false))
+        let service = service(shared)
+        #expect(try get(service, "page_size=1", perMinute: 1).status == .ok)
+        #expect(try get(service, "page_size=2", perMinute: 1).status == .tooManyRequests, "the local budget holds")
+        #expect(shared.calls.isEmpty, "a tier that is down is not asked")
+        #expect(upstream.requests.count == 1)
+    }
+
+    @Test func whenRedisFailsDuringAnEntryTheReplicaAsksTheUpstreamItself() throws {
+        let shared = ScriptedSharedTier(.init(entries: [.alone]))
+        let response = try get(service(shared), "page_size=5")
+        #expect(response.cacheStatus == .fetched(.stored, collapsed: false))
+        #expect(upstream.requests.count == 1)
+        #expect(shared.calls == [.enter(query: "page_size=5", freshMilliseconds: 30_000)])
+    }
+
+    @Test func pagesOverOneMebibyteStayLocal() throws {
+        let big = String(repeating: "x", count: (1 << 20) + 1)
+        let upstream = ScriptedUpstreamClient(script: ServiceFixture.status(200, "\"\(big)\""))
+        let shared = ScriptedSharedTier(.init(entries: [.lead(try flight("page_size=5"))]))
+        let service = ListService(
+            cache: cache,
+            upstream: upstream,
+            governor: UpstreamGovernor(
+                configuration: .init(maxConcurrency: 4, maxQueue: 16, queueTimeout: .seconds(5), backoffMaxSeconds: 30),
+                clock: clock
+            ),
+            apiKey: Secret("k"),
+            waitLimit: .seconds(10),
+            logger: Logger(label: "test"),
+            clock: clock,
+            shared: shared
+        )
+        #expect(try get(service, "page_size=5").cacheStatus == .fetched(.stored, collapsed: false))
+        guard case .finish(_, 200, _, let life) = shared.calls.last else {
+            Issue.record("no finish: \(shared.calls)")
+            return
+        }
+        #expect(life == 0, "not stored in the shared tier")
+    }
+}
