@@ -124,6 +124,7 @@ let package = Package(
                 "GatewayCore",
                 "GatewayCurl",
                 "GatewayServer",
+                "GatewayShared",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -13,6 +13,9 @@ public protocol UpstreamSlots: Sendable {
 
     /// In flight, queued, the limit and the back-off left, for statistics and metrics.
     var snapshot: UpstreamGovernor.Snapshot { get }
+
+    /// Applies new limits (a configuration reload) to requests that come from now on.
+    func update(_ configuration: UpstreamGovernor.Configuration)
 }
 
 extension UpstreamGovernor: UpstreamSlots {}

@@ -44,6 +44,7 @@ public final class GatewayMetrics: Sendable {
     private let governorQueued: Gauge
     private let governorLimit: Gauge
     private let backoffSecondsLeft: Gauge
+    private let sharedTierUp: Gauge
 
     /// Metrics made by `factory`.
     public init(factory: any MetricsFactory) {
@@ -58,6 +59,7 @@ public final class GatewayMetrics: Sendable {
         governorQueued = Gauge(label: "xi_gateway_upstream_queue_length", factory: factory)
         governorLimit = Gauge(label: "xi_gateway_upstream_concurrency_limit", factory: factory)
         backoffSecondsLeft = Gauge(label: "xi_gateway_upstream_backoff_seconds_left", factory: factory)
+        sharedTierUp = Gauge(label: "xi_gateway_shared_tier_up", factory: factory)
         requestCounters = Locked(Array(repeating: nil, count: Self.requestCounterCount))
         tallies = PerThread { Tally() }
     }
@@ -190,7 +192,13 @@ public final class GatewayMetrics: Sendable {
     }
 
     /// Hands on the tallied answers and sets the gauges from the current state; called before each scrape.
-    public func update(cache: ResponseCache.Statistics, waiters: Int, governor: UpstreamGovernor.Snapshot) {
+    /// `sharedTierUp`: whether the shared tier is in use (`nil`: there is none, and the metric stays 0).
+    public func update(
+        cache: ResponseCache.Statistics,
+        waiters: Int,
+        governor: UpstreamGovernor.Snapshot,
+        sharedTierUp: Bool? = nil
+    ) {
         publishTallies()
         cacheEntries.record(cache.entries)
         cacheBytes.record(cache.bytes)
@@ -200,6 +208,7 @@ public final class GatewayMetrics: Sendable {
         governorQueued.record(governor.queued)
         governorLimit.record(governor.limit)
         backoffSecondsLeft.record(governor.backoffSecondsLeft)
+        self.sharedTierUp.record(sharedTierUp == true ? 1 : 0)
     }
 
     private func counter(key: String, make: () -> Counter) -> Counter {

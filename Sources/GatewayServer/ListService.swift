@@ -193,7 +193,9 @@ public final class ListService: Sendable {
                     on: eventLoop,
                     requestID: requestID,
                     sharedSpender: sharedUp ? spender : nil,
-                    sharedTried: !sharedUp
+                    // Asked even while down: its entry answers "alone" at once, or is the probe that
+                    // brings it back.
+                    sharedTried: false
                 )
                 response.trace.causedUpstreamRequest = true
             case .refuse:
@@ -231,7 +233,9 @@ public final class ListService: Sendable {
                     on: eventLoop,
                     requestID: requestID,
                     sharedSpender: sharedUp ? spender : nil,
-                    sharedTried: !sharedUp
+                    // Asked even while down: its entry answers "alone" at once, or is the probe that
+                    // brings it back.
+                    sharedTried: false
                 )
                 return .pending(answer(from: flight, leads: true, on: eventLoop))
             case .refuse(let retryAfter):

@@ -23,7 +23,8 @@ struct OperationsEndpoints {
         context.metrics?.update(
             cache: context.cache.statistics,
             waiters: context.service.flightStatistics.waiters,
-            governor: context.governor.snapshot
+            governor: context.governor.snapshot,
+            sharedTierUp: context.sharedTier?.isUp
         )
         return GatewayResponse(
             status: .ok,
@@ -57,12 +58,14 @@ struct OperationsEndpoints {
         let governor = context.governor.snapshot
         let ratio = lookups.lookups == 0 ? 0 : Double(lookups.hits) / Double(lookups.lookups)
         let ratioText = String(Double(Int(ratio * 10_000)) / 10_000)
+        let shared = context.sharedTier.map { $0.isUp ? "up" : "down" } ?? "off"
         return json(
             "{\"entries\":\(cache.entries),\"bytes\":\(cache.bytes),\"evictions\":\(cache.evictions),"
                 + "\"lookups\":\(lookups.lookups),\"hits\":\(lookups.hits),\"hit_ratio\":\(ratioText),"
                 + "\"singleflight_waiters\":\(context.service.flightStatistics.waiters),"
                 + "\"governor\":{\"in_flight\":\(governor.inFlight),\"queued\":\(governor.queued),"
-                + "\"limit\":\(governor.limit),\"backoff_seconds_left\":\(governor.backoffSecondsLeft)}}"
+                + "\"limit\":\(governor.limit),\"backoff_seconds_left\":\(governor.backoffSecondsLeft)},"
+                + "\"shared_tier\":\"\(shared)\"}"
         )
     }
 

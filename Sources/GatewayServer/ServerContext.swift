@@ -34,9 +34,11 @@ public final class ServerContext: Sendable {
     /// Answers list requests.
     public let service: ListService
     /// The page cache (purge and statistics).
-    public let cache: ResponseCache
+    public let cache: any PageStore
     /// The upstream governor (statistics).
-    public let governor: UpstreamGovernor
+    public let governor: any UpstreamSlots
+    /// The tier replicas share, when `REDIS_URL` is set.
+    public let sharedTier: (any SharedTier)?
     /// Metrics, when they are collected.
     public let metrics: GatewayMetrics?
     /// Renders the metrics for `GET /metrics`; `nil` answers 404 there.
@@ -59,14 +61,16 @@ public final class ServerContext: Sendable {
     /// Creates a context; it starts not ready (see ``setReady(_:)``).
     public init(
         service: ListService,
-        cache: ResponseCache,
-        governor: UpstreamGovernor,
+        cache: any PageStore,
+        governor: any UpstreamSlots,
         settings: Settings,
         accessLogger: Logger,
         metrics: GatewayMetrics? = nil,
         renderMetrics: (@Sendable () -> [UInt8])? = nil,
-        passthrough: PassthroughService? = nil
+        passthrough: PassthroughService? = nil,
+        sharedTier: (any SharedTier)? = nil
     ) {
+        self.sharedTier = sharedTier
         self.passthrough = passthrough
         self.service = service
         self.cache = cache

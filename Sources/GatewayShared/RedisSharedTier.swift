@@ -94,8 +94,11 @@ public final class RedisSharedTier: SharedTier {
                 }
             },
             onStateChange: { [weak self] isUp in
-                // Messages sent while the subscription was down are lost: every follower reads again.
-                if isUp { self?.wakeAll() }
+                guard let self, isUp else { return }
+                // Messages sent while the subscription was down are lost: every follower reads again. And
+                // Redis is back: the tier need not wait for a request to find out.
+                self.wakeAll()
+                self.probe()
             }
         ).whenComplete { [weak self] result in
             guard let self else { return }
@@ -131,6 +134,12 @@ public final class RedisSharedTier: SharedTier {
     }
 
     public var isUp: Bool { health.isUp }
+
+    /// Asks Redis whether it answers, when the health wants a probe.
+    private func probe() {
+        guard !health.isUp, health.shouldTry() else { return }
+        _ = reported(client.send(["PING"], on: client.group.any()))
+    }
 
     // MARK: - SharedTier
 

@@ -27,6 +27,8 @@ public struct TestResponse: Sendable {
 /// Why a test connection failed.
 public struct TestHTTPError: Error, CustomStringConvertible {
     public let description: String
+
+    public init(description: String) { self.description = description }
 }
 
 /// A deliberately plain HTTP/1.1 client over a blocking socket, for tests that must control the exact

@@ -10,7 +10,7 @@ final class Reloader: Sendable {
     private let environment: [String: String]
     private let current: Locked<GatewayConfiguration>
     private let cache: ResponseCache
-    private let governor: UpstreamGovernor
+    private let governor: any UpstreamSlots
     private let context: ServerContext
     private let levelControl: LogLevelControl
     private let logger: Logger
@@ -20,7 +20,7 @@ final class Reloader: Sendable {
         environment: [String: String],
         current: GatewayConfiguration,
         cache: ResponseCache,
-        governor: UpstreamGovernor,
+        governor: any UpstreamSlots,
         context: ServerContext,
         levelControl: LogLevelControl,
         logger: Logger

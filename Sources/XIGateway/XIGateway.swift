@@ -2,6 +2,7 @@ import Dispatch
 import GatewayCore
 import GatewayCurl
 import GatewayServer
+import GatewayShared
 import Logging
 import NIOCore
 import NIOPosix
@@ -98,24 +99,31 @@ enum XIGateway {
             ttlSeconds: configuration.cacheTTLSeconds,
             staleSeconds: configuration.cacheStaleSeconds
         )
-        let governor = UpstreamGovernor(configuration: governorConfiguration(configuration))
+        let eventLoopThreads = configuration.eventLoopThreads(cores: System.coreCount)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: eventLoopThreads)
+        let shared = configuration.redis.map { endpoint in
+            SharedWiring(endpoint: endpoint, configuration: configuration, cache: cache, group: group, logger: logger)
+        }
+        let pages: any PageStore = shared.map { TieredPageStore(first: cache, shared: $0.tier) } ?? cache
+        let governor: any UpstreamSlots = UpstreamGovernor(configuration: governorConfiguration(configuration))
         let budgets = TeamBudgets()
         let service = ListService(
-            cache: cache,
+            cache: pages,
             upstream: upstream,
             governor: governor,
             apiKey: configuration.apiKey,
             waitLimit: .milliseconds(Int64(configuration.upstreamTimeoutMilliseconds)),
             logger: logger,
             metrics: metrics,
-            budgets: budgets
+            budgets: budgets,
+            shared: shared?.tier
         )
         let passthrough =
             configuration.passthrough
             ? PassthroughService(
                 upstream: upstream,
                 governor: governor,
-                cache: cache,
+                cache: pages,
                 budgets: budgets,
                 apiKey: configuration.apiKey,
                 logger: logger,
@@ -123,7 +131,7 @@ enum XIGateway {
             ) : nil
         let context = ServerContext(
             service: service,
-            cache: cache,
+            cache: pages,
             governor: governor,
             settings: .init(
                 accessLog: configuration.accessLog,
@@ -138,10 +146,9 @@ enum XIGateway {
                 registry.emit(into: &bytes)
                 return bytes
             },
-            passthrough: passthrough
+            passthrough: passthrough,
+            sharedTier: shared?.tier
         )
-        let eventLoopThreads = configuration.eventLoopThreads(cores: System.coreCount)
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: eventLoopThreads)
 
         let server: GatewayServer
         do {
@@ -161,10 +168,12 @@ enum XIGateway {
                 "xi-gateway: cannot listen on \(configuration.listenHost):\(configuration.listenPort): \(error)"
             )
             upstream.shutdown()
+            await shared?.shutdown()
             try? await group.shutdownGracefully()
             BufferedOutput.standardOutput.flush()
             exit(1)
         }
+        shared?.tier.start()
         context.setReady(true)
 
         logger.info(
@@ -182,6 +191,7 @@ enum XIGateway {
                 "clients":
                     "\(loaded.teams.map { "\($0.teams.count) teams" } ?? "open: no CLIENTS_FILE, anyone who reaches the port may use the key")",
                 "passthrough": "\(configuration.passthrough ? "on" : "off")",
+                "shared_tier": "\(configuration.redis.map { "\($0) prefix \(configuration.redisKeyPrefix)" } ?? "off")",
                 "libcurl": "\(CurlUpstreamClient.libcurlVersion)",
             ]
         )
@@ -203,6 +213,7 @@ enum XIGateway {
                         server: server,
                         upstream: upstream,
                         grace: .seconds(Int64(configuration.shutdownGraceSeconds)),
+                        shared: shared,
                         logger: logger
                     ),
                     ReloadService(reloader: reloader),
@@ -260,6 +271,7 @@ struct GatewayService: Service {
     let server: GatewayServer
     let upstream: CurlUpstreamClient
     let grace: TimeAmount
+    let shared: SharedWiring?
     let logger: Logger
 
     func run() async throws {
@@ -271,6 +283,7 @@ struct GatewayService: Service {
             ]
         )
         await server.shutdown(grace: grace)
+        await shared?.shutdown()
         // pthread_join blocks: keep it off the concurrency pool.
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             DispatchQueue.global().async {

@@ -66,6 +66,8 @@ final class RecordingPageStore: PageStore {
 }
 
 struct RecordingSlots: UpstreamSlots {
+    func update(_ configuration: UpstreamGovernor.Configuration) { inner.update(configuration) }
+
     let inner: UpstreamGovernor
     let recorder: SeamRecorder
 

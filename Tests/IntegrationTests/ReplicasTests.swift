@@ -1,0 +1,259 @@
+import Foundation
+import GatewayCore
+import GatewayTesting
+import NIOCore
+import Testing
+
+/// Several `xi-gateway` processes sharing one real `redis-server` (on a Unix socket in a temporary folder)
+/// in front of one fake upstream, over real sockets: toward the upstream they behave like one gateway.
+struct Replicas {
+    let redis: RedisServer
+    let upstream: FakeUpstream
+    let gateways: [GatewayProcess]
+    let ports: [Int]
+    let directory: URL
+
+    static let apiKey = "sk_replicas_test_5c1f0d2a9b"
+    static let adminToken = "admin-token-for-replicas-0123456789"
+
+    /// Starts Redis, the upstream (answering with `script`) and `count` gateways with `settings` added to
+    /// their environment.
+    static func start(
+        count: Int = 3,
+        settings: [String: String] = [:],
+        upstreamScript: @escaping @Sendable (FakeUpstream.ReceivedRequest) -> FakeUpstream.Reply = {
+            .page(for: $0.uri)
+        }
+    ) async throws -> Replicas {
+        let redis = try await RedisServer.start()
+        let upstream = try await FakeUpstream.start(script: upstreamScript)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "xi-replicas-\(UUID().uuidString)"
+        )
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var environment = [
+            "PATH": "/usr/bin:/bin",
+            "ELEVENLABS_API_KEY": apiKey,
+            "UPSTREAM_URL": upstream.baseURL,
+            "LISTEN_PORT": "0",
+            "REDIS_URL": redis.endpoint().description,
+            // A loaded test machine may keep Redis from answering within the default 100 ms.
+            "REDIS_TIMEOUT_MS": "5000",
+            "ADMIN_TOKEN": adminToken,
+            "ACCESS_LOG": "off",
+            "EVENT_LOOP_THREADS": "1",
+        ]
+        environment.merge(settings) { $1 }
+        var gateways: [GatewayProcess] = []
+        var ports: [Int] = []
+        for _ in 0..<count {
+            let gateway = try GatewayProcess(arguments: [], environment: environment, directory: directory)
+            gateways.append(gateway)
+        }
+        for gateway in gateways {
+            guard try await gateway.waitForOutput(containing: "listening") else {
+                throw TestHTTPError(description: "a replica did not start: \(gateway.printed)")
+            }
+            let port = gateway.printed.firstMatch(of: /listen":"http:\/\/127\.0\.0\.1:(\d+)/).flatMap { Int($0.1) }
+            ports.append(try #require(port, "no port in: \(gateway.printed)"))
+        }
+        let replicas = Replicas(
+            redis: redis,
+            upstream: upstream,
+            gateways: gateways,
+            ports: ports,
+            directory: directory
+        )
+        // Each replica's subscription is in place before a test relies on its messages.
+        let subscribed = await eventually {
+            guard
+                let reply = try? await replicas.redisCommand(["PUBSUB", "NUMSUB", "xg:{\(Self.credentialTag)}:flights"])
+            else { return false }
+            return reply.contains(" \(count)") || reply.hasSuffix("\(count)")
+        }
+        if !subscribed { Issue.record("the replicas did not all subscribe") }
+        return replicas
+    }
+
+    /// The tag the gateways put in their keys: a short digest of the upstream key.
+    static var credentialTag: String { String(SHA256.hexDigest(apiKey.utf8).prefix(12)) }
+
+    /// A command run with `redis-cli` on the test's server; its output.
+    func redisCommand(_ arguments: [String]) async throws -> String {
+        guard case .unix(let path) = redis.endpoint().address else { return "" }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/redis-cli")
+        process.arguments = ["-s", path] + arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    func get(_ replica: Int, _ query: String, headers: [(String, String)] = []) throws -> TestResponse {
+        try TestHTTPConnection.request(
+            port: ports[replica % ports.count],
+            target: "/v1/convai/test-invocations?" + query,
+            headers: headers
+        )
+    }
+
+    /// Sends every request of `requests` (replica, query) on its own connection before reading any answer,
+    /// so the gateways see them all at once; the answers, in order.
+    func simultaneously(_ requests: [(replica: Int, query: String)]) throws -> [TestResponse] {
+        let connections = try requests.map {
+            try TestHTTPConnection(port: ports[$0.replica % ports.count], timeoutSeconds: 30)
+        }
+        for (connection, request) in zip(connections, requests) {
+            try connection.send(
+                "GET /v1/convai/test-invocations?\(request.query) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+            )
+        }
+        return try connections.map { try $0.readResponse() }
+    }
+
+    func stop() async throws {
+        for gateway in gateways where gateway.process.isRunning {
+            gateway.process.interrupt()
+        }
+        for gateway in gateways {
+            _ = try await gateway.waitForExit()
+        }
+        try await upstream.shutdown()
+        await redis.stop()
+        try? FileManager.default.removeItem(at: directory)
+    }
+}
+
+/// Polls `condition` every 20 ms until it holds or `limit` has passed; whether it held.
+private func eventually(within limit: Duration = .seconds(20), _ condition: () async -> Bool) async -> Bool {
+    let deadline = ContinuousClock.now + limit
+    while ContinuousClock.now < deadline {
+        if await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(20))
+    }
+    return await condition()
+}
+
+// One test at a time: each starts Redis and three gateways.
+@Suite("Replicas over one Redis behave like one gateway", .serialized)
+struct ReplicasTests {
+    @Test func aHundredSimultaneousRequestsForOneColdKeyOnThreeReplicasMakeOneUpstreamRequest() async throws {
+        // The upstream takes a while, so that the requests overlap its one request.
+        let replicas = try await Replicas.start { .page(for: $0.uri, delay: .milliseconds(500)) }
+        let answers = try replicas.simultaneously(
+            (0..<100).map { (replica: $0 % 3, query: "page_size=7&agent_id=cold") }
+        )
+        #expect(answers.allSatisfy { $0.status == 200 }, "\(answers.map(\.status))")
+        #expect(Set(answers.map(\.body)).count == 1, "every replica answers the same page")
+        #expect(replicas.upstream.requestCount == 1)
+        let statuses = answers.compactMap { $0.header("Cache-Status") }
+        #expect(statuses.filter { $0.hasSuffix("stored") }.count <= 1, "one leader: \(Set(statuses))")
+        #expect(statuses.contains { $0.contains("collapsed") || $0.contains("detail=shared") })
+        try await replicas.stop()
+    }
+
+    @Test func aPageFetchedByOneReplicaIsASharedHitOnTheOthersWithTheSameAge() async throws {
+        let replicas = try await Replicas.start()
+        let first = try replicas.get(0, "page_size=3")
+        #expect(first.header("Cache-Status") == "xi-gateway; fwd=miss; fwd-status=200; stored")
+        let second = try replicas.get(1, "page_size=3")
+        #expect(second.status == 200)
+        #expect(
+            second.header("Cache-Status")?.hasSuffix("detail=shared") == true,
+            "\(second.header("Cache-Status") ?? "")"
+        )
+        #expect(second.body == first.body)
+        let third = try replicas.get(1, "page_size=3")
+        #expect(third.header("Cache-Status")?.hasPrefix("xi-gateway; hit; ttl=") == true)
+        #expect(replicas.upstream.requestCount == 1)
+        try await replicas.stop()
+    }
+
+    @Test func aPurgeOnOneReplicaReachesEveryReplicasPages() async throws {
+        let replicas = try await Replicas.start()
+        for replica in 0..<3 { _ = try replicas.get(replica, "agent_id=a1&page_size=4") }
+        #expect(replicas.upstream.requestCount == 1)
+        let purge = try TestHTTPConnection.request(
+            port: replicas.ports[0],
+            method: "POST",
+            target: "/admin/cache/purge?agent_id=a1",
+            headers: [("Authorization", "Bearer \(Replicas.adminToken)")]
+        )
+        #expect(purge.status == 200)
+        // The message reaches the others within moments; a request after it finds no page anywhere.
+        #expect(
+            await eventually {
+                let stats = try? TestHTTPConnection.request(
+                    port: replicas.ports[2],
+                    target: "/admin/cache/stats",
+                    headers: [("Authorization", "Bearer \(Replicas.adminToken)")]
+                )
+                return stats?.text.contains("\"entries\":0") == true
+            }
+        )
+        let after = try replicas.get(2, "agent_id=a1&page_size=4")
+        #expect(after.header("Cache-Status")?.contains("fwd=miss") == true, "\(after.header("Cache-Status") ?? "")")
+        #expect(replicas.upstream.requestCount == 2)
+        try await replicas.stop()
+    }
+
+    @Test func aTeamsBudgetHoldsAcrossReplicas() async throws {
+        let token = "xgt_replicas_team_token_0123456789abcdef"
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("xi-teams-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let teams = directory.appendingPathComponent("teams")
+        try (TeamRegistry.line(team: "red", token: token) + " upstream_per_minute=3\n").write(
+            to: teams,
+            atomically: true,
+            encoding: .utf8
+        )
+        let replicas = try await Replicas.start(settings: ["CLIENTS_FILE": teams.path])
+        var statuses: [Int] = []
+        for question in 0..<9 {
+            statuses.append(
+                try replicas.get(question, "page_size=\(question + 1)", headers: [("xi-api-key", token)]).status
+            )
+        }
+        #expect(statuses.filter { $0 == 200 }.count == 3, "\(statuses)")
+        #expect(statuses.filter { $0 == 429 }.count == 6, "\(statuses)")
+        #expect(replicas.upstream.requestCount == 3)
+        try await replicas.stop()
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    @Test func redisStoppedMidRunCostsNoClientErrorAndTheSharedModeComesBack() async throws {
+        let replicas = try await Replicas.start(settings: ["REDIS_TIMEOUT_MS": "500"])
+        #expect(try replicas.get(0, "page_size=11").status == 200)
+        await replicas.redis.stop()
+        for question in 0..<6 {
+            let answer = try replicas.get(question, "page_size=\(20 + question)")
+            #expect(answer.status == 200, "question \(question): \(answer.status) \(answer.text)")
+        }
+        let stats = { (replica: Int) -> String in
+            (try? TestHTTPConnection.request(
+                port: replicas.ports[replica],
+                target: "/admin/cache/stats",
+                headers: [("Authorization", "Bearer \(Replicas.adminToken)")]
+            ).text) ?? ""
+        }
+        #expect(stats(0).contains("\"shared_tier\":\"down\""))
+        try await replicas.redis.restart()
+        // Back within the retry interval (at most 5 s), seen by the next request that needs Redis.
+        #expect(
+            await eventually(within: .seconds(30)) {
+                _ = try? replicas.get(0, "page_size=\(Int.random(in: 40...90))")
+                return stats(0).contains("\"shared_tier\":\"up\"")
+            }
+        )
+        try await replicas.stop()
+        // Logged once each way (the log is complete once the process has exited).
+        let log = replicas.gateways[0].printed
+        #expect(log.components(separatedBy: "shared tier is down").count == 2, "\(log)")
+        #expect(log.components(separatedBy: "shared tier is up again").count == 2, "\(log)")
+        #expect(!log.contains(Replicas.apiKey))
+    }
+}
