@@ -445,11 +445,99 @@ def scenario_mixed(procs, rows, seconds, limit=4):
                      f"p50 {mixed['p50_us'] / 1000:.2f} ms, p99 {mixed['p99_us'] / 1000:.2f} ms"])
 
 
+LOAD_BALANCER = """
+global
+    maxconn 8192
+    nbthread 1
+defaults
+    mode http
+    timeout connect 3s
+    timeout client 30s
+    timeout server 30s
+    option http-keep-alive
+    http-reuse always
+backend replicas
+    balance roundrobin
+{servers}
+frontend web
+    bind 127.0.0.1:{port}
+    default_backend replicas
+"""
+
+
+def start_load_balancer(procs, ports, name):
+    """HAProxy without a cache, round robin over `ports`: what a deployment puts in front of replicas."""
+    port = free_port()
+    conf = os.path.join(WORK, f"lb-{name}.cfg")
+    servers = "\n".join(f"    server r{i} 127.0.0.1:{p}" for i, p in enumerate(ports))
+    with open(conf, "w") as f:
+        f.write(LOAD_BALANCER.format(servers=servers, port=port))
+    procs.start(f"lb-{name}", ["haproxy", "-f", conf, "-db"])
+    wait_for_port(port)
+    return port
+
+
+def start_redis(procs):
+    """redis-server on a Unix socket, set up as the README advises for the shared tier: no persistence,
+    bounded memory, least recently used pages with an expiry out first."""
+    socket_path = os.path.join(WORK, "redis.sock")
+    procs.start("redis", ["redis-server", "--port", "0", "--unixsocket", socket_path, "--unixsocketperm", "700",
+                          "--save", "", "--appendonly", "no", "--maxmemory", "256mb",
+                          "--maxmemory-policy", "volatile-lru", "--dir", WORK])
+    deadline = time.time() + 10
+    while not os.path.exists(socket_path):
+        if time.time() > deadline:
+            raise RuntimeError("redis-server did not start")
+        time.sleep(0.05)
+    return f"unix://{socket_path}"
+
+
+def scenario_replicas(procs, rows, seconds, limit=4, count=3):
+    """Several replicas behind one load balancer, under the mixed Zipf load, against an upstream that answers
+    429 above `limit` concurrent requests: one gateway, `count` gateways alone, `count` gateways sharing
+    Redis, and `count` nginx with their own caches. Then the p99 of hits through the same balancer."""
+    redis_url = start_redis(procs)
+    setups = {}
+    common = dict(CACHE_TTL_SECONDS=5, CACHE_STALE_SECONDS=300, UPSTREAM_MAX_CONCURRENCY=limit,
+                  EVENT_LOOP_THREADS=1)
+
+    def gateways(n, **extra):
+        return [start_gateway(procs, upstream, **common, **extra)[0] for _ in range(n)]
+
+    for name in ("1 xi-gateway", f"{count} xi-gateways alone", f"{count} xi-gateways with Redis",
+                 f"{count} nginx"):
+        upstream = start_fake(procs, latency_ms=50, max_concurrent=limit)
+        if name.startswith("1 "):
+            ports = gateways(1)
+        elif "alone" in name:
+            ports = gateways(count)
+        elif "Redis" in name:
+            # A prefix of its own per run, so no page of an earlier run is found.
+            ports = gateways(count, REDIS_URL=redis_url, REDIS_KEY_PREFIX=f"bench{time.time_ns()}")
+        else:
+            ports = [start_nginx(procs, upstream, ttl=5)[0] for _ in range(count)]
+        setups[name] = (upstream, start_load_balancer(procs, ports, name.replace(" ", "-")))
+    for name, (upstream, port) in setups.items():
+        fake_reset(upstream)
+        result = wrk(port, "zipf.lua", 64, seconds, env={"KEYS": "5000", "PREFIX": f"r{time.time_ns()}"})
+        stats = fake_stats(upstream)
+        mixed = result["mixed"]
+        errors = sum(v for k, v in mixed["statuses"].items() if not k.startswith("2"))
+        for _ in range(count):  # round robin: every replica gets every hot page
+            warm(port, 100)
+        hits = wrk(port, "hot.lua", 16, max(3, seconds // 2), env={"PACE_MS": "2"})
+        rows.append([f"replicas, mixed Zipf load, upstream 429s above {limit} at once, {name}",
+                     f"upstream {stats['requests']:,} requests, {stats['statuses'].get('429', 0):,} answered 429",
+                     f"client errors {errors:,} of {mixed['answers']:,}",
+                     f"hit ratio {mixed['hits'] / max(1, mixed['answers']):.1%}",
+                     f"hit p99 {hits['p99']:.2f} ms (paced, through the balancer)"])
+
+
 def main():
     global WORK, BIN, CLEANUP
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="1 run of 3 s each, for trying the harness")
-    parser.add_argument("--only", default="hot,burst,misses,memory,mixed")
+    parser.add_argument("--only", default="hot,burst,misses,memory,mixed,replicas")
     parser.add_argument("--bin-dir", default=os.path.join(ROOT, ".build", "release"))
     parser.add_argument("--output", default=None)
     parser.add_argument("--variant", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
@@ -461,7 +549,7 @@ def main():
         if not settings:
             sys.exit(f"bench: --variant wants KEY=VALUE, got {variant!r}")
         VARIANTS.append(settings)
-    for tool in ("wrk", "nginx", "haproxy", "varnishd"):
+    for tool in ("wrk", "nginx", "haproxy", "varnishd", "redis-server"):
         if not shutil.which(tool):
             sys.exit(f"bench: {tool} is missing (make bench installs it)")
     BIN = args.bin_dir
@@ -478,7 +566,8 @@ def main():
              "burst": lambda: scenario_burst(procs, rows),
              "misses": lambda: scenario_misses(procs, rows, runs, seconds),
              "memory": lambda: scenario_memory(procs, rows),
-             "mixed": lambda: scenario_mixed(procs, rows, seconds * 2)}[name]()
+             "mixed": lambda: scenario_mixed(procs, rows, seconds * 2),
+             "replicas": lambda: scenario_replicas(procs, rows, seconds * 2)}[name]()
             procs.stop_all()
     except Exception:
         for log in sorted(os.listdir(WORK)):
