@@ -11,6 +11,8 @@ public final class PassthroughService: Sendable {
     private let upstream: GovernedUpstream
     private let cache: any PageStore
     private let budgets: any BudgetLedger
+    /// The tier replicas share, whose budgets are spent when it is up.
+    private let shared: (any SharedTier)?
 
     /// Creates the service.
     public init(
@@ -21,8 +23,10 @@ public final class PassthroughService: Sendable {
         apiKey: Secret,
         logger: Logger,
         metrics: GatewayMetrics? = nil,
-        clock: any CacheClock = SystemCacheClock()
+        clock: any CacheClock = SystemCacheClock(),
+        shared: (any SharedTier)? = nil
     ) {
+        self.shared = shared
         self.upstream = GovernedUpstream(
             client: upstream,
             slots: governor,
@@ -44,11 +48,33 @@ public final class PassthroughService: Sendable {
         spender: ListService.Spender?,
         on eventLoop: any EventLoop
     ) -> EventLoopFuture<GatewayResponse> {
-        if let spender, case .denied(let retryAfter) = budgets.spend(team: spender.team, perMinute: spender.perMinute) {
-            var response = Self.error(.teamBudgetSpent(retryAfterSeconds: retryAfter))
-            response.trace.budgetRefused = true
-            return eventLoop.makeSucceededFuture(response)
+        // With the shared tier up, the team's one bucket for every replica; else (or when Redis cannot say)
+        // this replica's own.
+        let decision: EventLoopFuture<BudgetDecision?>
+        if let spender, let perMinute = spender.perMinute, let shared, shared.isUp {
+            decision = shared.spend(team: spender.team, perMinute: perMinute, on: eventLoop)
+        } else {
+            decision = eventLoop.makeSucceededFuture(nil)
         }
+        return decision.flatMap { decision in
+            let spent = decision ?? spender.map { self.budgets.spend(team: $0.team, perMinute: $0.perMinute) }
+            if case .denied(let retryAfter) = spent {
+                var response = Self.error(.teamBudgetSpent(retryAfterSeconds: retryAfter))
+                response.trace.budgetRefused = true
+                return eventLoop.makeSucceededFuture(response)
+            }
+            return self.send(route, body: body, contentType: contentType, requestID: requestID, on: eventLoop)
+        }
+    }
+
+    /// The upstream exchange of a request whose budget is spent.
+    private func send(
+        _ route: PassthroughRoute,
+        body: ByteBuffer?,
+        contentType: String?,
+        requestID: String,
+        on eventLoop: any EventLoop
+    ) -> EventLoopFuture<GatewayResponse> {
         let request = upstream.request(
             method: route.method,
             target: route.upstreamPath,

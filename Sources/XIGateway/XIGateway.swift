@@ -127,7 +127,8 @@ enum XIGateway {
                 budgets: budgets,
                 apiKey: configuration.apiKey,
                 logger: logger,
-                metrics: metrics
+                metrics: metrics,
+                shared: shared?.tier
             ) : nil
         let context = ServerContext(
             service: service,

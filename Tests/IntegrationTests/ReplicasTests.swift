@@ -198,6 +198,29 @@ struct ReplicasTests {
         let after = try replicas.get(2, "agent_id=a1&page_size=4")
         #expect(after.header("Cache-Status")?.contains("fwd=miss") == true, "\(after.header("Cache-Status") ?? "")")
         #expect(replicas.upstream.requestCount == 2)
+
+        // A forwarded write on one replica does the same.
+        for replica in 0..<3 { _ = try replicas.get(replica, "agent_id=a1&page_size=4") }
+        let write = try TestHTTPConnection.request(
+            port: replicas.ports[1],
+            method: "POST",
+            target: "/v1/convai/agents/a1/run-tests"
+        )
+        #expect(write.status == 200)
+        #expect(replicas.upstream.requestCount == 3)
+        #expect(
+            await eventually {
+                let stats = try? TestHTTPConnection.request(
+                    port: replicas.ports[0],
+                    target: "/admin/cache/stats",
+                    headers: [("Authorization", "Bearer \(Replicas.adminToken)")]
+                )
+                return stats?.text.contains("\"entries\":0") == true
+            }
+        )
+        let afterWrite = try replicas.get(0, "agent_id=a1&page_size=4")
+        #expect(afterWrite.header("Cache-Status")?.contains("fwd=miss") == true)
+        #expect(replicas.upstream.requestCount == 4)
         try await replicas.stop()
     }
 
