@@ -38,7 +38,9 @@ end
 response = function(status, headers, body)
   answers = answers + 1
   statuses[status] = (statuses[status] or 0) + 1
-  local cache = headers["Cache-Status"] or headers["X-Cache-Status"] or ""
+  -- HAProxy in front (the replicas scenario) sends header names in lower case.
+  local cache = headers["Cache-Status"] or headers["cache-status"] or headers["X-Cache-Status"]
+    or headers["x-cache-status"] or ""
   if string.find(cache, "hit") or cache == "HIT" or cache == "STALE" or cache == "UPDATING" then
     hits = hits + 1
   end
