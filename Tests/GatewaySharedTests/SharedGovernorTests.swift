@@ -272,6 +272,31 @@ struct SharedGovernorTests {
         await server.stop()
     }
 
+    @Test func aReloadedLimitLetsWaitersThroughAtOnce() async throws {
+        let server = try await RedisServer.start()
+        let client = makeClient(server)
+        // No poll within the test: the reload itself wakes the queue.
+        let replica = governor(client, maxConcurrency: 1, pollInterval: .hours(1))
+        try await replica.acquire(on: loop).get()
+        let waiting = replica.acquire(on: loop)
+        #expect(await eventually { replica.snapshot.queued == 1 })
+        replica.update(
+            UpstreamGovernor.Configuration(
+                maxConcurrency: 2,
+                maxQueue: 100,
+                queueTimeout: .seconds(120),
+                backoffMaxSeconds: 8
+            ),
+            fallbackMaxConcurrency: 3
+        )
+        try await waiting.get()
+        #expect(replica.snapshot == .init(inFlight: 2, queued: 0, limit: 2, backoffSecondsLeft: 0))
+        #expect(try await leases(client) == 2)
+        replica.shutdown()
+        await client.shutdown()
+        await server.stop()
+    }
+
     @Test func aStoppedRedisLeavesTheReplicaAloneAndARestartedOneIsSharedAgain() async throws {
         let server = try await RedisServer.start()
         let client = makeClient(server)
