@@ -297,6 +297,27 @@ struct SharedGovernorTests {
         await server.stop()
     }
 
+    @Test func aHungRedisLeavesTheReplicaAloneAfterOneTimeout() async throws {
+        let server = try await RedisServer.start()
+        let client = makeClient(server, timeout: .milliseconds(200))
+        let health = Self.health()
+        let replica = governor(client, health: health, fallbackMaxConcurrency: 1)
+        server.suspend()
+        // The first request waits for Redis's timeout, then takes a fallback slot; the next queues behind it.
+        try await replica.acquire(on: loop).get()
+        #expect(!health.isUp)
+        let waiting = replica.acquire(on: loop)
+        #expect(await eventually { replica.snapshot.queued == 1 })
+        replica.release(.success)
+        try await waiting.get()
+        replica.release(.success)
+        server.resume()
+        #expect(replica.snapshot.inFlight == 0)
+        replica.shutdown()
+        await client.shutdown()
+        await server.stop()
+    }
+
     @Test func aStoppedRedisLeavesTheReplicaAloneAndARestartedOneIsSharedAgain() async throws {
         let server = try await RedisServer.start()
         let client = makeClient(server)
