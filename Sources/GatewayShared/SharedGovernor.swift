@@ -56,14 +56,15 @@ public final class SharedGovernor: UpstreamSlots {
     /// The channel a freed slot is announced on.
     public let slotsChannel: String
 
-    /// A governor over the keys under `keyBase` (`<prefix>:{<credential tag>}:`, as ``SharedPages`` uses)
-    /// with `configuration`'s limits, taking leases that last `leaseMilliseconds` (longer than any upstream
+    /// The governor of the credential tagged `credentialTag` (a short digest of it, never the credential)
+    /// under `prefix`, with `configuration`'s limits, taking leases that last `leaseMilliseconds` (longer than any upstream
     /// request may take) and polling every `pollInterval` while requests wait. While Redis is not usable,
     /// it works alone with `fallbackMaxConcurrency` and the same queue and back-off settings. `clock`
     /// times queues locally; every shared expiry is Redis's.
     public init(
         client: RedisClient,
-        keyBase: String,
+        prefix: String,
+        credentialTag: String,
         configuration: UpstreamGovernor.Configuration,
         fallbackMaxConcurrency: Int,
         leaseMilliseconds: Int,
@@ -73,6 +74,8 @@ public final class SharedGovernor: UpstreamSlots {
         logger: Logger
     ) {
         self.client = client
+        // One hash tag per credential, as ``SharedPages`` has it: a cluster keeps the keys in one slot.
+        let keyBase = "\(prefix):{\(credentialTag)}:"
         self.keys = [.string(keyBase + "leases"), .string(keyBase + "backoff"), .string(keyBase + "learned")]
         self.slotsChannel = keyBase + "slots"
         self.leaseMilliseconds = max(1, leaseMilliseconds)
@@ -95,9 +98,14 @@ public final class SharedGovernor: UpstreamSlots {
         subscribe()
     }
 
-    /// Applies new limits (a configuration reload), to the shared governor and the fallback one
-    /// (`fallbackMaxConcurrency`: unchanged when `nil`).
-    public func update(_ configuration: UpstreamGovernor.Configuration, fallbackMaxConcurrency: Int? = nil) {
+    /// Applies new limits (a configuration reload), to the shared governor and the fallback one; requests in
+    /// flight keep their slots, and waiters are let through at once if the new limit allows.
+    public func update(_ configuration: UpstreamGovernor.Configuration) {
+        update(configuration, fallbackMaxConcurrency: nil)
+    }
+
+    /// Applies new limits, and a new fallback limit (`nil`: unchanged).
+    public func update(_ configuration: UpstreamGovernor.Configuration, fallbackMaxConcurrency: Int?) {
         let fallbackConfiguration = state.withLock { state in
             state.configuration = configuration
             state.fallbackMaxConcurrency = fallbackMaxConcurrency ?? state.fallbackMaxConcurrency

@@ -30,7 +30,8 @@ struct SharedGovernorTests {
     ) -> SharedGovernor {
         SharedGovernor(
             client: client,
-            keyBase: Self.keyBase,
+            prefix: "xg",
+            credentialTag: "k1",
             configuration: UpstreamGovernor.Configuration(
                 maxConcurrency: maxConcurrency,
                 maxQueue: maxQueue,
