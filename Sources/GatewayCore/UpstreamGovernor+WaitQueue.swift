@@ -1,14 +1,15 @@
 import DequeModule
 
 extension UpstreamGovernor {
-    /// The requests waiting for a slot, oldest first. Joining, taking the oldest and cancelling any one
-    /// cost the same (amortised) whatever the queue's length, so a full queue of `UPSTREAM_MAX_QUEUE` (up to
-    /// a million) timing out does not stall the governor's lock.
+    /// The requests waiting for a slot, oldest first (also the shared governor's local queue, hence `package`).
+    /// Joining, taking the oldest and cancelling any one cost the same (amortised) whatever the queue's
+    /// length, so a full queue of `UPSTREAM_MAX_QUEUE` (up to a million) timing out does not stall the
+    /// governor's lock.
     ///
     /// A cancelled waiter is forgotten at once but its entry stays in the order, skipped, until it reaches
     /// an end of it, or until cancelled entries outnumber waiting ones and the order is rebuilt without
     /// them: a rebuild costs as many steps as the cancellations since the last one, at most twice over.
-    struct WaitQueue {
+    package struct WaitQueue {
         /// The waiting ids in arrival order, with cancelled ones not yet dropped. Its first and last
         /// entries, when it has any, are waiting.
         private var order: Deque<Int> = []
@@ -24,13 +25,16 @@ extension UpstreamGovernor {
         private static let slack = 16
 
         /// An empty queue.
-        init() {}
+        package init() {}
 
         /// How many requests are waiting.
-        var count: Int { waiting.count }
+        package var count: Int { waiting.count }
 
         /// Whether no request is waiting.
-        var isEmpty: Bool { waiting.isEmpty }
+        package var isEmpty: Bool { waiting.isEmpty }
+
+        /// The oldest waiter, left in the queue.
+        package var first: Int? { order.first }
 
         /// Entries held, cancelled ones included: at most twice ``count`` plus a few.
         var storedEntries: Int { order.count }
@@ -39,14 +43,14 @@ extension UpstreamGovernor {
         var ids: [Int] { order.filter { waiting.contains($0) } }
 
         /// Queues `id`, which must not be waiting already.
-        mutating func append(_ id: Int) {
+        package mutating func append(_ id: Int) {
             let (inserted, _) = waiting.insert(id)
             precondition(inserted, "request \(id) is already waiting")
             order.append(id)
         }
 
         /// Takes the oldest waiter out, if any.
-        mutating func popFirst() -> Int? {
+        package mutating func popFirst() -> Int? {
             guard let first = order.popFirst() else { return nil }
             waiting.remove(first)
             dropCancelledEnds()
@@ -54,7 +58,7 @@ extension UpstreamGovernor {
         }
 
         /// Takes `id` out (its time ran out); `false` when it was not waiting.
-        mutating func remove(_ id: Int) -> Bool {
+        package mutating func remove(_ id: Int) -> Bool {
             guard waiting.remove(id) != nil else { return false }
             dropCancelledEnds()
             if order.count > 2 * waiting.count + Self.slack {
@@ -66,7 +70,7 @@ extension UpstreamGovernor {
         }
 
         /// Takes every waiter out, oldest first.
-        mutating func removeAll() -> [Int] {
+        package mutating func removeAll() -> [Int] {
             let all = ids
             entriesVisited += order.count
             order = []

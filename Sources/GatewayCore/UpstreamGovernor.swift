@@ -46,6 +46,14 @@ public final class UpstreamGovernor: Sendable {
         public var limit: Int
         /// Seconds of back-off left (rounded up); 0 when not backing off.
         public var backoffSecondsLeft: Int
+
+        /// A state (for other ``UpstreamSlots``).
+        public init(inFlight: Int, queued: Int, limit: Int, backoffSecondsLeft: Int) {
+            self.inFlight = inFlight
+            self.queued = queued
+            self.limit = limit
+            self.backoffSecondsLeft = backoffSecondsLeft
+        }
     }
 
     /// How an upstream request that held a slot ended.
@@ -84,6 +92,9 @@ public final class UpstreamGovernor: Sendable {
 
     /// After this many successes in a row, a limit learned from a 429 is raised by one, up to the configured one.
     public static var successesToRaiseLimit: Int { StateMachine.successesToRaiseLimit }
+
+    /// A `Retry-After` longer than this many seconds is treated as this many.
+    public static var longestRetryAfterSeconds: Int { StateMachine.longestRetryAfterSeconds }
 
     private struct State {
         var machine: StateMachine
