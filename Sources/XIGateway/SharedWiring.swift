@@ -9,6 +9,7 @@ struct SharedWiring: Sendable {
     let client: RedisClient
     let health: SharedTierHealth
     let tier: RedisSharedTier
+    let governor: SharedGovernor
 
     init(
         endpoint: RedisEndpoint,
@@ -35,6 +36,17 @@ struct SharedWiring: Sendable {
             logger: logger,
             onInvalidation: { agent in cache.invalidate(agent: agent) }
         )
+        governor = SharedGovernor(
+            client: client,
+            prefix: configuration.redisKeyPrefix,
+            credentialTag: Self.credentialTag(configuration.apiKey),
+            configuration: XIGateway.governorConfiguration(configuration),
+            fallbackMaxConcurrency: configuration.fallbackMaxConcurrency,
+            // A lease outlives the upstream request it covers, and expires soon after a replica that died.
+            leaseMilliseconds: configuration.upstreamTimeoutMilliseconds + 5_000,
+            health: health,
+            logger: logger
+        )
     }
 
     /// A short digest of the upstream key (never the key): the keys of gateways with different upstream
@@ -44,6 +56,7 @@ struct SharedWiring: Sendable {
     }
 
     func shutdown() async {
+        governor.shutdown()
         await tier.shutdown()
         await client.shutdown()
     }

@@ -105,7 +105,8 @@ enum XIGateway {
             SharedWiring(endpoint: endpoint, configuration: configuration, cache: cache, group: group, logger: logger)
         }
         let pages: any PageStore = shared.map { TieredPageStore(first: cache, shared: $0.tier) } ?? cache
-        let governor: any UpstreamSlots = UpstreamGovernor(configuration: governorConfiguration(configuration))
+        let governor: any UpstreamSlots =
+            shared?.governor ?? UpstreamGovernor(configuration: governorConfiguration(configuration))
         let budgets = TeamBudgets()
         let service = ListService(
             cache: pages,

@@ -224,6 +224,44 @@ struct ReplicasTests {
         try await replicas.stop()
     }
 
+    @Test func withACapOfTwoManyColdKeysOnThreeReplicasNeverPutMoreThanTwoOnTheUpstream() async throws {
+        let replicas = try await Replicas.start(
+            settings: ["UPSTREAM_MAX_CONCURRENCY": "2", "UPSTREAM_QUEUE_TIMEOUT_MS": "60000"],
+            upstreamScript: { .page(for: $0.uri, delay: .milliseconds(100)) }
+        )
+        let answers = try replicas.simultaneously((0..<24).map { (replica: $0 % 3, query: "page_size=\($0 + 1)") })
+        #expect(answers.allSatisfy { $0.status == 200 }, "\(answers.map(\.status))")
+        #expect(replicas.upstream.requestCount == 24)
+        #expect(replicas.upstream.maxConcurrentRequests <= 2, "\(replicas.upstream.maxConcurrentRequests) at once")
+        try await replicas.stop()
+    }
+
+    @Test func a429WithRetryAfterOnOneReplicaStopsThemAll() async throws {
+        let replicas = try await Replicas.start { request in
+            guard request.uri.contains("agent_id=limited") else { return .page(for: request.uri) }
+            return FakeUpstream.Reply(
+                status: 429,
+                headers: [("Content-Type", "application/json"), ("Retry-After", "120")],
+                body: #"{"detail":{"status":"too_many_concurrent_requests","message":"slow down"}}"#
+            )
+        }
+        let limited = try replicas.get(0, "agent_id=limited")
+        #expect(limited.status == 429)
+        #expect(limited.header("Cache-Status") == "xi-gateway; fwd=miss; fwd-status=429")
+        for replica in 1..<3 {
+            let other = try replicas.get(replica, "agent_id=other\(replica)")
+            #expect(other.status == 429, "replica \(replica): \(other.status)")
+            #expect(
+                other.header("Cache-Status")?.contains("upstream-backoff") == true,
+                "\(other.header("Cache-Status") ?? "")"
+            )
+            let retryAfter = Int(other.header("Retry-After") ?? "") ?? 0
+            #expect((100...120).contains(retryAfter), "the same back-off: \(retryAfter) s left")
+        }
+        #expect(replicas.upstream.requestCount == 1, "no replica asked the upstream during the back-off")
+        try await replicas.stop()
+    }
+
     @Test func aTeamsBudgetHoldsAcrossReplicas() async throws {
         let token = "xgt_replicas_team_token_0123456789abcdef"
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("xi-teams-\(UUID().uuidString)")
