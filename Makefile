@@ -4,7 +4,7 @@
 SWIFT ?= swift
 CONFIG ?= proxy.conf
 
-.PHONY: deps bench-deps build run test sanitize fuzz bench soak desync lint format clean
+.PHONY: deps bench-deps build run test sanitize fuzz bench bench-redis soak desync lint format clean
 
 deps:
 	@./scripts/install-deps.sh
@@ -38,7 +38,7 @@ fuzz: deps
 	cd Fuzz && $(SWIFT) build $(FUZZ_FLAGS) --product FuzzRequestDecoder
 	./scripts/fuzz.sh $(or $(FUZZ_SECONDS),60)
 
-# The benchmark against nginx, HAProxy and Varnish (loopback only; about 10 minutes; see bench/bench.py).
+# The benchmark against nginx, HAProxy and Varnish (loopback only; about 12 minutes; see bench/bench.py).
 bench-deps: deps
 	@./scripts/install-deps.sh --bench
 
@@ -46,6 +46,11 @@ bench: bench-deps
 	$(SWIFT) build -c release --product xi-gateway
 	$(SWIFT) build -c release --product xi-fake-upstream
 	python3 bench/bench.py $(BENCH_ARGS)
+
+# The shared tier's Redis client against redis-benchmark on one redis-server (Unix socket; under a minute).
+bench-redis: deps
+	$(SWIFT) build -c release --product xi-redis-bench
+	.build/release/xi-redis-bench $(REDIS_BENCH_ARGS)
 
 # A bounded soak under upstream faults (loopback only; SOAK_SECONDS, default 300). Exit 1 on a wrong page,
 # a leaked secret or a crash.

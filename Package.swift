@@ -13,6 +13,7 @@ let package = Package(
     products: [
         .executable(name: "xi-gateway", targets: ["XIGateway"]),
         .executable(name: "xi-fake-upstream", targets: ["XIFakeUpstream"]),
+        .executable(name: "xi-redis-bench", targets: ["XIRedisBench"]),
         .library(name: "GatewayCore", targets: ["GatewayCore"]),
         .library(name: "GatewayCurl", targets: ["GatewayCurl"]),
         .library(name: "GatewayServer", targets: ["GatewayServer"]),
@@ -133,6 +134,18 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "XIRedisBench",
+            dependencies: [
+                "GatewayCore",
+                "GatewayShared",
+                "GatewayTesting",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
