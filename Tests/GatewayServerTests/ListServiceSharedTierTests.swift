@@ -21,10 +21,14 @@ struct ListServiceSharedTierTests {
         cache = ResponseCache(maxBytes: 1 << 22, ttlSeconds: 30, staleSeconds: 60, shardCount: 1, clock: clock)
     }
 
-    private func service(_ shared: ScriptedSharedTier, budgets: TeamBudgets? = nil) -> ListService {
+    private func service(
+        _ shared: ScriptedSharedTier,
+        budgets: TeamBudgets? = nil,
+        upstream: ScriptedUpstreamClient? = nil
+    ) -> ListService {
         ListService(
             cache: cache,
-            upstream: upstream,
+            upstream: upstream ?? self.upstream,
             governor: UpstreamGovernor(
                 configuration: .init(maxConcurrency: 4, maxQueue: 16, queueTimeout: .seconds(5), backoffMaxSeconds: 30),
                 clock: clock
@@ -114,19 +118,7 @@ struct ListServiceSharedTierTests {
     @Test func aNon200AnswerReachesTheOtherReplicasAndIsNotStored() throws {
         let upstream = ScriptedUpstreamClient(script: ServiceFixture.status(404, "{\"detail\":\"no\"}"))
         let shared = ScriptedSharedTier(.init(entries: [.lead(try flight("page_size=5"))]))
-        let service = ListService(
-            cache: cache,
-            upstream: upstream,
-            governor: UpstreamGovernor(
-                configuration: .init(maxConcurrency: 4, maxQueue: 16, queueTimeout: .seconds(5), backoffMaxSeconds: 30),
-                clock: clock
-            ),
-            apiKey: Secret("k"),
-            waitLimit: .seconds(10),
-            logger: Logger(label: "test"),
-            clock: clock,
-            shared: shared
-        )
+        let service = service(shared, upstream: upstream)
         let response = try get(service, "page_size=5")
         #expect(response.status == .notFound)
         #expect(
@@ -198,19 +190,7 @@ struct ListServiceSharedTierTests {
         let big = String(repeating: "x", count: (1 << 20) + 1)
         let upstream = ScriptedUpstreamClient(script: ServiceFixture.status(200, "\"\(big)\""))
         let shared = ScriptedSharedTier(.init(entries: [.lead(try flight("page_size=5"))]))
-        let service = ListService(
-            cache: cache,
-            upstream: upstream,
-            governor: UpstreamGovernor(
-                configuration: .init(maxConcurrency: 4, maxQueue: 16, queueTimeout: .seconds(5), backoffMaxSeconds: 30),
-                clock: clock
-            ),
-            apiKey: Secret("k"),
-            waitLimit: .seconds(10),
-            logger: Logger(label: "test"),
-            clock: clock,
-            shared: shared
-        )
+        let service = service(shared, upstream: upstream)
         #expect(try get(service, "page_size=5").cacheStatus == .fetched(.stored, collapsed: false))
         guard case .finish(_, 200, _, let life) = shared.calls.last else {
             Issue.record("no finish: \(shared.calls)")

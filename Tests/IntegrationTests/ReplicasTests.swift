@@ -115,6 +115,16 @@ struct Replicas {
         return try connections.map { try $0.readResponse() }
     }
 
+    /// The admin stats of one replica, as text (empty when it cannot be read).
+    func stats(_ replica: Int) -> String {
+        let answer = try? TestHTTPConnection.request(
+            port: ports[replica],
+            target: "/admin/cache/stats",
+            headers: [("Authorization", "Bearer \(Self.adminToken)")]
+        )
+        return answer?.text ?? ""
+    }
+
     func stop() async throws {
         for gateway in gateways where gateway.process.isRunning {
             gateway.process.interrupt()
@@ -187,12 +197,7 @@ struct ReplicasTests {
         // The message reaches the others within moments; a request after it finds no page anywhere.
         #expect(
             await eventually {
-                let stats = try? TestHTTPConnection.request(
-                    port: replicas.ports[2],
-                    target: "/admin/cache/stats",
-                    headers: [("Authorization", "Bearer \(Replicas.adminToken)")]
-                )
-                return stats?.text.contains("\"entries\":0") == true
+                replicas.stats(2).contains("\"entries\":0")
             }
         )
         let after = try replicas.get(2, "agent_id=a1&page_size=4")
@@ -210,12 +215,7 @@ struct ReplicasTests {
         #expect(replicas.upstream.requestCount == 3)
         #expect(
             await eventually {
-                let stats = try? TestHTTPConnection.request(
-                    port: replicas.ports[0],
-                    target: "/admin/cache/stats",
-                    headers: [("Authorization", "Bearer \(Replicas.adminToken)")]
-                )
-                return stats?.text.contains("\"entries\":0") == true
+                replicas.stats(0).contains("\"entries\":0")
             }
         )
         let afterWrite = try replicas.get(0, "agent_id=a1&page_size=4")
@@ -294,20 +294,13 @@ struct ReplicasTests {
             let answer = try replicas.get(question, "page_size=\(20 + question)")
             #expect(answer.status == 200, "question \(question): \(answer.status) \(answer.text)")
         }
-        let stats = { (replica: Int) -> String in
-            (try? TestHTTPConnection.request(
-                port: replicas.ports[replica],
-                target: "/admin/cache/stats",
-                headers: [("Authorization", "Bearer \(Replicas.adminToken)")]
-            ).text) ?? ""
-        }
-        #expect(stats(0).contains("\"shared_tier\":\"down\""))
+        #expect(replicas.stats(0).contains("\"shared_tier\":\"down\""))
         try await replicas.redis.restart()
         // Back within the retry interval (at most 5 s), seen by the next request that needs Redis.
         #expect(
             await eventually(within: .seconds(30)) {
                 _ = try? replicas.get(0, "page_size=\(Int.random(in: 40...90))")
-                return stats(0).contains("\"shared_tier\":\"up\"")
+                return replicas.stats(0).contains("\"shared_tier\":\"up\"")
             }
         )
         try await replicas.stop()
