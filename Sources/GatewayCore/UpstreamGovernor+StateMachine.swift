@@ -65,6 +65,12 @@ extension UpstreamGovernor {
 
         mutating func release(_ outcome: Outcome, now: UInt64) -> Wakeups {
             inFlight = max(0, inFlight - 1)
+            return learn(outcome, now: now)
+        }
+
+        /// Learns from an upstream answer without a slot being given back (the slot was another
+        /// governor's): a 429 starts the back-off and may lower the limit, a success counts towards raising it.
+        mutating func learn(_ outcome: Outcome, now: UInt64) -> Wakeups {
             switch outcome {
             case .success:
                 consecutiveRateLimits = 0

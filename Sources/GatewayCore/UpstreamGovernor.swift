@@ -178,9 +178,20 @@ public final class UpstreamGovernor: Sendable {
 
     /// Returns a slot, saying how its request ended.
     public func release(_ outcome: Outcome) {
+        settle(outcome, releasing: true)
+    }
+
+    /// Learns how an upstream request that held no slot of this governor ended (a shared governor's
+    /// lease, while the shared tier cannot be told): a 429 backs this governor off too.
+    public func learn(_ outcome: Outcome) {
+        settle(outcome, releasing: false)
+    }
+
+    private func settle(_ outcome: Outcome, releasing: Bool) {
         let now = clock.nowNanoseconds()
         let (granted, rejected, backoffUntil) = state.withLock { state in
-            let wakeups = state.machine.release(outcome, now: now)
+            let wakeups =
+                releasing ? state.machine.release(outcome, now: now) : state.machine.learn(outcome, now: now)
             let granted = wakeups.granted.compactMap { state.waiters.removeValue(forKey: $0) }
             let rejected = wakeups.rejected.compactMap { state.waiters.removeValue(forKey: $0) }
             return (granted, rejected, wakeups.backoffUntil)

@@ -237,6 +237,8 @@ public final class SharedGovernor: UpstreamSlots {
     private func give(_ token: String?, outcome: UpstreamGovernor.Outcome) {
         let eventLoop = client.group.any()
         guard health.shouldTry() else {
+            // Redis cannot be told of a 429: this replica at least backs off on its own.
+            if case .rateLimited = outcome { fallback.learn(outcome) }
             let now = clock.nowNanoseconds()
             perform(
                 state.withLock { state in
@@ -270,6 +272,7 @@ public final class SharedGovernor: UpstreamSlots {
             case .failure(let error):
                 self.health.failed(error)
                 self.logger.debug("shared governor: release failed", metadata: ["error": "\(error)"])
+                if case .rateLimited = outcome { self.fallback.learn(outcome) }
                 self.perform(
                     self.state.withLock { state in
                         if let token { state.unreleased.append(token) }

@@ -79,6 +79,19 @@ struct UpstreamGovernorTests {
         try harness.finish()
     }
 
+    /// A 429 on a slot that was another governor's (a shared lease Redis could not be told of) backs this
+    /// one off too, and lowers its limit, without freeing a slot it never gave.
+    @Test func aLearned429BacksOffWithoutGivingBackASlot() throws {
+        let harness = Harness(maxConcurrency: 3, maxQueue: 4)
+        harness.acquire(0)
+        harness.governor.learn(.rateLimited(retryAfterSeconds: 7, maximumConcurrent: 2))
+        #expect(harness.governor.snapshot == Snapshot(inFlight: 1, queued: 0, limit: 2, backoffSecondsLeft: 7))
+        harness.acquire(1)
+        #expect(harness.endings.all == [.granted(0), .rejected(1, .backingOff(secondsLeft: 7))])
+        harness.governor.release(.other)
+        try harness.finish()
+    }
+
     @Test func queuedAcquiresSucceedInArrivalOrderAsSlotsComeFree() throws {
         let harness = Harness(maxConcurrency: 1, maxQueue: 4)
         harness.acquire(0, 1, 2, 3)

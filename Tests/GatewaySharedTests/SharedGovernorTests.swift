@@ -405,4 +405,25 @@ struct SharedGovernorTests {
         await client.shutdown()
         await server.stop()
     }
+
+    /// A 429 on a lease while Redis cannot be told still backs this replica off, on its own.
+    @Test func a429RedisCannotBeToldOfBacksThisReplicaOff() async throws {
+        let server = try await RedisServer.start()
+        let client = makeClient(server)
+        let health = Self.health()
+        let replica = governor(client, health: health, maxConcurrency: 2, fallbackMaxConcurrency: 2)
+        try await replica.acquire(on: loop).get()
+        await server.stop()
+        replica.release(.rateLimited(retryAfterSeconds: 120, maximumConcurrent: nil))
+        #expect(await eventually { replica.unreleasedLeases == 1 })
+        #expect(!health.isUp)
+        guard case .backingOff(let left)? = await rejection(replica.acquire(on: loop)) else {
+            Issue.record("the replica should back off on its own")
+            return
+        }
+        #expect((100...120).contains(left))
+        #expect(replica.snapshot.backoffSecondsLeft > 100)
+        replica.shutdown()
+        await client.shutdown()
+    }
 }
