@@ -16,6 +16,7 @@ public struct GatewayConfiguration: Sendable {
         Key(name: "LISTEN_PORT", defaultValue: "8080", summary: "port to bind (0 picks a free one)"),
         Key(name: "UPSTREAM_URL", defaultValue: "https://api.elevenlabs.io", summary: "base URL of the upstream"),
         Key(name: "ELEVENLABS_API_KEY", defaultValue: nil, summary: "the shared upstream key, sent as xi-api-key"),
+        Key(name: "ELEVENLABS_API_KEY_FILE", defaultValue: nil, summary: "a file holding ELEVENLABS_API_KEY instead"),
         Key(name: "UPSTREAM_PROXY", defaultValue: nil, summary: "egress proxy for upstream requests; unset: none"),
         Key(name: "UPSTREAM_TIMEOUT_MS", defaultValue: "10000", summary: "whole upstream request"),
         Key(name: "UPSTREAM_CONNECT_TIMEOUT_MS", defaultValue: "3000", summary: "connect phase"),
@@ -36,10 +37,12 @@ public struct GatewayConfiguration: Sendable {
         Key(name: "LOG_FORMAT", defaultValue: "json", summary: "json (one object a line) or text"),
         Key(name: "ACCESS_LOG", defaultValue: "on", summary: "one line per request: on or off"),
         Key(name: "ADMIN_TOKEN", defaultValue: nil, summary: "enables the admin API; sent as a Bearer token"),
+        Key(name: "ADMIN_TOKEN_FILE", defaultValue: nil, summary: "a file holding ADMIN_TOKEN instead"),
         Key(name: "CLIENTS_FILE", defaultValue: nil, summary: "teams and their token hashes; unset: open"),
         Key(name: "CLIENT_UPSTREAM_PER_MINUTE", defaultValue: "0", summary: "each team's upstream budget; 0: none"),
         Key(name: "PASSTHROUGH", defaultValue: "on", summary: "forward run-tests, resubmit and get-invocation"),
         Key(name: "REDIS_URL", defaultValue: nil, summary: "the shared tier of several replicas; unset: alone"),
+        Key(name: "REDIS_URL_FILE", defaultValue: nil, summary: "a file holding REDIS_URL instead"),
         Key(name: "REDIS_TIMEOUT_MS", defaultValue: "100", summary: "longest wait for one Redis answer"),
         Key(name: "REDIS_KEY_PREFIX", defaultValue: "xg", summary: "start of every key the gateway writes in Redis"),
         Key(name: "FALLBACK_MAX_CONCURRENCY", defaultValue: "1", summary: "each replica's cap while Redis is down"),
@@ -143,7 +146,8 @@ public struct GatewayConfiguration: Sendable {
             throw ConfigurationError(
                 key: "ELEVENLABS_API_KEY",
                 problem: "is not set: put ELEVENLABS_API_KEY=<your key> in proxy.conf (or the file given with "
-                    + "--config), or set it in the environment"
+                    + "--config), or set it in the environment, or name a file holding it with "
+                    + "ELEVENLABS_API_KEY_FILE"
             )
         }
         // A control character would let the key split the header it is sent in. The value is never echoed.
@@ -316,6 +320,12 @@ public struct ConfigurationError: Error, Sendable, Hashable, CustomStringConvert
     public let problem: String
 
     public var description: String { "\(key) \(problem)" }
+
+    /// The error that `key` is wrong because of `problem` (which must not hold a secret).
+    public init(key: String, problem: String) {
+        self.key = key
+        self.problem = problem
+    }
 }
 
 /// The upstream's base URL, checked: `http` or `https`, a host, an optional path prefix, nothing else.

@@ -37,9 +37,14 @@ enum ConfigurationLoader {
             EnvironmentVariablesProvider(environmentVariables: environment, secretsSpecifier: secrets),
             fileProvider,
         ])
-        let configuration = try GatewayConfiguration { name in
-            reader.string(forKey: ConfigKey(name), isSecret: name == "ELEVENLABS_API_KEY" || name == "ADMIN_TOKEN")
+        let lookup = { (name: String) -> String? in
+            reader.string(forKey: ConfigKey(name), isSecret: secretKeys.contains(name))
         }
+        var fromFiles: [String: String] = [:]
+        for name in secretKeys {
+            fromFiles[name] = try secretFromFile(name, lookup: lookup)
+        }
+        let configuration = try GatewayConfiguration { name in fromFiles[name] ?? lookup(name) }
         var teams: TeamRegistry?
         if let clientsFile = configuration.clientsFile {
             let text: String
@@ -51,6 +56,32 @@ enum ConfigurationLoader {
             teams = try TeamRegistry(parsing: text, source: clientsFile)
         }
         return Loaded(configuration: configuration, teams: teams, warnings: warnings)
+    }
+
+    /// The keys whose values are secrets, each of which may instead be read from the file its `_FILE` key
+    /// names (the container convention: a mounted secret).
+    static let secretKeys: Set<String> = ["ELEVENLABS_API_KEY", "ADMIN_TOKEN", "REDIS_URL"]
+
+    /// The value of `name` read from the file `name_FILE` names (its trailing newline dropped), or `nil`
+    /// when `name_FILE` is not set. Both set is an error, and so is a file that cannot be read; a message
+    /// shows the file's path, never what it holds.
+    static func secretFromFile(_ name: String, lookup: (String) -> String?) throws(ConfigurationError) -> String? {
+        let fileKey = name + "_FILE"
+        guard let path = lookup(fileKey)?.trimmingCharacters(of: [" ", "\t"]), !path.isEmpty else { return nil }
+        if let direct = lookup(name), !direct.trimmingCharacters(of: [" ", "\t"]).isEmpty {
+            throw ConfigurationError(key: fileKey, problem: "and \(name) are both set; set one of them")
+        }
+        var text: String
+        do {
+            text = try readText(path: path)
+        } catch {
+            throw ConfigurationError(key: fileKey, problem: "names \(path), which cannot be read: \(error)")
+        }
+        while text.hasSuffix("\n") || text.hasSuffix("\r") { text.removeLast() }
+        guard !text.isEmpty else {
+            throw ConfigurationError(key: fileKey, problem: "names \(path), which is empty")
+        }
+        return text
     }
 
     /// The whole file at `path`, as UTF-8.

@@ -41,20 +41,23 @@ struct ConfigurationTests {
     @Test func keysAreListedInOrderAndOnlyTheAPIKeyHasNoDefault() {
         #expect(
             GatewayConfiguration.keys.map(\.name) == [
-                "LISTEN_HOST", "LISTEN_PORT", "UPSTREAM_URL", "ELEVENLABS_API_KEY", "UPSTREAM_PROXY",
+                "LISTEN_HOST", "LISTEN_PORT", "UPSTREAM_URL", "ELEVENLABS_API_KEY", "ELEVENLABS_API_KEY_FILE",
+                "UPSTREAM_PROXY",
                 "UPSTREAM_TIMEOUT_MS",
                 "UPSTREAM_CONNECT_TIMEOUT_MS", "CACHE_TTL_SECONDS", "CACHE_STALE_SECONDS", "CACHE_MAX_BYTES",
                 "UPSTREAM_MAX_CONCURRENCY", "UPSTREAM_MAX_QUEUE", "UPSTREAM_QUEUE_TIMEOUT_MS",
                 "UPSTREAM_BACKOFF_MAX_SECONDS", "IDLE_TIMEOUT_SECONDS", "REQUEST_HEAD_TIMEOUT_SECONDS",
                 "MAX_CONNECTIONS", "EVENT_LOOP_THREADS", "UPSTREAM_MAX_BODY_BYTES",
                 "SHUTDOWN_GRACE_SECONDS", "LOG_LEVEL",
-                "LOG_FORMAT", "ACCESS_LOG", "ADMIN_TOKEN", "CLIENTS_FILE", "CLIENT_UPSTREAM_PER_MINUTE", "PASSTHROUGH",
-                "REDIS_URL", "REDIS_TIMEOUT_MS", "REDIS_KEY_PREFIX", "FALLBACK_MAX_CONCURRENCY",
+                "LOG_FORMAT", "ACCESS_LOG", "ADMIN_TOKEN", "ADMIN_TOKEN_FILE", "CLIENTS_FILE",
+                "CLIENT_UPSTREAM_PER_MINUTE", "PASSTHROUGH", "REDIS_URL", "REDIS_URL_FILE", "REDIS_TIMEOUT_MS",
+                "REDIS_KEY_PREFIX", "FALLBACK_MAX_CONCURRENCY",
             ]
         )
         #expect(
             GatewayConfiguration.keys.filter { $0.defaultValue == nil }.map(\.name) == [
-                "ELEVENLABS_API_KEY", "UPSTREAM_PROXY", "ADMIN_TOKEN", "CLIENTS_FILE", "REDIS_URL",
+                "ELEVENLABS_API_KEY", "ELEVENLABS_API_KEY_FILE", "UPSTREAM_PROXY", "ADMIN_TOKEN", "ADMIN_TOKEN_FILE",
+                "CLIENTS_FILE", "REDIS_URL", "REDIS_URL_FILE",
             ]
         )
         #expect(GatewayConfiguration.keys.allSatisfy { !$0.summary.isEmpty })

@@ -241,6 +241,65 @@ struct ExecutableTests {
         #expect(gateway.printed.contains("proxy.conf"))
     }
 
+    @Test func secretsAreReadFromTheFilesTheirFileKeysName() async throws {
+        let upstream = try await FakeUpstream.start()
+        let directory = try temporaryDirectory()
+        let keyFile = directory.appendingPathComponent("api-key")
+        let tokenFile = directory.appendingPathComponent("admin-token")
+        try "sk_from_a_mounted_secret_41\n".write(to: keyFile, atomically: true, encoding: .utf8)
+        try "admin-token-from-a-file-0123\n".write(to: tokenFile, atomically: true, encoding: .utf8)
+        let gateway = try GatewayProcess(
+            arguments: [],
+            environment: baseEnvironment.merging([
+                "ELEVENLABS_API_KEY_FILE": keyFile.path, "ADMIN_TOKEN_FILE": tokenFile.path,
+                "UPSTREAM_URL": upstream.baseURL, "LISTEN_PORT": "0",
+            ]) { $1 },
+            directory: directory
+        )
+        #expect(try await gateway.waitForOutput(containing: "listening"))
+        let printedPort = gateway.printed.firstMatch(of: /listen":"http:\/\/127\.0\.0\.1:(\d+)/).flatMap { Int($0.1) }
+        let port = try #require(printedPort, "no port in: \(gateway.printed)")
+        #expect(try TestHTTPConnection.request(port: port, target: "/v1/convai/test-invocations").status == 200)
+        #expect(upstream.requests.first?.headers["xi-api-key"] == ["sk_from_a_mounted_secret_41"], "no newline")
+        let stats = try TestHTTPConnection.request(
+            port: port,
+            target: "/admin/cache/stats",
+            headers: [("Authorization", "Bearer admin-token-from-a-file-0123")]
+        )
+        #expect(stats.status == 200)
+        gateway.process.interrupt()
+        #expect(try await gateway.waitForExit() == 0)
+        #expect(!gateway.printed.contains("sk_from_a_mounted_secret_41"))
+        #expect(!gateway.printed.contains("admin-token-from-a-file"))
+        try await upstream.shutdown()
+    }
+
+    @Test func aSecretAndItsFileTogetherOrAFileThatCannotBeReadStopStartUp() async throws {
+        let directory = try temporaryDirectory()
+        let keyFile = directory.appendingPathComponent("api-key")
+        try "sk_both_ways_set_77\n".write(to: keyFile, atomically: true, encoding: .utf8)
+        let both = try GatewayProcess(
+            arguments: [],
+            environment: baseEnvironment.merging([
+                "ELEVENLABS_API_KEY": "sk_direct_value_78", "ELEVENLABS_API_KEY_FILE": keyFile.path,
+            ]) { $1 },
+            directory: directory
+        )
+        #expect(try await both.waitForExit() == 78)
+        #expect(both.printed.contains("ELEVENLABS_API_KEY_FILE and ELEVENLABS_API_KEY are both set"))
+        #expect(!both.printed.contains("sk_both_ways_set_77") && !both.printed.contains("sk_direct_value_78"))
+
+        let missing = try GatewayProcess(
+            arguments: [],
+            environment: baseEnvironment.merging([
+                "ELEVENLABS_API_KEY": "sk_direct_value_78", "ADMIN_TOKEN_FILE": "/nonexistent/admin-token",
+            ]) { $1 },
+            directory: directory
+        )
+        #expect(try await missing.waitForExit() == 78)
+        #expect(missing.printed.contains("ADMIN_TOKEN_FILE names /nonexistent/admin-token, which cannot be read"))
+    }
+
     @Test func aBadValueStopsStartUpWithOneLineNamingTheKey() async throws {
         let directory = try temporaryDirectory()
         try "ELEVENLABS_API_KEY=sk_file_key_123\nCACHE_TTL_SECONDS=-5\n"
