@@ -55,10 +55,17 @@ public struct AccessLogEntry: Sendable {
     /// The log event's message.
     public static let message: Logger.Message = "request"
 
-    /// The fields as metadata, every value a string, under the names the log line uses.
+    /// The fields as metadata, under the names the log line uses: text as strings, numbers as
+    /// ``JSONNumber``s (a JSON line writes them unquoted).
     public var metadata: Logger.Metadata {
         var metadata: Logger.Metadata = [:]
-        forEachField { name, value in metadata[name.description] = .string(value.text) }
+        forEachField { name, value in
+            if case .text(let text) = value {
+                metadata[name.description] = .string(text)
+            } else {
+                metadata[name.description] = .stringConvertible(JSONNumber(value.text))
+            }
+        }
         return metadata
     }
 
@@ -79,7 +86,7 @@ public struct AccessLogEntry: Sendable {
     }
 
     /// A field's value: text, or a number, which the log handler writes digit by digit instead of making
-    /// a string of it first. Every value is shown as a string.
+    /// a string of it first. In a JSON line, text is a string and a number a number.
     enum FieldValue: Equatable {
         case text(String)
         case integer(Int)
@@ -94,16 +101,14 @@ public struct AccessLogEntry: Sendable {
             return String(decoding: bytes, as: UTF8.self)
         }
 
-        /// Appends ``text`` as a JSON string literal, as ``JSONText/appendQuoted(_:to:)`` would.
-        func appendQuoted(to output: inout [UInt8]) {
+        /// Appends the value as JSON: text as a string literal (as ``JSONText/appendQuoted(_:to:)`` would),
+        /// a number as a number.
+        func appendJSON(to output: inout [UInt8]) {
             if case .text(let text) = self {
                 JSONText.appendQuoted(text, to: &output)
                 return
             }
-            // Digits, a sign and a point never need escaping.
-            output.append(UInt8(ascii: "\""))
             appendNumber(to: &output)
-            output.append(UInt8(ascii: "\""))
         }
 
         /// Appends a number's text; the one place numbers are formatted, for the line and for ``text``.
@@ -141,4 +146,12 @@ public struct AccessLogEntry: Sendable {
             }
         }
     }
+}
+
+/// A number in log metadata, already written as JSON's number syntax (`200`, `0.412`): a JSON log line
+/// writes it without quotes, a text line as it is.
+public struct JSONNumber: CustomStringConvertible, Sendable {
+    public let description: String
+
+    public init(_ text: String) { self.description = text }
 }

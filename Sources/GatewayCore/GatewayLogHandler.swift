@@ -126,17 +126,24 @@ public struct GatewayLogHandler: LogHandler {
         // Values are described before the line is built in the output: a description that logs would
         // otherwise find the output busy with this very line.
         let message = event.message.description
-        let texts = fields.map { field in
-            if case .string(let text) = field.value { return (field.key, text) }
-            return (field.key, field.value.description)
+        let texts = fields.map { field -> (String, String, Bool) in
+            switch field.value {
+            case .string(let text): return (field.key, text, false)
+            case .stringConvertible(let number as JSONNumber): return (field.key, number.description, true)
+            default: return (field.key, field.value.description, false)
+            }
         }
         emit { line in
             appendJSONStart(level: event.level, message: message, to: &line)
-            for (key, text) in texts {
+            for (key, text, isNumber) in texts {
                 line.append(UInt8(ascii: ","))
                 JSONText.appendQuoted(key, to: &line)
                 line.append(UInt8(ascii: ":"))
-                JSONText.appendQuoted(text, to: &line)
+                if isNumber {
+                    line.append(contentsOf: text.utf8)
+                } else {
+                    JSONText.appendQuoted(text, to: &line)
+                }
             }
             Self.append("}\n", to: &line)
         }
@@ -173,7 +180,7 @@ public struct GatewayLogHandler: LogHandler {
                 Self.append(name, to: &line)
                 line.append(UInt8(ascii: "\""))
                 line.append(UInt8(ascii: ":"))
-                value.appendQuoted(to: &line)
+                value.appendJSON(to: &line)
             }
             Self.append("}\n", to: &line)
         }

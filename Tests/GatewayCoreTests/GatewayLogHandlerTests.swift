@@ -23,10 +23,11 @@ struct GatewayLogHandlerTests {
         }
     }
 
+    /// The line's object, with every value as text: a string as it is, an integer in its digits.
     private static func object(_ line: String) throws -> [String: String] {
         #expect(line.hasSuffix("}\n"))
-        let parsed = try JSONSerialization.jsonObject(with: Data(line.utf8))
-        return try #require(parsed as? [String: String])
+        let parsed = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        return parsed.mapValues { value in (value as? String) ?? "\(value)" }
     }
 
     @Test func aLineIsOneJSONObjectWithTimeLevelLabelMessageAndTheMetadata() throws {
@@ -100,8 +101,8 @@ struct GatewayLogHandlerTests {
         }
     }
 
-    /// Numbers are written digit by digit, and come out as the quoted text of the generic path.
-    @Test func numbersAreWrittenAsTheirQuotedText() {
+    /// Numbers are written digit by digit, as JSON numbers (unquoted); text as the generic path quotes it.
+    @Test func numbersAreWrittenAsJSONNumbersAndTextAsStrings() {
         let integers = [0, 9, 10, 99, 100, 10_107, Int.max, -1, -10, Int.min]
         let durations: [UInt64] = [0, 999, 1_000, 9_999, 10_000, 1_234_567, 50_000_999, UInt64.max]
         let values =
@@ -109,8 +110,10 @@ struct GatewayLogHandlerTests {
             + [.text("a\"b")]
         for value in values {
             var bytes: [UInt8] = []
-            value.appendQuoted(to: &bytes)
-            #expect(String(decoding: bytes, as: UTF8.self) == JSONText.quoted(value.text), "\(value)")
+            value.appendJSON(to: &bytes)
+            let expected: String
+            if case .text = value { expected = JSONText.quoted(value.text) } else { expected = value.text }
+            #expect(String(decoding: bytes, as: UTF8.self) == expected, "\(value)")
         }
         #expect(AccessLogEntry.FieldValue.integer(Int.min).text == "-9223372036854775808")
         #expect(AccessLogEntry.FieldValue.milliseconds(UInt64.max).text == "18446744073709.551")
@@ -169,6 +172,13 @@ struct GatewayLogHandlerTests {
         #expect(object["team"] == entry.team)
         #expect(object["status"] == String(entry.status))
         #expect(object["upstream_status"] == entry.upstreamStatus.map(String.init))
+        // Numbers are JSON numbers, on both paths.
+        let line = try #require(lines.all.first)
+        #expect(line.contains("\"status\":\(entry.status)"))
+        #expect(line.contains("\"bytes\":\(entry.bytes),"))
+        #expect(line.firstMatch(of: /"duration_ms":\d+\.\d{3},/) != nil)
+        let parsed = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect(parsed["status"] as? Int == entry.status)
     }
 
     @Test func durationsAreMillisecondsWithThreeDecimals() throws {
@@ -180,7 +190,7 @@ struct GatewayLogHandlerTests {
             var entry = Self.entries[0]
             entry.nanoseconds = UInt64(nanoseconds)
             handler.logAccess(entry)
-            #expect(try Self.object(try #require(lines.all.last))["duration_ms"] == text)
+            #expect(try #require(lines.all.last).contains("\"duration_ms\":\(text),"), "a JSON number")
         }
     }
 

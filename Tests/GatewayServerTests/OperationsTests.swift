@@ -105,7 +105,7 @@ struct OperationsTests {
         #expect(line.hasSuffix("}\n"))
         for field in [
             #""request_id":"client-id_1.2""#, #""method":"GET""#, #""path":"\#(list)?search=a+b""#,
-            #""status":"200""#, #""cache":"miss""#, #""upstream_status":"200""#, #""bytes":"#, #""duration_ms":"#,
+            #""status":200"#, #""cache":"miss""#, #""upstream_status":200"#, #""bytes":"#, #""duration_ms":"#,
             #""client":"127.0.0.1""#, #""label":"access""#,
         ] {
             #expect(line.contains(field), "missing \(field) in \(line)")
