@@ -9,6 +9,9 @@ import NIOHTTP1
 /// It also names each request (``requestID(for:)``) and starts its record (``RequestRecorder``). Owned by
 /// one ``HTTPHandler``, on its event loop.
 struct Responder {
+    /// Tells when a team token has expired.
+    static let wallClock = SystemCacheClock()
+
     /// An answer to a request.
     enum Answer {
         /// Ready now. `isHead`: its body is measured, not sent; `closes`: the connection closes after it.
@@ -172,7 +175,9 @@ struct Responder {
         {
             token = String(authorization.dropFirst("Bearer ".count))
         }
-        guard let token, let team = teams.team(forToken: token) else { return .failure(.invalidAPIKey) }
+        guard let token, let team = teams.team(forToken: token, now: Self.wallClock.secondsSince1970()) else {
+            return .failure(.invalidAPIKey)
+        }
         return .success(
             ListService.Spender(team: team.name, perMinute: team.upstreamPerMinute ?? settings.defaultUpstreamPerMinute)
         )

@@ -4,7 +4,8 @@ import GatewayCore
 
 enum CommandLineOptions: Equatable {
     case run(configFile: String?)
-    case newToken(team: String)
+    /// `expires`: the moment the token ends, as `YYYY-MM-DDTHH:MM:SSZ`.
+    case newToken(team: String, expires: String?)
     /// Reads a token on standard input; with a team, prints its `CLIENTS_FILE` line, without, its digest.
     case hashToken(team: String?)
     case help
@@ -12,7 +13,9 @@ enum CommandLineOptions: Equatable {
 
     static let usage = """
         Usage: xi-gateway [--config FILE]
-               xi-gateway new-token TEAM     print a new token for TEAM, once, and its CLIENTS_FILE line
+               xi-gateway new-token TEAM [--expires YYYY-MM-DDTHH:MM:SSZ]
+                                             print a new token for TEAM, once, and its CLIENTS_FILE line
+                                             (refused from the given UTC time on)
                xi-gateway hash-token TEAM    read a token on standard input, print its CLIENTS_FILE line
                xi-gateway hash-token         read a token on standard input, print its SHA-256 (hexadecimal)
 
@@ -27,15 +30,36 @@ enum CommandLineOptions: Equatable {
 
     /// Parses `arguments` (without the program name).
     static func parse(_ arguments: [String]) throws(UsageError) -> CommandLineOptions {
-        if let command = arguments.first, command == "new-token" || command == "hash-token" {
+        if arguments.first == "new-token" {
+            var operands: [String] = []
+            var expires: String?
+            var rest = arguments.dropFirst()
+            while let argument = rest.popFirst() {
+                if argument == "--expires" || argument.hasPrefix("--expires=") {
+                    let value =
+                        argument == "--expires" ? rest.popFirst() : String(argument.dropFirst("--expires=".count))
+                    guard let value, TeamRegistry.moment(value) != nil else {
+                        throw UsageError(message: "--expires wants a UTC time as YYYY-MM-DDTHH:MM:SSZ")
+                    }
+                    expires = value
+                } else {
+                    operands.append(argument)
+                }
+            }
+            guard operands.count == 1, let team = operands.first else {
+                throw UsageError(message: "new-token takes one team name (and --expires TIME)")
+            }
+            try checkTeamName(team, command: "new-token")
+            return .newToken(team: team, expires: expires)
+        }
+        if let command = arguments.first, command == "hash-token" {
             let operands = arguments.dropFirst()
             if command == "hash-token", operands.isEmpty { return .hashToken(team: nil) }
             guard operands.count == 1, let team = operands.first else {
-                let count = command == "hash-token" ? "at most one team name" : "one team name"
-                throw UsageError(message: "\(command) takes \(count)")
+                throw UsageError(message: "hash-token takes at most one team name")
             }
             try checkTeamName(team, command: command)
-            return command == "new-token" ? .newToken(team: team) : .hashToken(team: team)
+            return .hashToken(team: team)
         }
         var configFile: String?
         var index = 0
@@ -63,7 +87,8 @@ enum CommandLineOptions: Equatable {
     private static func checkTeamName(_ team: String, command: String) throws(UsageError) {
         guard !team.hasPrefix("-") else {
             throw UsageError(
-                message: "\(command) takes no options; '\(team)' is not a team name (a team name does not begin with -)"
+                message:
+                    "\(command) takes no such option; '\(team)' is not a team name (a team name does not begin with -)"
             )
         }
         guard TeamRegistry.isValidName(team) else {

@@ -38,13 +38,13 @@ enum XIGateway {
             print(CommandLineOptions.usage)
         case .version:
             print("xi-gateway \(GatewayVersion.current)")
-        case .newToken(let team):
+        case .newToken(let team, let expires):
             // 32 random bytes from the system's generator, as hexadecimal.
             var generator = SystemRandomNumberGenerator()
             let token = "xgt_" + (0..<4).map { _ in hex(generator.next()) }.joined()
             print("token (shown once; give it to the team): \(token)")
             print("line for CLIENTS_FILE:")
-            print(TeamRegistry.line(team: team, token: token))
+            print(TeamRegistry.line(team: team, token: token) + (expires.map { "  expires=\($0)" } ?? ""))
         case .hashToken(let team):
             guard let token = readLine(strippingNewline: true)?.trimmingASCIIWhitespace, !token.isEmpty else {
                 printError("xi-gateway: hash-token reads the token on standard input")

@@ -22,6 +22,8 @@ struct TeamsTests {
             """
             alpha \(SHA256.hexDigest("alpha-token".utf8)) upstream_per_minute=2
             beta \(SHA256.hexDigest("beta-token".utf8))
+            beta \(SHA256.hexDigest("beta-old-token".utf8)) expires=2020-01-01T00:00:00Z
+            beta \(SHA256.hexDigest("beta-next-token".utf8)) expires=2999-01-01T00:00:00Z
             """
         )
     }
@@ -75,6 +77,22 @@ struct TeamsTests {
         #expect(sent.count == 2)
         #expect(sent.allSatisfy { $0.headers["xi-api-key"] == ["secret-upstream-key"] })
         #expect(sent.allSatisfy { $0.headers["Authorization"].isEmpty })
+    }
+
+    /// Rotation: a team's tokens all work until each one's expiry; an expired one is refused like a wrong one.
+    @Test func aTeamsSecondTokenWorksAndAnExpiredOneIs401() throws {
+        let connection = try connection()
+        let next = parseResponses(
+            try connection.exchange(
+                "GET \(list)?page_size=3 HTTP/1.1\r\nHost: h\r\nxi-api-key: beta-next-token\r\n\r\n"
+            )
+        )
+        let expired = parseResponses(
+            try connection.exchange("GET \(list)?page_size=4 HTTP/1.1\r\nHost: h\r\nxi-api-key: beta-old-token\r\n\r\n")
+        )
+        #expect(next.first?.status == "HTTP/1.1 200 OK")
+        #expect(expired.first?.status == "HTTP/1.1 401 Unauthorized")
+        #expect(connection.fixture.upstream.requests.count == 1)
     }
 
     @Test(arguments: ["", "xi-api-key: wrong-token\r\n", "Authorization: Bearer \r\n", "xi-api-key: ALPHA-TOKEN\r\n"])

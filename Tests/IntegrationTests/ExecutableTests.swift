@@ -209,7 +209,7 @@ struct ExecutableTests {
         #expect(gateway.printedOnStandardOutput.isEmpty)
         #expect(
             gateway.printedOnStandardError.hasPrefix(
-                "xi-gateway: \(arguments[0]) takes no options; '\(arguments[1])' is not a team name"
+                "xi-gateway: \(arguments[0]) takes no such option; '\(arguments[1])' is not a team name"
             )
         )
         #expect(!gateway.printed.contains("xgt_"))
@@ -227,6 +227,31 @@ struct ExecutableTests {
         #expect(
             gateway.printedOnStandardOutput.hasSuffix("\n\(TeamRegistry.line(team: "checkout-team", token: token))\n")
         )
+    }
+
+    @Test func newTokenWithAnExpiryWritesItOnTheLine() async throws {
+        let gateway = try GatewayProcess(
+            arguments: ["new-token", "checkout-team", "--expires", "2027-03-01T00:00:00Z"],
+            environment: baseEnvironment,
+            directory: try temporaryDirectory()
+        )
+        #expect(try await gateway.waitForExit() == 0)
+        let printedToken = gateway.printedOnStandardOutput.firstMatch(of: /(xgt_[0-9a-f]{64})\n/).map { String($0.1) }
+        let token = try #require(printedToken, "no token in: \(gateway.printed)")
+        let line = TeamRegistry.line(team: "checkout-team", token: token) + "  expires=2027-03-01T00:00:00Z"
+        #expect(gateway.printedOnStandardOutput.hasSuffix("\n\(line)\n"))
+        let registry = try TeamRegistry(parsing: line, source: "printed")
+        #expect(registry.team(forToken: token, now: 1_803_859_199)?.name == "checkout-team")
+        #expect(registry.team(forToken: token, now: 1_803_859_200) == nil)
+
+        let bad = try GatewayProcess(
+            arguments: ["new-token", "checkout-team", "--expires", "next week"],
+            environment: baseEnvironment,
+            directory: try temporaryDirectory()
+        )
+        #expect(try await bad.waitForExit() == 64)
+        #expect(bad.printedOnStandardError.contains("--expires wants a UTC time as YYYY-MM-DDTHH:MM:SSZ"))
+        #expect(!bad.printed.contains("xgt_"))
     }
 
     @Test func refusesToStartWithoutAKeyAndSaysWhichKeyToSet() async throws {
