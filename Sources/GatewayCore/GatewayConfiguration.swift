@@ -385,3 +385,47 @@ public struct UpstreamURL: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { "\(scheme)://\(authority)\(pathPrefix)" }
 }
+
+extension GatewayConfiguration {
+    /// What `xi-gateway check-config` prints: every key in force, in the order of ``keys``, with its value as
+    /// the gateway uses it. Secrets (the key, the admin token) are `<redacted>` when set; URLs show their
+    /// credentials as `***`; the teams file is its path and `teams`, the number of teams it holds. A key
+    /// that takes a secret from a file (`*_FILE`) is not listed: the secret it reads is.
+    public func shownSettings(teams: Int?) -> [(name: String, value: String)] {
+        func on(_ flag: Bool) -> String { flag ? "on" : "off" }
+        let values: [String: String] = [
+            "LISTEN_HOST": listenHost,
+            "LISTEN_PORT": "\(listenPort)",
+            "UPSTREAM_URL": upstreamURL.description,
+            "ELEVENLABS_API_KEY": "<redacted>",
+            "UPSTREAM_PROXY": upstreamProxy.map { RedactedURL.shown($0.revealed) } ?? "",
+            "UPSTREAM_TIMEOUT_MS": "\(upstreamTimeoutMilliseconds)",
+            "UPSTREAM_CONNECT_TIMEOUT_MS": "\(upstreamConnectTimeoutMilliseconds)",
+            "CACHE_TTL_SECONDS": "\(cacheTTLSeconds)",
+            "CACHE_STALE_SECONDS": "\(cacheStaleSeconds)",
+            "CACHE_MAX_BYTES": "\(cacheMaxBytes)",
+            "UPSTREAM_MAX_CONCURRENCY": "\(upstreamMaxConcurrency)",
+            "UPSTREAM_MAX_QUEUE": "\(upstreamMaxQueue)",
+            "UPSTREAM_QUEUE_TIMEOUT_MS": "\(upstreamQueueTimeoutMilliseconds)",
+            "UPSTREAM_BACKOFF_MAX_SECONDS": "\(upstreamBackoffMaxSeconds)",
+            "IDLE_TIMEOUT_SECONDS": "\(idleTimeoutSeconds)",
+            "REQUEST_HEAD_TIMEOUT_SECONDS": "\(requestHeadTimeoutSeconds)",
+            "MAX_CONNECTIONS": "\(maxConnections)",
+            "EVENT_LOOP_THREADS": eventLoopThreadCount.map(String.init) ?? "auto",
+            "UPSTREAM_MAX_BODY_BYTES": "\(upstreamMaxBodyBytes)",
+            "SHUTDOWN_GRACE_SECONDS": "\(shutdownGraceSeconds)",
+            "LOG_LEVEL": logLevel,
+            "LOG_FORMAT": logFormat.rawValue,
+            "ACCESS_LOG": on(accessLog),
+            "ADMIN_TOKEN": adminToken == nil ? "" : "<redacted>",
+            "CLIENTS_FILE": clientsFile.map { "\($0) (\(teams ?? 0) teams)" } ?? "",
+            "CLIENT_UPSTREAM_PER_MINUTE": "\(clientUpstreamPerMinute ?? 0)",
+            "PASSTHROUGH": on(passthrough),
+            "REDIS_URL": redis?.description ?? "",
+            "REDIS_TIMEOUT_MS": "\(redisTimeoutMilliseconds)",
+            "REDIS_KEY_PREFIX": redisKeyPrefix,
+            "FALLBACK_MAX_CONCURRENCY": "\(fallbackMaxConcurrency)",
+        ]
+        return Self.keys.compactMap { key in values[key.name].map { (key.name, $0) } }
+    }
+}

@@ -4,6 +4,8 @@ import GatewayCore
 
 enum CommandLineOptions: Equatable {
     case run(configFile: String?)
+    /// Reads the configuration as `run` does and prints every setting in force, then `configuration ok`.
+    case checkConfig(configFile: String?)
     /// `expires`: the moment the token ends, as `YYYY-MM-DDTHH:MM:SSZ`.
     case newToken(team: String, expires: String?)
     /// Reads a token on standard input; with a team, prints its `CLIENTS_FILE` line, without, its digest.
@@ -13,6 +15,10 @@ enum CommandLineOptions: Equatable {
 
     static let usage = """
         Usage: xi-gateway [--config FILE]
+               xi-gateway check-config [--config FILE]
+                                             read the configuration as a start would, print every setting
+                                             in force (secrets redacted), then "configuration ok"; exit 78
+                                             on a bad value. Opens no socket, contacts nobody
                xi-gateway new-token TEAM [--expires YYYY-MM-DDTHH:MM:SSZ]
                                              print a new token for TEAM, once, and its CLIENTS_FILE line
                                              (refused from the given UTC time on)
@@ -63,6 +69,11 @@ enum CommandLineOptions: Equatable {
         }
         var configFile: String?
         var index = 0
+        var check = false
+        if arguments.first == "check-config" {
+            check = true
+            index = 1
+        }
         while index < arguments.count {
             switch arguments[index] {
             case "--help", "-h": return .help
@@ -78,7 +89,7 @@ enum CommandLineOptions: Equatable {
                 throw UsageError(message: "unknown argument '\(argument)'")
             }
         }
-        return .run(configFile: configFile)
+        return check ? .checkConfig(configFile: configFile) : .run(configFile: configFile)
     }
 
     /// Refuses what cannot name a team on the command line. A leading `-` is refused although a

@@ -57,7 +57,26 @@ enum XIGateway {
             }
         case .run(let configFile):
             await run(configFile: configFile)
+        case .checkConfig(let configFile):
+            await checkConfig(configFile: configFile)
         }
+    }
+
+    /// Like `nginx -t` and `-T`: loads exactly as ``run(configFile:)`` does, prints the settings in force and
+    /// `configuration ok`, or the same one-line error and exit status 78.
+    private static func checkConfig(configFile: String?) async {
+        let loaded: ConfigurationLoader.Loaded
+        do {
+            loaded = try await ConfigurationLoader.load(explicitFile: configFile, environment: environmentVariables())
+        } catch {
+            printError("xi-gateway: configuration error: \(error)")
+            exit(configurationExitCode)
+        }
+        for warning in loaded.warnings { printError("xi-gateway: warning: \(warning)") }
+        for (name, value) in loaded.configuration.shownSettings(teams: loaded.teams?.teams.count) {
+            print("\(name)=\(value)")
+        }
+        print("configuration ok")
     }
 
     private static func run(configFile: String?) async {

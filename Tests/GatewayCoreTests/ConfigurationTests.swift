@@ -328,3 +328,41 @@ struct SharedTierConfigurationTests {
         #expect(found.key == key)
     }
 }
+
+@Suite("GatewayConfiguration: the settings check-config shows")
+struct ShownSettingsTests {
+    @Test func everyKeyButTheFileKeysIsShownInOrderWithSecretsRedacted() throws {
+        let config = try configuration([
+            "ADMIN_TOKEN": "admin-token-0123456789abcdef",
+            "REDIS_URL": "redis://:s3cret-pass@redis.internal:6380/2",
+            "UPSTREAM_PROXY": "http://user:proxy-pass@proxy:3128",
+            "CLIENTS_FILE": "/etc/xi/teams",
+            "EVENT_LOOP_THREADS": "3",
+        ]).get()
+        let shown = config.shownSettings(teams: 4)
+        #expect(
+            shown.map(\.name)
+                == GatewayConfiguration.keys.map(\.name).filter { !$0.hasSuffix("_FILE") || $0 == "CLIENTS_FILE" }
+        )
+        let values = Dictionary(uniqueKeysWithValues: shown.map { ($0.name, $0.value) })
+        #expect(values["ELEVENLABS_API_KEY"] == "<redacted>")
+        #expect(values["ADMIN_TOKEN"] == "<redacted>")
+        #expect(values["REDIS_URL"] == "redis://***@redis.internal:6380/2")
+        #expect(values["UPSTREAM_PROXY"] == "http://***@proxy:3128")
+        #expect(values["CLIENTS_FILE"] == "/etc/xi/teams (4 teams)")
+        #expect(values["EVENT_LOOP_THREADS"] == "3")
+        #expect(values["CACHE_TTL_SECONDS"] == "30")
+        let all = shown.map { "\($0.name)=\($0.value)" }.joined(separator: "\n")
+        for secret in [apiKey, "admin-token-0123456789abcdef", "s3cret-pass", "proxy-pass"] {
+            #expect(!all.contains(secret))
+        }
+    }
+
+    @Test func theDefaultsShowAsProxyConfWritesThem() throws {
+        let shown = try configuration([:]).get().shownSettings(teams: nil)
+        for key in GatewayConfiguration.keys {
+            guard let value = key.defaultValue, let line = shown.first(where: { $0.name == key.name }) else { continue }
+            #expect(line.value == value, "\(key.name)")
+        }
+    }
+}

@@ -254,6 +254,49 @@ struct ExecutableTests {
         #expect(!bad.printed.contains("xgt_"))
     }
 
+    @Test func checkConfigPrintsEverySettingInForceWithSecretsRedactedAndOpensNoSocket() async throws {
+        let directory = try temporaryDirectory()
+        let teams = directory.appendingPathComponent("teams")
+        try (TeamRegistry.line(team: "red", token: "t1") + "\n" + TeamRegistry.line(team: "blue", token: "t2") + "\n")
+            .write(to: teams, atomically: true, encoding: .utf8)
+        let configFile = directory.appendingPathComponent("gateway.conf")
+        try "ELEVENLABS_API_KEY=sk_check_config_secret_9\nCACHE_TTL_SECONDS=45\nCLIENTS_FILE=\(teams.path)\n"
+            .write(to: configFile, atomically: true, encoding: .utf8)
+        // A port that is taken: check-config does not try to listen.
+        let taken = try await FakeUpstream.start { _ in .init(body: "{}") }
+        let gateway = try GatewayProcess(
+            arguments: ["check-config", "--config", configFile.path],
+            environment: baseEnvironment.merging([
+                "LISTEN_PORT": "\(taken.port)", "REDIS_URL": "redis://:redis-pass-3@127.0.0.1:1/0",
+            ]) { $1 },
+            directory: directory
+        )
+        #expect(try await gateway.waitForExit() == 0)
+        let lines = gateway.printedOnStandardOutput.split(separator: "\n").map(String.init)
+        #expect(lines.last == "configuration ok")
+        #expect(lines.contains("CACHE_TTL_SECONDS=45"))
+        #expect(lines.contains("LISTEN_PORT=\(taken.port)"))
+        #expect(lines.contains("ELEVENLABS_API_KEY=<redacted>"))
+        #expect(lines.contains("CLIENTS_FILE=\(teams.path) (2 teams)"))
+        #expect(lines.contains("REDIS_URL=redis://***@127.0.0.1:1/0"))
+        #expect(
+            lines.count == GatewayConfiguration.keys.filter { !$0.name.hasSuffix("_FILE") || $0.name == "CLIENTS_FILE" }
+                .count + 1
+        )
+        #expect(!gateway.printed.contains("sk_check_config_secret_9") && !gateway.printed.contains("redis-pass-3"))
+        #expect(taken.requestCount == 0)
+        try await taken.shutdown()
+
+        let bad = try GatewayProcess(
+            arguments: ["check-config"],
+            environment: baseEnvironment.merging(["ELEVENLABS_API_KEY": "k", "CACHE_TTL_SECONDS": "-5"]) { $1 },
+            directory: directory
+        )
+        #expect(try await bad.waitForExit() == 78)
+        #expect(bad.printedOnStandardError.contains("CACHE_TTL_SECONDS must be an integer of seconds, 0 or more"))
+        #expect(!bad.printedOnStandardOutput.contains("configuration ok"))
+    }
+
     @Test func refusesToStartWithoutAKeyAndSaysWhichKeyToSet() async throws {
         let gateway = try GatewayProcess(
             arguments: [],
