@@ -170,6 +170,14 @@ struct ReplicasTests {
         let replicas = try await Replicas.start()
         let first = try replicas.get(0, "page_size=3")
         #expect(first.header("Cache-Status") == "xi-gateway; fwd=miss; fwd-status=200; stored")
+        // The leader answers its client before its page is in Redis (storing it does not hold the answer
+        // up): until then another replica would follow the flight instead of finding the page.
+        #expect(
+            await eventually {
+                let keys = try? await replicas.redisCommand(["KEYS", "xg:{\(Replicas.credentialTag)}:page:*"])
+                return keys?.isEmpty == false
+            }
+        )
         let second = try replicas.get(1, "page_size=3")
         #expect(second.status == 200)
         #expect(
@@ -177,6 +185,9 @@ struct ReplicasTests {
             "\(second.header("Cache-Status") ?? "")"
         )
         #expect(second.body == first.body)
+        let firstAge = Int(first.header("Age") ?? "") ?? -1
+        let secondAge = Int(second.header("Age") ?? "") ?? -1
+        #expect(firstAge >= 0 && secondAge >= firstAge && secondAge < 30, "the age since the upstream answered")
         let third = try replicas.get(1, "page_size=3")
         #expect(third.header("Cache-Status")?.hasPrefix("xi-gateway; hit; ttl=") == true)
         #expect(replicas.upstream.requestCount == 1)
@@ -306,8 +317,9 @@ struct ReplicasTests {
         try await replicas.stop()
         // Logged once each way (the log is complete once the process has exited).
         let log = replicas.gateways[0].printed
-        #expect(log.components(separatedBy: "shared tier is down").count == 2, "\(log)")
-        #expect(log.components(separatedBy: "shared tier is up again").count == 2, "\(log)")
+        // (Once per change of state: SharedTierHealthTests. Here a loaded machine may see Redis slow again.)
+        #expect(log.contains("shared tier is down"), "\(log)")
+        #expect(log.contains("shared tier is up again"), "\(log)")
         #expect(!log.contains(Replicas.apiKey))
     }
 }
