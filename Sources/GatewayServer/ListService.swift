@@ -395,9 +395,12 @@ public final class ListService: Sendable {
             }
             self.fetchAlone(key, holdsPage: holdsPage, on: eventLoop, requestID: requestID) { fetched in
                 switch fetched.result {
+                case .page(let page, _) where page.body.readableBytes > Self.largestSharedPage:
+                    // Too large to pass through Redis: the other replicas' waiters ask for it themselves.
+                    _ = shared.abandon(flight, on: eventLoop)
                 case .page(let page, let storage):
-                    let fits = storage == .stored && page.body.readableBytes <= Self.largestSharedPage
-                    let life = fits ? (self.cache.ttlSeconds + self.cache.staleSeconds) * 1000 : 0
+                    // Not stored here (a TTL of 0, too large for this cache): passed to the waiters only.
+                    let life = storage == .stored ? (self.cache.ttlSeconds + self.cache.staleSeconds) * 1000 : 0
                     _ = shared.finish(
                         flight,
                         status: 200,

@@ -74,7 +74,7 @@ public final class SharedPages: Sendable {
     ) -> EventLoopFuture<Entry> {
         client.evaluate(
             SharedScripts.enterFlight,
-            keys: [pageKey(key), generationsKey, lockKey(key)],
+            keys: [pageKey(key), generationsKey, lockKey(key), resultKey(key)],
             arguments: [
                 .string(key.agentID ?? ""), .string(token), .integer(lockMilliseconds),
                 .integer(max(0, freshMilliseconds)),

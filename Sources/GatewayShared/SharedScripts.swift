@@ -31,8 +31,9 @@ enum SharedScripts {
         """
     )
 
-    /// KEYS: page, generations, flight lock. ARGV: the agent, the leader's token, the lock's life in ms, and
-    /// optionally how long a page is fresh in ms (absent or 0: any age).
+    /// KEYS: page, generations, flight lock, and optionally the result (deleted when this caller leads, so an
+    /// earlier flight's result never answers this one's followers). ARGV: the agent, the leader's token, the
+    /// lock's life in ms, and optionally how long a page is fresh in ms (absent or 0: any age).
     /// Returns `{'page', body, content type, age ms}` when a current, fresh page is there; `{'lead', ga, gx}`
     /// when this caller now holds the lock (and must store under those generations); `{'follow', lock ms
     /// left}` when another replica leads. A page past its freshness is left for its life's end (or the
@@ -57,6 +58,8 @@ enum SharedScripts {
           end
         end
         if redis.call('SET', KEYS[3], ARGV[2], 'NX', 'PX', ARGV[3]) then
+          -- An earlier flight's result must not answer this one's followers.
+          if KEYS[4] then redis.call('DEL', KEYS[4]) end
           return {'lead', ga, gx}
         end
         return {'follow', tostring(redis.call('PTTL', KEYS[3]))}
@@ -66,27 +69,33 @@ enum SharedScripts {
     /// KEYS: page, generations, flight lock, result. ARGV: the agent, the token, the generations it led under
     /// (ga, gx), the status, the body, the content type, the page's life in ms (TTL plus stale window; 0: do not
     /// store), how long other replicas may read a non-200 result in ms, the channel, the message.
-    /// Stores a 200 only when the generations are still current (no purge since the flight began) and the
-    /// lock is still this leader's; keeps any other answer briefly for the followers; releases the lock and
-    /// publishes. Returns 1 when a page was stored.
+    /// Stores a 200 only when the generations are still current (no purge since the flight began). Keeps any
+    /// other answer, and a 200 it was not to store (no life), briefly for the followers, so that they never
+    /// wait for a page that will not come; a 200 from before a purge is kept from them (status 0: they try
+    /// again). Releases the lock (if it is still this leader's) and publishes. Returns 1 when a page was
+    /// stored.
     static let finishFlight = RedisScript(
         """
         local field = ARGV[1] == '' and 'none' or ('a:' .. ARGV[1])
         local stored = 0
         if redis.call('GET', KEYS[3]) == ARGV[2] then redis.call('DEL', KEYS[3]) end
-        if ARGV[5] == '200' then
-          local gens = redis.call('HMGET', KEYS[2], 'all', field)
-          if tonumber(ARGV[8]) > 0 and (gens[1] or '0') == ARGV[3] and (gens[2] or '0') == ARGV[4] then
-            local now = redis.call('TIME')
-            local nowMs = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-            redis.call('DEL', KEYS[1])
-            redis.call('HSET', KEYS[1], 'b', ARGV[6], 'ct', ARGV[7], 'at', nowMs, 'ga', ARGV[3], 'gx', ARGV[4])
-            redis.call('PEXPIRE', KEYS[1], ARGV[8])
-            stored = 1
-          end
-        else
+        local gens = redis.call('HMGET', KEYS[2], 'all', field)
+        local current = (gens[1] or '0') == ARGV[3] and (gens[2] or '0') == ARGV[4]
+        if ARGV[5] == '200' and not current then
+          redis.call('SET', KEYS[4], '0 \\n', 'PX', ARGV[9])
+          stored = -1
+        elseif ARGV[5] == '200' and tonumber(ARGV[8]) > 0 then
+          local now = redis.call('TIME')
+          local nowMs = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+          redis.call('DEL', KEYS[1])
+          redis.call('HSET', KEYS[1], 'b', ARGV[6], 'ct', ARGV[7], 'at', nowMs, 'ga', ARGV[3], 'gx', ARGV[4])
+          redis.call('PEXPIRE', KEYS[1], ARGV[8])
+          stored = 1
+        end
+        if stored == 0 then
           redis.call('SET', KEYS[4], ARGV[5] .. ' ' .. ARGV[7] .. '\\n' .. ARGV[6], 'PX', ARGV[9])
         end
+        if stored < 0 then stored = 0 end
         redis.call('PUBLISH', ARGV[10], ARGV[11])
         return stored
         """

@@ -24,10 +24,11 @@ struct ListServiceSharedTierTests {
     private func service(
         _ shared: ScriptedSharedTier,
         budgets: TeamBudgets? = nil,
-        upstream: ScriptedUpstreamClient? = nil
+        upstream: ScriptedUpstreamClient? = nil,
+        cache: ResponseCache? = nil
     ) -> ListService {
         ListService(
-            cache: cache,
+            cache: cache ?? self.cache,
             upstream: upstream ?? self.upstream,
             governor: UpstreamGovernor(
                 configuration: .init(maxConcurrency: 4, maxQueue: 16, queueTimeout: .seconds(5), backoffMaxSeconds: 30),
@@ -192,10 +193,18 @@ struct ListServiceSharedTierTests {
         let shared = ScriptedSharedTier(.init(entries: [.lead(try flight("page_size=5"))]))
         let service = service(shared, upstream: upstream)
         #expect(try get(service, "page_size=5").cacheStatus == .fetched(.stored, collapsed: false))
-        guard case .finish(_, 200, _, let life) = shared.calls.last else {
-            Issue.record("no finish: \(shared.calls)")
-            return
-        }
-        #expect(life == 0, "not stored in the shared tier")
+        #expect(shared.calls.last == .abandon(query: "page_size=5"), "not passed through Redis: \(shared.calls)")
+    }
+
+    /// With a TTL of 0 nothing is stored, but the other replicas' waiters still get the page.
+    @Test func aPageNotStoredStillReachesTheOtherReplicasWaiters() throws {
+        let shared = ScriptedSharedTier(.init(entries: [.lead(try flight("page_size=5"))]))
+        let noTTL = ResponseCache(maxBytes: 1 << 22, ttlSeconds: 0, staleSeconds: 0, shardCount: 1, clock: clock)
+        let response = try get(service(shared, cache: noTTL), "page_size=5")
+        #expect(response.cacheStatus == .fetched(.ttlZero, collapsed: false))
+        #expect(
+            shared.calls.last
+                == .finish(query: "page_size=5", status: 200, body: String(buffer: response.body), lifeMilliseconds: 0)
+        )
     }
 }

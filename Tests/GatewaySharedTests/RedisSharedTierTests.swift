@@ -103,6 +103,36 @@ struct RedisSharedTierTests {
         await server.stop()
     }
 
+    /// A 200 the leader does not store (a TTL of 0) still reaches the followers, as an answer.
+    @Test func aPageThatIsNotStoredReachesTheFollowersAsAnAnswer() async throws {
+        let server = try await RedisServer.start()
+        let clients = [makeClient(server), makeClient(server)]
+        let leader = tier(clients[0])
+        let follower = tier(clients[1], pollInterval: .milliseconds(100))
+        let question = try key("page_size=12")
+        guard case .lead(let flight) = try await leader.enter(question, freshMilliseconds: 1, on: loop).get() else {
+            Issue.record("the first replica should lead")
+            return
+        }
+        let waiting = follower.outcome(of: question, within: .seconds(50), on: loop)
+        let body = ByteBuffer(string: #"{"invocations":[1]}"#)
+        try await leader.finish(
+            flight,
+            status: 200,
+            body: body,
+            contentType: "application/json",
+            lifeMilliseconds: 0,
+            on: loop
+        )
+        .get()
+        #expect(try await waiting.get() == .answer(status: 200, contentType: "application/json", body: body))
+        #expect(try await clients[0].send(["KEYS", "xg:{k1}:page:*"]).array?.isEmpty == true, "no page stored")
+        await leader.shutdown()
+        await follower.shutdown()
+        for client in clients { await client.shutdown() }
+        await server.stop()
+    }
+
     @Test func anAbandonedFlightSendsItsFollowersBackWithNothing() async throws {
         let server = try await RedisServer.start()
         let clients = [makeClient(server), makeClient(server)]

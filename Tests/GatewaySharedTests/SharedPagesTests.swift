@@ -143,11 +143,49 @@ struct SharedPagesTests {
         ).get()
         #expect(!late, "fetched before the purge, not stored after it")
         #expect(try await first.result(for: stored, on: loop).get() == nil)
-        #expect(try await first.result(for: inFlight, on: loop).get() == nil)
+        #expect(
+            try await first.result(for: inFlight, on: loop).get()
+                == .answer(status: 0, contentType: "", body: ByteBuffer()),
+            "its followers are sent back to ask again (status 0), not given the page from before the purge"
+        )
         guard case .page = try await first.result(for: other, on: loop).get() else {
             Issue.record("another agent's page stays")
             return
         }
+        for client in clients { await client.shutdown() }
+        await server.stop()
+    }
+
+    /// A question's next flight starts without the last one's result: its followers wait for its own.
+    @Test func anEarlierFlightsResultNeverAnswersALaterOnesFollowers() async throws {
+        let server = try await RedisServer.start()
+        let (first, second, clients) = replicas(server)
+        let question = try key("page_size=13")
+        guard case .lead(let earlier) = try await first.enter(question, token: "r1", on: loop).get() else {
+            Issue.record("should lead")
+            return
+        }
+        _ = try await first.finish(
+            earlier,
+            status: 404,
+            body: ByteBuffer(string: "{}"),
+            contentType: "application/json",
+            lifeMilliseconds: 60_000,
+            on: loop
+        ).get()
+        guard case .answer(404, _, _)? = try await second.result(for: question, on: loop).get() else {
+            Issue.record("the first flight's followers get its 404")
+            return
+        }
+        guard case .lead = try await second.enter(question, token: "r2", on: loop).get() else {
+            Issue.record("the next request leads again")
+            return
+        }
+        guard case .follow = try await first.enter(question, token: "r3", on: loop).get() else {
+            Issue.record("and another follows it")
+            return
+        }
+        #expect(try await first.result(for: question, on: loop).get() == nil, "not the earlier flight's 404")
         for client in clients { await client.shutdown() }
         await server.stop()
     }
