@@ -31,6 +31,23 @@ struct SharedPagesTests {
         CacheKey(credential: "k", query: try ListQuery.parse(Substring(query)))
     }
 
+    /// Ends `flight` on `pages` with `status` and `body` as JSON, stored (a 200) for a minute.
+    private func finish(
+        _ pages: SharedPages,
+        _ flight: SharedPages.Flight,
+        status: Int,
+        body: ByteBuffer = ByteBuffer(string: "{}")
+    ) async throws -> Bool {
+        try await pages.finish(
+            flight,
+            status: status,
+            body: body,
+            contentType: "application/json",
+            lifeMilliseconds: 60_000,
+            on: loop
+        ).get()
+    }
+
     @Test func oneLeadsTheOtherFollowsAndFindsThePage() async throws {
         let server = try await RedisServer.start()
         let (first, second, clients) = replicas(server)
@@ -48,14 +65,7 @@ struct SharedPagesTests {
         #expect(try await second.result(for: question, on: loop).get() == nil, "nothing yet")
 
         let body = ByteBuffer(string: #"{"invocations":[],"has_more":false}"#)
-        let stored = try await first.finish(
-            flight,
-            status: 200,
-            body: body,
-            contentType: "application/json",
-            lifeMilliseconds: 60_000,
-            on: loop
-        ).get()
+        let stored = try await finish(first, flight, status: 200, body: body)
         #expect(stored)
         guard case .page(let found, let type, let age) = try await second.result(for: question, on: loop).get() else {
             Issue.record("the follower should read the page")
@@ -80,14 +90,7 @@ struct SharedPagesTests {
             Issue.record("the first replica should lead")
             return
         }
-        let stored = try await first.finish(
-            flight,
-            status: 429,
-            body: ByteBuffer(string: #"{"detail":"slow down"}"#),
-            contentType: "application/json",
-            lifeMilliseconds: 60_000,
-            on: loop
-        ).get()
+        let stored = try await finish(first, flight, status: 429, body: ByteBuffer(string: #"{"detail":"slow down"}"#))
         #expect(!stored)
         let result = try await second.result(for: question, on: loop).get()
         #expect(
@@ -119,28 +122,14 @@ struct SharedPagesTests {
                 Issue.record("should lead \(question)")
                 return
             }
-            _ = try await first.finish(
-                flight,
-                status: 200,
-                body: ByteBuffer(string: "{}"),
-                contentType: "application/json",
-                lifeMilliseconds: 60_000,
-                on: loop
-            ).get()
+            _ = try await finish(first, flight, status: 200)
         }
         guard case .lead(let flight) = try await first.enter(inFlight, token: "r1", on: loop).get() else {
             Issue.record("should lead the question in flight")
             return
         }
         try await second.invalidate(agent: "a", on: loop).get()
-        let late = try await first.finish(
-            flight,
-            status: 200,
-            body: ByteBuffer(string: "{}"),
-            contentType: "application/json",
-            lifeMilliseconds: 60_000,
-            on: loop
-        ).get()
+        let late = try await finish(first, flight, status: 200)
         #expect(!late, "fetched before the purge, not stored after it")
         #expect(try await first.result(for: stored, on: loop).get() == nil)
         #expect(
@@ -165,14 +154,7 @@ struct SharedPagesTests {
             Issue.record("should lead")
             return
         }
-        _ = try await first.finish(
-            earlier,
-            status: 404,
-            body: ByteBuffer(string: "{}"),
-            contentType: "application/json",
-            lifeMilliseconds: 60_000,
-            on: loop
-        ).get()
+        _ = try await finish(first, earlier, status: 404)
         guard case .answer(404, _, _)? = try await second.result(for: question, on: loop).get() else {
             Issue.record("the first flight's followers get its 404")
             return
