@@ -18,53 +18,15 @@ import Musl
 import Darwin
 #endif
 
-/// The `xi-gateway` executable: reads the configuration, wires the pieces, and runs them as services
-/// until SIGTERM or SIGINT; SIGHUP reloads the configuration.
-@main
+/// The gateway's start: reads the configuration, wires the pieces, and runs them as services until SIGTERM
+/// or SIGINT; SIGHUP reloads the configuration. The command line is in `Commands.swift`.
 enum XIGateway {
     /// Exit status for a configuration that cannot be used (`EX_CONFIG` of sysexits.h).
     static let configurationExitCode: Int32 = 78
 
-    static func main() async {
-        let options: CommandLineOptions
-        do {
-            options = try CommandLineOptions.parse(Array(CommandLine.arguments.dropFirst()))
-        } catch {
-            printError("xi-gateway: \(error.message)\n\n\(CommandLineOptions.usage)")
-            exit(64)
-        }
-        switch options {
-        case .help:
-            print(CommandLineOptions.usage)
-        case .version:
-            print("xi-gateway \(GatewayVersion.current)")
-        case .newToken(let team, let expires):
-            // 32 random bytes from the system's generator, as hexadecimal.
-            var generator = SystemRandomNumberGenerator()
-            let token = "xgt_" + (0..<4).map { _ in hex(generator.next()) }.joined()
-            print("token (shown once; give it to the team): \(token)")
-            print("line for CLIENTS_FILE:")
-            print(TeamRegistry.line(team: team, token: token) + (expires.map { "  expires=\($0)" } ?? ""))
-        case .hashToken(let team):
-            guard let token = readLine(strippingNewline: true)?.trimmingASCIIWhitespace, !token.isEmpty else {
-                printError("xi-gateway: hash-token reads the token on standard input")
-                exit(64)
-            }
-            if let team {
-                print(TeamRegistry.line(team: team, token: token))
-            } else {
-                print(SHA256.hexDigest(token.utf8))
-            }
-        case .run(let configFile):
-            await run(configFile: configFile)
-        case .checkConfig(let configFile):
-            await checkConfig(configFile: configFile)
-        }
-    }
-
     /// Like `nginx -t` and `-T`: loads exactly as ``run(configFile:)`` does, prints the settings in force and
     /// `configuration ok`, or the same one-line error and exit status 78.
-    private static func checkConfig(configFile: String?) async {
+    static func checkConfig(configFile: String?) async {
         let loaded: ConfigurationLoader.Loaded
         do {
             loaded = try await ConfigurationLoader.load(explicitFile: configFile, environment: environmentVariables())
@@ -79,7 +41,7 @@ enum XIGateway {
         print("configuration ok")
     }
 
-    private static func run(configFile: String?) async {
+    static func run(configFile: String?) async {
         let environment = environmentVariables()
         let loaded: ConfigurationLoader.Loaded
         do {
@@ -253,11 +215,6 @@ enum XIGateway {
         BufferedOutput.standardOutput.flush()
     }
 
-    private static func hex(_ value: UInt64) -> String {
-        let text = String(value, radix: 16)
-        return String(repeating: "0", count: 16 - text.count) + text
-    }
-
     static func governorConfiguration(_ configuration: GatewayConfiguration) -> UpstreamGovernor.Configuration {
         UpstreamGovernor.Configuration(
             maxConcurrency: configuration.upstreamMaxConcurrency,
@@ -324,14 +281,5 @@ struct ReloadService: Service {
         for await _ in hangups.cancelOnGracefulShutdown() {
             await reloader.reload()
         }
-    }
-}
-
-extension String {
-    fileprivate var trimmingASCIIWhitespace: String {
-        var text = Substring(self)
-        while let first = text.first, first == " " || first == "\t" || first == "\r" { text.removeFirst() }
-        while let last = text.last, last == " " || last == "\t" || last == "\r" { text.removeLast() }
-        return String(text)
     }
 }
