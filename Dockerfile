@@ -28,10 +28,12 @@ RUN export DEBIAN_FRONTEND=noninteractive \
     && useradd --system --uid 10001 --gid xi --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin xi
 COPY --from=build /out/xi-gateway /usr/local/bin/xi-gateway
 COPY proxy.conf /etc/xi-gateway/proxy.conf
-# In a container the gateway must listen on every interface to be reachable.
+# In a container the gateway must listen on every interface to be reachable. The admin listener (metrics,
+# statistics, purges) too, for Prometheus and probes inside the cluster: never publish port 9091 beyond it.
 ENV LISTEN_HOST=0.0.0.0 \
-    LISTEN_PORT=8080
+    LISTEN_PORT=8080 \
+    ADMIN_LISTEN=0.0.0.0:9091
 USER 10001:10001
-EXPOSE 8080
+EXPOSE 8080 9091
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/xi-gateway", "--config", "/etc/xi-gateway/proxy.conf"]

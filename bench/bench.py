@@ -93,7 +93,8 @@ def start_gateway(procs, upstream_port, **settings):
     port = free_port()
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "ELEVENLABS_API_KEY": API_KEY,
            "UPSTREAM_URL": f"http://127.0.0.1:{upstream_port}", "LISTEN_PORT": str(port),
-           "CACHE_TTL_SECONDS": "3600", "CACHE_MAX_BYTES": str(512 << 20),
+           # Several gateways run at once: each admin listener on a free port.
+           "ADMIN_LISTEN": "127.0.0.1:0", "CACHE_TTL_SECONDS": "3600", "CACHE_MAX_BYTES": str(512 << 20),
            # Like the peers (nginx: access_log off): the benchmark measures serving, not logging.
            "ACCESS_LOG": "off"}
     env.update({k: str(v) for k, v in settings.items()})

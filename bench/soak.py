@@ -122,7 +122,7 @@ def main():
             f.write(f"{team} {hashlib.sha256(token.encode()).hexdigest()} upstream_per_minute=100000\n")
     config = os.path.join(work, "proxy.conf")
     open(config, "w").close()
-    upstream_port, port = free_port(), free_port()
+    upstream_port, port, admin_port = free_port(), free_port(), free_port()
     fake_argv = [os.path.join(args.bin_dir, "xi-fake-upstream"), "--port", str(upstream_port), "--latency-ms", "20",
                  "--faults", str(args.faults), "--threads", "2"]
     fake = subprocess.Popen(fake_argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -130,6 +130,7 @@ def main():
     log_path = os.path.join(work, "gateway.log")
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "ELEVENLABS_API_KEY": API_KEY,
            "UPSTREAM_URL": f"http://127.0.0.1:{upstream_port}", "LISTEN_PORT": str(port), "CLIENTS_FILE": clients,
+           "ADMIN_LISTEN": f"127.0.0.1:{admin_port}",
            "ADMIN_TOKEN": ADMIN, "CACHE_TTL_SECONDS": "2", "CACHE_STALE_SECONDS": "20", "UPSTREAM_TIMEOUT_MS": "1500",
            "UPSTREAM_MAX_CONCURRENCY": "8", "UPSTREAM_BACKOFF_MAX_SECONDS": "2", "LOG_LEVEL": "info"}
     with open(log_path, "w") as log:
@@ -160,8 +161,8 @@ def main():
                 wait_for_port(upstream_port)
                 restarted = True
             if int(elapsed) % 10 == 0:
-                for path, headers in (("/metrics", {}), ("/admin/cache/stats", {"Authorization": f"Bearer {ADMIN}"})):
-                    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                for path, headers in (("/metrics", {}), ("/admin/cache/stats", {})):
+                    c = http.client.HTTPConnection("127.0.0.1", admin_port, timeout=5)
                     c.request("GET", path, headers=headers)
                     scan(c.getresponse().read().decode("utf-8", "replace"), path, tally)
                     c.close()

@@ -14,6 +14,7 @@ public struct GatewayConfiguration: Sendable {
     public static let keys: [Key] = [
         Key(name: "LISTEN_HOST", defaultValue: "127.0.0.1", summary: "address to bind"),
         Key(name: "LISTEN_PORT", defaultValue: "8080", summary: "port to bind (0 picks a free one)"),
+        Key(name: "ADMIN_LISTEN", defaultValue: "127.0.0.1:9091", summary: "metrics and admin API: HOST:PORT or off"),
         Key(name: "UPSTREAM_URL", defaultValue: "https://api.elevenlabs.io", summary: "base URL of the upstream"),
         Key(name: "ELEVENLABS_API_KEY", defaultValue: nil, summary: "the shared upstream key, sent as xi-api-key"),
         Key(name: "ELEVENLABS_API_KEY_FILE", defaultValue: nil, summary: "a file holding ELEVENLABS_API_KEY instead"),
@@ -50,6 +51,9 @@ public struct GatewayConfiguration: Sendable {
 
     public var listenHost: String
     public var listenPort: Int
+    /// Where `/metrics`, the admin API and the status page are served; `nil` (`off`): on the API listener,
+    /// the admin API behind `ADMIN_TOKEN` as a whole.
+    public var adminListen: ListenAddress?
     public var upstreamURL: UpstreamURL
     /// The proxy upstream requests go through; `nil`: none, whatever the environment's `http_proxy` says.
     /// A secret, as its URL may carry credentials: shown redacted.
@@ -118,6 +122,19 @@ public struct GatewayConfiguration: Sendable {
         }
         self.listenHost = host
         self.listenPort = try integer("LISTEN_PORT", in: 0...65535, "an integer from 0 to 65535")
+        let admin = value("ADMIN_LISTEN") ?? ""
+        if admin.lowercased() == "off" {
+            self.adminListen = nil
+        } else {
+            guard let address = ListenAddress(admin) else {
+                throw ConfigurationError(
+                    key: "ADMIN_LISTEN",
+                    problem: "must be HOST:PORT (such as 127.0.0.1:9091, 0.0.0.0:9091 or [::1]:9091) or off, "
+                        + "got \"\(admin)\""
+                )
+            }
+            self.adminListen = address
+        }
 
         let urlText = value("UPSTREAM_URL") ?? ""
         do {
@@ -396,6 +413,7 @@ extension GatewayConfiguration {
         let values: [String: String] = [
             "LISTEN_HOST": listenHost,
             "LISTEN_PORT": "\(listenPort)",
+            "ADMIN_LISTEN": adminListen?.description ?? "off",
             "UPSTREAM_URL": upstreamURL.description,
             "ELEVENLABS_API_KEY": "<redacted>",
             "UPSTREAM_PROXY": upstreamProxy.map { RedactedURL.shown($0.revealed) } ?? "",
@@ -428,4 +446,44 @@ extension GatewayConfiguration {
         ]
         return Self.keys.compactMap { key in values[key.name].map { (key.name, $0) } }
     }
+}
+
+/// An address to listen on, as `HOST:PORT` (an IPv6 host in brackets: `[::1]:9091`).
+public struct ListenAddress: Sendable, Hashable, CustomStringConvertible {
+    /// The host to bind, without brackets.
+    public var host: String
+    /// The port to bind; 0 picks a free one.
+    public var port: Int
+
+    /// Creates an address.
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    /// Parses `HOST:PORT`; `nil` when `text` is not one.
+    public init?(_ text: String) {
+        let host: Substring
+        let portText: Substring
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]"), text[close...].hasPrefix("]:") else { return nil }
+            host = text[text.index(after: text.startIndex)..<close]
+            portText = text[text.index(close, offsetBy: 2)...]
+            guard host.contains(":") else { return nil }
+        } else {
+            guard let colon = text.lastIndex(of: ":") else { return nil }
+            host = text[..<colon]
+            portText = text[text.index(after: colon)...]
+            guard !host.contains(":") else { return nil }
+        }
+        guard !host.isEmpty, host.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "/") }),
+            portText.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+            let port = Int(portText), (0...65535).contains(port)
+        else { return nil }
+        self.host = String(host)
+        self.port = port
+    }
+
+    /// `HOST:PORT`, with an IPv6 host in brackets.
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 }

@@ -23,6 +23,8 @@ public final class GatewayServer: Sendable {
         public var maxConnections: Int
         /// How long a request head may take to arrive, from its first byte.
         public var requestHeadTimeout: TimeAmount
+        /// Which routes the listener serves.
+        public var role: ListenerRole
 
         /// Creates listener settings.
         public init(
@@ -32,8 +34,10 @@ public final class GatewayServer: Sendable {
             maxHeadBytes: Int = 16 * 1024,
             maxBodyBytes: Int = 64 * 1024,
             maxConnections: Int = 4096,
-            requestHeadTimeout: TimeAmount = .seconds(10)
+            requestHeadTimeout: TimeAmount = .seconds(10),
+            role: ListenerRole = .combined
         ) {
+            self.role = role
             self.maxConnections = maxConnections
             self.requestHeadTimeout = requestHeadTimeout
             self.host = host
@@ -120,7 +124,8 @@ public final class GatewayServer: Sendable {
                 maxHeadBytes: configuration.maxHeadBytes,
                 headTimeout: configuration.requestHeadTimeout,
                 maxBodyBytes: configuration.maxBodyBytes,
-                idleTimeout: configuration.idleTimeout
+                idleTimeout: configuration.idleTimeout,
+                role: configuration.role
             )
         )
     }

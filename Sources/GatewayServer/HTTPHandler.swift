@@ -35,6 +35,8 @@ final class HTTPHandler: ChannelDuplexHandler {
     /// NIO no longer holds its buffer, and clearing it keeps its memory: a head then costs no allocation.
     /// (While NIO still holds it, clearing it makes a new one, as copy-on-write does.)
     private var spareHead: ByteBuffer?
+    /// Which routes this listener serves.
+    private let role: ListenerRole
 
     /// A handler reading requests with heads up to `maxHeadBytes` that take at most `headTimeout` to arrive,
     /// bodies up to `maxBodyBytes`, and closing the connection after `idleTimeout` without a request.
@@ -43,12 +45,14 @@ final class HTTPHandler: ChannelDuplexHandler {
         maxHeadBytes: Int,
         headTimeout: TimeAmount,
         maxBodyBytes: Int,
-        idleTimeout: TimeAmount
+        idleTimeout: TimeAmount,
+        role: ListenerRole = .combined
     ) {
+        self.role = role
         self.machine = HTTPConnection.StateMachine(maxBodyBytes: maxBodyBytes)
         self.timers = HTTPConnection.TimerStateMachine(idleTimeout: idleTimeout, headTimeout: headTimeout)
         self.reader = RequestReader(maxHeadBytes: maxHeadBytes)
-        self.responder = Responder(context: context)
+        self.responder = Responder(context: context, role: role)
         self.recorder = RequestRecorder(context: context)
     }
 
@@ -134,12 +138,12 @@ final class HTTPHandler: ChannelDuplexHandler {
             case .request(let head):
                 timers.headCompleted()
                 perform(timers.activity(at: context.eventLoop.now), context: context)
-                let route = Route(method: head.method, uri: head.uri)
+                let route = Route(method: head.method, uri: head.uri, role: role)
                 perform(machine.requestReceived(head, route: route), context: context)
             case .head(let head):
                 timers.headCompleted()
                 perform(timers.activity(at: context.eventLoop.now), context: context)
-                let route = Route(method: head.method, uri: head.uri)
+                let route = Route(method: head.method, uri: head.uri, role: role)
                 let isTeamUnknown = responder.isTeamUnknown(head, route: route)
                 perform(machine.headReceived(head, route: route, isTeamUnknown: isTeamUnknown), context: context)
             case .body(let chunk):

@@ -21,6 +21,8 @@ struct Responder {
     }
 
     private let context: ServerContext
+    /// Which routes the connection's listener serves: on the admin listener, statistics need no token.
+    private let role: ListenerRole
     /// The context's list service, kept by the connection so that using it does not retain an object every
     /// event loop shares (each retain would take its cache line from the other cores).
     private let service: ListService
@@ -31,8 +33,9 @@ struct Responder {
     private var requestCount = 0
 
     /// A responder for the services of `context`.
-    init(context: ServerContext) {
+    init(context: ServerContext, role: ListenerRole = .combined) {
         self.context = context
+        self.role = role
         self.service = context.service
         self.settings = context.versionedSettings
     }
@@ -104,7 +107,10 @@ struct Responder {
             )
             return .now(response, isHead: false, closes: false)
         case .stats:
-            let response = OperationsEndpoints(context: context).stats(authorization: head.first(name: "authorization"))
+            let response = OperationsEndpoints(context: context).stats(
+                authorization: head.first(name: "authorization"),
+                open: role == .admin
+            )
             return .now(response, isHead: false, closes: false)
         case .list(let query, let isHead):
             switch service.answer(toQuery: query, on: eventLoop, requestID: requestID, spender: spender) {

@@ -9,7 +9,20 @@ import Musl
 import Darwin
 #endif
 
-/// Where a request goes, decided from its method and target alone.
+/// Which routes a listener serves.
+public enum ListenerRole: Sendable, Equatable {
+    /// The API listener beside an admin listener: the API routes, `/healthz` and `/readyz`; `/metrics` and
+    /// `/admin/...` are 404, so whoever can reach the API cannot read the gateway's figures.
+    case api
+    /// The admin listener (`ADMIN_LISTEN`): `/metrics`, the admin API (statistics without a token, purges
+    /// with `ADMIN_TOKEN`), `/healthz` and `/readyz`; the API routes are 404.
+    case admin
+    /// The one listener when there is no admin listener (`ADMIN_LISTEN=off`): every route, and the whole
+    /// admin API behind `ADMIN_TOKEN`.
+    case combined
+}
+
+/// Where a request goes, decided from its method, its target and the listener's role.
 enum Route: Equatable {
     /// `GET` or `HEAD` on the list path, with the query after `?` (empty when there is none).
     case list(query: Substring, isHead: Bool)
@@ -46,13 +59,15 @@ enum Route: Equatable {
     /// The list endpoint's path.
     static let listPath = "/v1/convai/test-invocations"
 
-    private static let paths: [(path: String, allow: String)] = [
-        (listPath, "GET, HEAD"), ("/healthz", "GET, HEAD"), ("/readyz", "GET, HEAD"), ("/metrics", "GET"),
-        ("/admin/cache/purge", "POST"), ("/admin/cache/stats", "GET"),
+    /// The operations paths; `isAdmin`: served on the admin listener only (or when there is none).
+    private static let paths: [(path: String, allow: String, isAdmin: Bool)] = [
+        ("/healthz", "GET, HEAD", false), ("/readyz", "GET, HEAD", false), ("/metrics", "GET", true),
+        ("/admin/cache/purge", "POST", true), ("/admin/cache/stats", "GET", true),
     ]
 
-    /// Routes `method` and `uri` (the request target as received).
-    init(method: HTTPMethod, uri: String) {
+    /// Routes `method` and `uri` (the request target as received) on a listener of `role`: a route the
+    /// listener does not serve is 404, whatever the method.
+    init(method: HTTPMethod, uri: String, role: ListenerRole = .combined) {
         let bytes = uri.utf8
         // Only origin-form is served: an absolute-form target ("http://other/...") must never choose the
         // host the gateway talks to.
@@ -66,11 +81,12 @@ enum Route: Equatable {
         let query = questionMark.map { uri[bytes.index(after: $0)...] } ?? uri[uri.endIndex...]
         let isHead = method == .HEAD
         let isGet = method == .GET || isHead
-        if Self.bytes(path, equal: Self.listPath) {
+        let servesAPI = role != .admin
+        if servesAPI, Self.bytes(path, equal: Self.listPath) {
             self = isGet ? .list(query: query, isHead: isHead) : .refuse(.methodNotAllowed(allow: "GET, HEAD"))
             return
         }
-        if let passthrough = PassthroughRoute(path: uri[..<(questionMark ?? bytes.endIndex)]) {
+        if servesAPI, let passthrough = PassthroughRoute(path: uri[..<(questionMark ?? bytes.endIndex)]) {
             if passthrough.method == .GET ? isGet : method == passthrough.method {
                 self = .passthrough(passthrough, isHead: isHead)
             } else {
@@ -78,7 +94,9 @@ enum Route: Equatable {
             }
             return
         }
-        guard let known = Self.paths.first(where: { Self.bytes(path, equal: $0.path) }) else {
+        let servesAdmin = role != .api
+        guard let known = Self.paths.first(where: { (servesAdmin || !$0.isAdmin) && Self.bytes(path, equal: $0.path) })
+        else {
             self = .refuse(.notFound)
             return
         }

@@ -110,6 +110,7 @@ final class Reloader: Sendable {
         var keys: [String] = []
         if old.listenHost != new.listenHost { keys.append("LISTEN_HOST") }
         if old.listenPort != new.listenPort { keys.append("LISTEN_PORT") }
+        if old.adminListen != new.adminListen { keys.append("ADMIN_LISTEN") }
         if old.upstreamURL != new.upstreamURL { keys.append("UPSTREAM_URL") }
         if old.upstreamProxy != new.upstreamProxy { keys.append("UPSTREAM_PROXY") }
         if old.apiKey != new.apiKey { keys.append("ELEVENLABS_API_KEY") }

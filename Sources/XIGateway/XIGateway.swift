@@ -23,6 +23,8 @@ import Darwin
 enum XIGateway {
     /// Exit status for a configuration that cannot be used (`EX_CONFIG` of sysexits.h).
     static let configurationExitCode: Int32 = 78
+    /// Connections the admin listener keeps open at once: scrapers, probes and an operator's browser.
+    static let adminMaxConnections = 64
 
     /// Like `nginx -t` and `-T`: loads exactly as ``run(configFile:)`` does, prints the settings in force and
     /// `configuration ok`, or the same one-line error and exit status 78.
@@ -134,6 +136,8 @@ enum XIGateway {
         )
 
         let server: GatewayServer
+        let adminServer: GatewayServer?
+        var listening = ListenAddress(host: configuration.listenHost, port: configuration.listenPort)
         do {
             server = try await GatewayServer.start(
                 configuration: GatewayServer.Configuration(
@@ -141,15 +145,31 @@ enum XIGateway {
                     port: configuration.listenPort,
                     idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds)),
                     maxConnections: configuration.maxConnections,
-                    requestHeadTimeout: .seconds(Int64(configuration.requestHeadTimeoutSeconds))
+                    requestHeadTimeout: .seconds(Int64(configuration.requestHeadTimeoutSeconds)),
+                    role: configuration.adminListen == nil ? .combined : .api
                 ),
                 context: context,
                 group: group
             )
+            if let admin = configuration.adminListen {
+                listening = admin
+                adminServer = try await GatewayServer.start(
+                    configuration: GatewayServer.Configuration(
+                        host: admin.host,
+                        port: admin.port,
+                        idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds)),
+                        maxConnections: Self.adminMaxConnections,
+                        requestHeadTimeout: .seconds(Int64(configuration.requestHeadTimeoutSeconds)),
+                        role: .admin
+                    ),
+                    context: context,
+                    group: group
+                )
+            } else {
+                adminServer = nil
+            }
         } catch {
-            printError(
-                "xi-gateway: cannot listen on \(configuration.listenHost):\(configuration.listenPort): \(error)"
-            )
+            printError("xi-gateway: cannot listen on \(listening): \(error)")
             upstream.shutdown()
             await shared?.shutdown()
             try? await group.shutdownGracefully()
@@ -163,6 +183,8 @@ enum XIGateway {
             "xi-gateway \(GatewayVersion.current) listening",
             metadata: [
                 "listen": "http://\(configuration.listenHost):\(server.localPort)",
+                "admin_listen":
+                    "\(adminServer.map { "http://\(ListenAddress(host: configuration.adminListen?.host ?? "", port: $0.localPort))" } ?? "off")",
                 "upstream": "\(configuration.upstreamURL)",
                 "upstream_proxy": "\(configuration.upstreamProxy.map { RedactedURL.shown($0.revealed) } ?? "none")",
                 "cache_ttl_seconds": "\(configuration.cacheTTLSeconds)",
@@ -194,6 +216,7 @@ enum XIGateway {
                 services: [
                     GatewayService(
                         server: server,
+                        adminServer: adminServer,
                         upstream: upstream,
                         grace: .seconds(Int64(configuration.shutdownGraceSeconds)),
                         shared: shared,
@@ -247,6 +270,7 @@ enum XIGateway {
 /// in flight get the grace period, and only then does the upstream thread stop.
 struct GatewayService: Service {
     let server: GatewayServer
+    let adminServer: GatewayServer?
     let upstream: CurlUpstreamClient
     let grace: TimeAmount
     let shared: SharedWiring?
@@ -261,6 +285,8 @@ struct GatewayService: Service {
             ]
         )
         await server.shutdown(grace: grace)
+        // The admin listener serves until the API listener has drained: a scrape then still sees the drain.
+        await adminServer?.shutdown(grace: .seconds(1))
         await shared?.shutdown()
         // pthread_join blocks: keep it off the concurrency pool.
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in

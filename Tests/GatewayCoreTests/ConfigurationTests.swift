@@ -41,7 +41,8 @@ struct ConfigurationTests {
     @Test func keysAreListedInOrderAndOnlyTheAPIKeyHasNoDefault() {
         #expect(
             GatewayConfiguration.keys.map(\.name) == [
-                "LISTEN_HOST", "LISTEN_PORT", "UPSTREAM_URL", "ELEVENLABS_API_KEY", "ELEVENLABS_API_KEY_FILE",
+                "LISTEN_HOST", "LISTEN_PORT", "ADMIN_LISTEN", "UPSTREAM_URL", "ELEVENLABS_API_KEY",
+                "ELEVENLABS_API_KEY_FILE",
                 "UPSTREAM_PROXY",
                 "UPSTREAM_TIMEOUT_MS",
                 "UPSTREAM_CONNECT_TIMEOUT_MS", "CACHE_TTL_SECONDS", "CACHE_STALE_SECONDS", "CACHE_MAX_BYTES",
@@ -118,6 +119,16 @@ struct ConfigurationTests {
             (["LISTEN_PORT": "80.5"], "LISTEN_PORT"),
             (["LISTEN_PORT": "http"], "LISTEN_PORT"),
             (["LISTEN_PORT": "99999999999999999999"], "LISTEN_PORT"),
+            (["ADMIN_LISTEN": "9091"], "ADMIN_LISTEN"),
+            (["ADMIN_LISTEN": "127.0.0.1"], "ADMIN_LISTEN"),
+            (["ADMIN_LISTEN": "127.0.0.1:"], "ADMIN_LISTEN"),
+            (["ADMIN_LISTEN": ":9091"], "ADMIN_LISTEN"),
+            (["ADMIN_LISTEN": "127.0.0.1:65536"], "ADMIN_LISTEN"),
+            (["ADMIN_LISTEN": "127.0.0.1:+91"], "ADMIN_LISTEN"),
+            (["ADMIN_LISTEN": "::1:9091"], "ADMIN_LISTEN"),
+            (["ADMIN_LISTEN": "[::1]9091"], "ADMIN_LISTEN"),
+            (["ADMIN_LISTEN": "[127.0.0.1]:9091"], "ADMIN_LISTEN"),
+            (["ADMIN_LISTEN": "no"], "ADMIN_LISTEN"),
             (["UPSTREAM_URL": "api.elevenlabs.io"], "UPSTREAM_URL"),
             (["UPSTREAM_URL": "localhost:8080"], "UPSTREAM_URL"),
             (["UPSTREAM_URL": "ftp://api.elevenlabs.io"], "UPSTREAM_URL"),
@@ -356,6 +367,29 @@ struct ShownSettingsTests {
         for secret in [apiKey, "admin-token-0123456789abcdef", "s3cret-pass", "proxy-pass"] {
             #expect(!all.contains(secret))
         }
+    }
+
+    /// The admin listener is on by default, on this machine only; `off` (any case) turns it off; an IPv6
+    /// host goes in brackets, and is shown so.
+    @Test func theAdminListenerIsLocalByDefaultAndCanBeTurnedOff() throws {
+        #expect(try configuration([:]).get().adminListen == ListenAddress(host: "127.0.0.1", port: 9091))
+        #expect(try configuration(["ADMIN_LISTEN": "off"]).get().adminListen == nil)
+        #expect(try configuration(["ADMIN_LISTEN": "OFF"]).get().adminListen == nil)
+        #expect(
+            try configuration(["ADMIN_LISTEN": "0.0.0.0:0"]).get().adminListen
+                == ListenAddress(host: "0.0.0.0", port: 0)
+        )
+        let v6 = try #require(try configuration(["ADMIN_LISTEN": "[::1]:9191"]).get().adminListen)
+        #expect(v6 == ListenAddress(host: "::1", port: 9191))
+        #expect(v6.description == "[::1]:9191")
+        let named = try configuration(["ADMIN_LISTEN": "admin.internal:9091"]).get()
+        #expect(named.shownSettings(teams: nil).first { $0.name == "ADMIN_LISTEN" }?.value == "admin.internal:9091")
+        #expect(
+            try configuration(["ADMIN_LISTEN": "off"]).get().shownSettings(teams: nil).first {
+                $0.name == "ADMIN_LISTEN"
+            }?.value == "off"
+        )
+        #expect(error(["ADMIN_LISTEN": "localhost"])?.problem.contains("got \"localhost\"") == true)
     }
 
     @Test func theDefaultsShowAsProxyConfWritesThem() throws {

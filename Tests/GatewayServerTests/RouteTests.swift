@@ -39,4 +39,37 @@ struct RouteTests {
     func routes(method: HTTPMethod, uri: String, expected: Route) {
         #expect(Route(method: method, uri: uri) == expected)
     }
+
+    /// Beside an admin listener, the API listener serves no metrics and no admin API, whatever the method:
+    /// 404, never 405, so it does not even tell that they exist.
+    @Test(
+        arguments: [
+            (HTTPMethod.GET, "/metrics"), (.POST, "/metrics"), (.GET, "/admin/cache/stats"),
+            (.POST, "/admin/cache/purge"), (.GET, "/admin/cache/purge?agent_id=a"), (.DELETE, "/admin/cache/stats"),
+        ]
+    )
+    func theAPIListenerHasNoOperationsBeyondHealth(method: HTTPMethod, uri: String) {
+        #expect(Route(method: method, uri: uri, role: .api) == .refuse(.notFound))
+        #expect(Route(method: method, uri: uri, role: .admin) != .refuse(.notFound))
+    }
+
+    /// The admin listener serves no API route: a team that reaches it by mistake cannot spend the key.
+    @Test(
+        arguments: [
+            (HTTPMethod.GET, "/v1/convai/test-invocations"), (.POST, "/v1/convai/test-invocations"),
+            (.GET, "/v1/convai/test-invocations/abc"), (.POST, "/v1/convai/agents/ag_1/run-tests"),
+            (.POST, "/v1/convai/test-invocations/i/resubmit"),
+        ]
+    )
+    func theAdminListenerHasNoAPIRoutes(method: HTTPMethod, uri: String) {
+        #expect(Route(method: method, uri: uri, role: .admin) == .refuse(.notFound))
+        #expect(Route(method: method, uri: uri, role: .api) == Route(method: method, uri: uri))
+    }
+
+    /// Health and readiness are on every listener: probes may use either port.
+    @Test(arguments: [ListenerRole.api, .admin, .combined])
+    func healthAndReadinessAreEverywhere(role: ListenerRole) {
+        #expect(Route(method: .GET, uri: "/healthz", role: role) == .health(isHead: false))
+        #expect(Route(method: .HEAD, uri: "/readyz", role: role) == .readiness(isHead: true))
+    }
 }

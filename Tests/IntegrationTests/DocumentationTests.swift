@@ -44,6 +44,32 @@ struct DocumentationTests {
         #expect(readme.contains("make test"))
     }
 
+    /// The image sets only keys the gateway reads, to values it takes, and exposes the ports they name.
+    @Test func theDockerfileSetsKnownKeysAndExposesTheirPorts() throws {
+        let dockerfile = try read("Dockerfile")
+        let lines = dockerfile.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+        var settings: [String: String] = [:]
+        var inEnv = false
+        for line in lines {
+            guard inEnv || line.hasPrefix("ENV ") else { continue }
+            let text = (line.hasPrefix("ENV ") ? String(line.dropFirst(4)) : line).replacingOccurrences(
+                of: " \\",
+                with: ""
+            )
+            for pair in text.split(separator: " ") {
+                let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+                if parts.count == 2 { settings[parts[0]] = parts[1] }
+            }
+            inEnv = line.hasSuffix("\\")
+        }
+        #expect(settings == ["LISTEN_HOST": "0.0.0.0", "LISTEN_PORT": "8080", "ADMIN_LISTEN": "0.0.0.0:9091"])
+        #expect(Set(settings.keys).isSubset(of: Set(GatewayConfiguration.keys.map(\.name))))
+        let configuration = try GatewayConfiguration { settings[$0] ?? ($0 == "ELEVENLABS_API_KEY" ? "k" : nil) }
+        let exposed = lines.first { $0.hasPrefix("EXPOSE ") }?.split(separator: " ").dropFirst().compactMap { Int($0) }
+        #expect(exposed == [configuration.listenPort] + [configuration.adminListen?.port].compactMap { $0 })
+        #expect(dockerfile.contains("USER 10001:10001"))
+    }
+
     @Test func ciRunsTheReadmesTestCommand() throws {
         let ci = try read(".ci/run")
         #expect(ci.split(separator: "\n").contains("make test"))

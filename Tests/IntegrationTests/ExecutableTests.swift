@@ -61,6 +61,15 @@ final class GatewayProcess: Sendable {
     /// Everything printed so far, stdout and stderr together.
     var printed: String { output.withLock { $0 } }
 
+    /// The port the start line names: the API listener's, or with `admin`, the admin listener's.
+    func printedPort(admin: Bool = false) -> Int? {
+        let found =
+            admin
+            ? printed.firstMatch(of: /"admin_listen":"http:\/\/127\.0\.0\.1:(\d+)"/)
+            : printed.firstMatch(of: /"listen":"http:\/\/127\.0\.0\.1:(\d+)"/)
+        return found.flatMap { Int($0.1) }
+    }
+
     /// What was printed on stdout so far.
     var printedOnStandardOutput: String { standardOutput.withLock { $0 } }
 
@@ -102,7 +111,8 @@ struct ExecutableTests {
         return directory
     }
 
-    private let baseEnvironment = ["PATH": "/usr/bin:/bin"]
+    /// Every gateway here gets an admin listener on a free port: several run at once.
+    private let baseEnvironment = ["PATH": "/usr/bin:/bin", "ADMIN_LISTEN": "127.0.0.1:0"]
 
     @Test func theFakeUpstreamOnATakenPortSaysSoInOneLineAndExits1() async throws {
         let taken = try await FakeUpstream.start { _ in .init(body: "{}") }
@@ -350,13 +360,15 @@ struct ExecutableTests {
             directory: directory
         )
         #expect(try await gateway.waitForOutput(containing: "listening"))
-        let printedPort = gateway.printed.firstMatch(of: /listen":"http:\/\/127\.0\.0\.1:(\d+)/).flatMap { Int($0.1) }
+        let printedPort = gateway.printedPort()
         let port = try #require(printedPort, "no port in: \(gateway.printed)")
+        let adminPort = try #require(gateway.printedPort(admin: true), "no admin port in: \(gateway.printed)")
         #expect(try TestHTTPConnection.request(port: port, target: "/v1/convai/test-invocations").status == 200)
         #expect(upstream.requests.first?.headers["xi-api-key"] == ["sk_from_a_mounted_secret_41"], "no newline")
         let stats = try TestHTTPConnection.request(
-            port: port,
-            target: "/admin/cache/stats",
+            port: adminPort,
+            method: "POST",
+            target: "/admin/cache/purge",
             headers: [("Authorization", "Bearer admin-token-from-a-file-0123")]
         )
         #expect(stats.status == 200)
@@ -365,6 +377,107 @@ struct ExecutableTests {
         #expect(!gateway.printed.contains("sk_from_a_mounted_secret_41"))
         #expect(!gateway.printed.contains("admin-token-from-a-file"))
         try await upstream.shutdown()
+    }
+
+    /// The admin listener serves the metrics, the statistics (without a token) and purges (with it); the API
+    /// listener then serves neither, and the admin listener serves no API route.
+    @Test func theAdminListenerServesOperationsAndTheAPIListenerDoesNot() async throws {
+        let upstream = try await FakeUpstream.start()
+        let token = "admin-token-for-the-listener-test"
+        let gateway = try GatewayProcess(
+            arguments: [],
+            environment: baseEnvironment.merging([
+                "ELEVENLABS_API_KEY": "sk_admin_listener_5", "UPSTREAM_URL": upstream.baseURL, "LISTEN_PORT": "0",
+                "ADMIN_TOKEN": token,
+            ]) { $1 },
+            directory: try temporaryDirectory()
+        )
+        defer { if gateway.process.isRunning { gateway.process.terminate() } }
+        #expect(try await gateway.waitForOutput(containing: "listening"))
+        let port = try #require(gateway.printedPort(), "no port in: \(gateway.printed)")
+        let adminPort = try #require(gateway.printedPort(admin: true), "no admin port in: \(gateway.printed)")
+        #expect(port != adminPort)
+        let bearer = [("Authorization", "Bearer \(token)")]
+        #expect(try TestHTTPConnection.request(port: port, target: "/v1/convai/test-invocations").status == 200)
+
+        for (method, target) in [("GET", "/metrics"), ("GET", "/admin/cache/stats"), ("POST", "/admin/cache/purge")] {
+            let answer = try TestHTTPConnection.request(port: port, method: method, target: target, headers: bearer)
+            #expect(answer.status == 404, "\(method) \(target) on the API listener")
+        }
+        for listener in [port, adminPort] {
+            #expect(try TestHTTPConnection.request(port: listener, target: "/healthz").status == 200)
+            #expect(try TestHTTPConnection.request(port: listener, target: "/readyz").status == 200)
+        }
+
+        let metrics = try TestHTTPConnection.request(port: adminPort, target: "/metrics")
+        #expect(metrics.status == 200)
+        #expect(metrics.text.contains(#"xi_gateway_requests_total{route="list",status="2xx",cache="miss"} 1"#))
+        let stats = try TestHTTPConnection.request(port: adminPort, target: "/admin/cache/stats")
+        #expect(stats.status == 200)
+        #expect(stats.text.contains(#""entries":1"#))
+        let unauthorized = try TestHTTPConnection.request(port: adminPort, method: "POST", target: "/admin/cache/purge")
+        #expect(unauthorized.status == 401)
+        let purge = try TestHTTPConnection.request(
+            port: adminPort,
+            method: "POST",
+            target: "/admin/cache/purge",
+            headers: bearer
+        )
+        #expect(purge.status == 200)
+        #expect(purge.text == #"{"purged":1}"#)
+
+        let list = try TestHTTPConnection.request(port: adminPort, target: "/v1/convai/test-invocations")
+        #expect(list.status == 404)
+        #expect(upstream.requestCount == 1)
+        gateway.process.interrupt()
+        #expect(try await gateway.waitForExit() == 0)
+        #expect(!gateway.printed.contains(token))
+        try await upstream.shutdown()
+    }
+
+    /// `ADMIN_LISTEN=off`: one port, as a single-port deployment; the metrics are on it, and the whole admin
+    /// API, statistics too, wants the token.
+    @Test func withoutAnAdminListenerTheAPIListenerServesEverythingBehindTheToken() async throws {
+        let upstream = try await FakeUpstream.start()
+        let token = "admin-token-for-one-port-deploys"
+        let gateway = try GatewayProcess(
+            arguments: [],
+            environment: baseEnvironment.merging([
+                "ELEVENLABS_API_KEY": "sk_one_port_6", "UPSTREAM_URL": upstream.baseURL, "LISTEN_PORT": "0",
+                "ADMIN_TOKEN": token, "ADMIN_LISTEN": "off",
+            ]) { $1 },
+            directory: try temporaryDirectory()
+        )
+        defer { if gateway.process.isRunning { gateway.process.terminate() } }
+        #expect(try await gateway.waitForOutput(containing: "listening"))
+        #expect(gateway.printed.contains(#""admin_listen":"off""#))
+        let port = try #require(gateway.printedPort(), "no port in: \(gateway.printed)")
+        #expect(try TestHTTPConnection.request(port: port, target: "/metrics").status == 200)
+        #expect(try TestHTTPConnection.request(port: port, target: "/admin/cache/stats").status == 401)
+        let stats = try TestHTTPConnection.request(
+            port: port,
+            target: "/admin/cache/stats",
+            headers: [("Authorization", "Bearer \(token)")]
+        )
+        #expect(stats.status == 200)
+        gateway.process.interrupt()
+        #expect(try await gateway.waitForExit() == 0)
+        try await upstream.shutdown()
+    }
+
+    @Test func anAdminAddressThatIsTakenStopsStartUpNamingIt() async throws {
+        let taken = try await FakeUpstream.start { _ in .init(body: "{}") }
+        let gateway = try GatewayProcess(
+            arguments: [],
+            environment: baseEnvironment.merging([
+                "ELEVENLABS_API_KEY": "sk_taken_admin_7", "LISTEN_PORT": "0", "ADMIN_LISTEN": "127.0.0.1:\(taken.port)",
+            ]) { $1 },
+            directory: try temporaryDirectory()
+        )
+        #expect(try await gateway.waitForExit() == 1)
+        #expect(gateway.printed.contains("xi-gateway: cannot listen on 127.0.0.1:\(taken.port)"))
+        #expect(!gateway.printed.contains("sk_taken_admin_7"))
+        try await taken.shutdown()
     }
 
     @Test func aSecretAndItsFileTogetherOrAFileThatCannotBeReadStopStartUp() async throws {
@@ -467,7 +580,7 @@ struct ExecutableTests {
             directory: directory
         )
         #expect(try await gateway.waitForOutput(containing: "listening"))
-        let printedPort = gateway.printed.firstMatch(of: /listen":"http:\/\/127\.0\.0\.1:(\d+)/).flatMap { Int($0.1) }
+        let printedPort = gateway.printedPort()
         let port = try #require(printedPort, "no port in: \(gateway.printed)")
         #expect(gateway.printed.contains(#""cache_ttl_seconds":"60""#))
         #expect(gateway.printed.contains("unknown key CACHE_TTL_SECOND is ignored"))

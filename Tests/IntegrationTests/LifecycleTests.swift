@@ -85,12 +85,16 @@ struct LifecycleTests {
                 .write(to: file, atomically: true, encoding: .utf8)
         }
         try write(clients: oneTeam)
-        let gateway = try GatewayProcess(arguments: ["--config", file.path], environment: [:], directory: directory)
+        let gateway = try GatewayProcess(
+            arguments: ["--config", file.path],
+            environment: ["ADMIN_LISTEN": "127.0.0.1:0"],
+            directory: directory
+        )
         // Stopped even when an expectation fails part-way (the end of the test stops it cleanly otherwise).
         defer { if gateway.process.isRunning { gateway.process.terminate() } }
         #expect(try await gateway.waitForOutput(containing: "listening"))
         let port = try #require(
-            gateway.printed.firstMatch(of: /listen":"http:\/\/127\.0\.0\.1:(\d+)/).flatMap { Int($0.1) },
+            gateway.printedPort(),
             "no port in \(gateway.printed)"
         )
         func status(token: String?) throws -> Int {
@@ -144,12 +148,12 @@ struct LifecycleTests {
         try write("600", extra: "EVENT_LOOP_THREADS=3\n")
         let gateway = try GatewayProcess(
             arguments: ["--config", file.path],
-            environment: ["PATH": "/usr/bin:/bin"],
+            environment: ["PATH": "/usr/bin:/bin", "ADMIN_LISTEN": "127.0.0.1:0"],
             directory: directory
         )
         #expect(try await gateway.waitForOutput(containing: "listening"))
         let port = try #require(
-            gateway.printed.firstMatch(of: /listen":"http:\/\/127\.0\.0\.1:(\d+)/).flatMap { Int($0.1) },
+            gateway.printedPort(),
             "no port in \(gateway.printed)"
         )
         #expect(gateway.printed.contains(#""event_loop_threads":"3""#))

@@ -11,6 +11,8 @@ struct Replicas {
     let upstream: FakeUpstream
     let gateways: [GatewayProcess]
     let ports: [Int]
+    /// Each replica's admin listener (statistics without a token, purges with it).
+    let adminPorts: [Int]
     let directory: URL
 
     static let apiKey = "sk_replicas_test_5c1f0d2a9b"
@@ -36,6 +38,7 @@ struct Replicas {
             "ELEVENLABS_API_KEY": apiKey,
             "UPSTREAM_URL": upstream.baseURL,
             "LISTEN_PORT": "0",
+            "ADMIN_LISTEN": "127.0.0.1:0",
             "REDIS_URL": redis.endpoint().description,
             // A loaded test machine may keep Redis from answering within the default 100 ms.
             "REDIS_TIMEOUT_MS": "5000",
@@ -46,6 +49,7 @@ struct Replicas {
         environment.merge(settings) { $1 }
         var gateways: [GatewayProcess] = []
         var ports: [Int] = []
+        var adminPorts: [Int] = []
         for _ in 0..<count {
             let gateway = try GatewayProcess(arguments: [], environment: environment, directory: directory)
             gateways.append(gateway)
@@ -54,14 +58,16 @@ struct Replicas {
             guard try await gateway.waitForOutput(containing: "listening") else {
                 throw TestHTTPError(description: "a replica did not start: \(gateway.printed)")
             }
-            let port = gateway.printed.firstMatch(of: /listen":"http:\/\/127\.0\.0\.1:(\d+)/).flatMap { Int($0.1) }
+            let port = gateway.printedPort()
             ports.append(try #require(port, "no port in: \(gateway.printed)"))
+            adminPorts.append(try #require(gateway.printedPort(admin: true), "no admin port in: \(gateway.printed)"))
         }
         let replicas = Replicas(
             redis: redis,
             upstream: upstream,
             gateways: gateways,
             ports: ports,
+            adminPorts: adminPorts,
             directory: directory
         )
         // Each replica's subscription is in place before a test relies on its messages.
@@ -115,13 +121,10 @@ struct Replicas {
         return try connections.map { try $0.readResponse() }
     }
 
-    /// The admin stats of one replica, as text (empty when it cannot be read).
+    /// The admin stats of one replica, as text (empty when it cannot be read): on its admin listener, where
+    /// reading them needs no token.
     func stats(_ replica: Int) -> String {
-        let answer = try? TestHTTPConnection.request(
-            port: ports[replica],
-            target: "/admin/cache/stats",
-            headers: [("Authorization", "Bearer \(Self.adminToken)")]
-        )
+        let answer = try? TestHTTPConnection.request(port: adminPorts[replica], target: "/admin/cache/stats")
         return answer?.text ?? ""
     }
 
@@ -199,7 +202,7 @@ struct ReplicasTests {
         for replica in 0..<3 { _ = try replicas.get(replica, "agent_id=a1&page_size=4") }
         #expect(replicas.upstream.requestCount == 1)
         let purge = try TestHTTPConnection.request(
-            port: replicas.ports[0],
+            port: replicas.adminPorts[0],
             method: "POST",
             target: "/admin/cache/purge?agent_id=a1",
             headers: [("Authorization", "Bearer \(Replicas.adminToken)")]
