@@ -22,6 +22,8 @@ public struct AccessLogEntry: Sendable {
     public var upstreamNanoseconds: UInt64?
     /// Why the request was refused before it reached a route (`RefusalReason`), if it was.
     public var reason: String?
+    /// The W3C trace id of an API request: the client's `traceparent`'s, or the one made for it.
+    public var traceID: String?
 
     /// An entry.
     public init(
@@ -36,8 +38,10 @@ public struct AccessLogEntry: Sendable {
         team: String? = nil,
         upstreamStatus: Int? = nil,
         upstreamNanoseconds: UInt64? = nil,
-        reason: String? = nil
+        reason: String? = nil,
+        traceID: String? = nil
     ) {
+        self.traceID = traceID
         self.requestID = requestID
         self.client = client
         self.method = method
@@ -81,6 +85,7 @@ public struct AccessLogEntry: Sendable {
         body("request_id", .text(requestID))
         body("status", .integer(status))
         if let team { body("team", .text(team)) }
+        if let traceID { body("trace_id", .text(traceID)) }
         if let upstreamNanoseconds { body("upstream_ms", .milliseconds(upstreamNanoseconds)) }
         if let upstreamStatus { body("upstream_status", .integer(upstreamStatus)) }
     }

@@ -50,12 +50,13 @@ final class GovernedUpstream: Sendable {
         self.logger = logger
     }
 
-    /// The request sent upstream for `target`: the key, `Accept`, `User-Agent`, the request id, and for a
-    /// `POST` its body and type; nothing else from the client.
+    /// The request sent upstream for `target`: the key, `Accept`, `User-Agent`, the request id, the trace
+    /// context (`traceparent` with the gateway's span, and the client's `tracestate`), and for a `POST` its
+    /// body and type; nothing else from the client.
     func request(
         method: HTTPMethod = .GET,
         target: String,
-        requestID: String?,
+        correlation: Correlation?,
         body: ByteBuffer? = nil,
         contentType: String? = nil
     ) -> UpstreamRequest {
@@ -64,7 +65,13 @@ final class GovernedUpstream: Sendable {
             ("Accept", "application/json"),
             ("User-Agent", ListService.userAgent),
         ])
-        if let requestID { headers.add(name: "X-Request-Id", value: requestID) }
+        if let correlation {
+            headers.add(name: "X-Request-Id", value: correlation.requestID)
+            if let trace = correlation.trace {
+                headers.add(name: "traceparent", value: trace.traceparent)
+                if let state = correlation.tracestate { headers.add(name: "tracestate", value: state) }
+            }
+        }
         if method == .POST { headers.add(name: "Content-Type", value: contentType ?? "application/json") }
         return UpstreamRequest(
             method: method,
@@ -121,5 +128,30 @@ final class GovernedUpstream: Sendable {
             )
         }
         return outcome
+    }
+}
+
+/// What ties an upstream request to the client request that caused it: the request id (`X-Request-Id`) and
+/// the W3C trace context.
+public struct Correlation: Sendable {
+    /// The client's `X-Request-Id`, or the one the gateway made.
+    public var requestID: String
+    /// The client's trace, or one made for the request; `nil` sends no `traceparent`.
+    public var trace: TraceContext?
+    /// The client's `tracestate`, passed on as it came (only with a `traceparent` that was valid).
+    public var tracestate: String?
+
+    /// Creates a correlation.
+    public init(requestID: String, trace: TraceContext? = nil, tracestate: String? = nil) {
+        self.requestID = requestID
+        self.trace = trace
+        self.tracestate = tracestate
+    }
+
+    /// Whether `value` may be passed on as `tracestate`: at most 512 bytes of visible ASCII, spaces and
+    /// tabs (the specification's limit and character set; a larger one may be dropped whole).
+    public static func isPassableTracestate(_ value: String) -> Bool {
+        !value.isEmpty && value.utf8.count <= 512
+            && value.utf8.allSatisfy { ($0 >= 0x20 && $0 < 0x7F) || $0 == 0x09 }
     }
 }

@@ -122,10 +122,10 @@ public final class ListService: Sendable {
     public func respond(
         toQuery query: Substring,
         on eventLoop: any EventLoop,
-        requestID: String? = nil,
+        correlation: Correlation? = nil,
         spender: Spender? = nil
     ) -> EventLoopFuture<GatewayResponse> {
-        switch answer(toQuery: query, on: eventLoop, requestID: requestID, spender: spender) {
+        switch answer(toQuery: query, on: eventLoop, correlation: correlation, spender: spender) {
         case .ready(let response): return eventLoop.makeSucceededFuture(response)
         case .pending(let future): return future
         }
@@ -138,7 +138,7 @@ public final class ListService: Sendable {
     public func answer(
         toQuery query: Substring,
         on eventLoop: any EventLoop,
-        requestID: String? = nil,
+        correlation: Correlation? = nil,
         spender: Spender? = nil
     ) -> Answer {
         let key: CacheKey
@@ -191,7 +191,7 @@ public final class ListService: Sendable {
                     key,
                     holdsPage: true,
                     on: eventLoop,
-                    requestID: requestID,
+                    correlation: correlation,
                     sharedSpender: sharedUp ? spender : nil,
                     // Asked even while down: its entry answers "alone" at once, or is the probe that
                     // brings it back.
@@ -231,7 +231,7 @@ public final class ListService: Sendable {
                     key,
                     holdsPage: false,
                     on: eventLoop,
-                    requestID: requestID,
+                    correlation: correlation,
                     sharedSpender: sharedUp ? spender : nil,
                     // Asked even while down: its entry answers "alone" at once, or is the probe that
                     // brings it back.
@@ -304,7 +304,7 @@ public final class ListService: Sendable {
         _ key: CacheKey,
         holdsPage: Bool,
         on eventLoop: any EventLoop,
-        requestID: String?,
+        correlation: Correlation?,
         sharedSpender: Spender? = nil,
         sharedTried: Bool = true,
         attemptsLeft: Int = 3
@@ -314,7 +314,7 @@ public final class ListService: Sendable {
                 // The request counted on the shared budget, which cannot be asked: the replica's own decides.
                 return flights.complete(key, with: .success(Self.refusal(retryAfter)))
             }
-            return fetchAlone(key, holdsPage: holdsPage, on: eventLoop, requestID: requestID) {
+            return fetchAlone(key, holdsPage: holdsPage, on: eventLoop, correlation: correlation) {
                 self.flights.complete(key, with: .success($0))
             }
         }
@@ -329,7 +329,7 @@ public final class ListService: Sendable {
                     shared: shared,
                     holdsPage: holdsPage,
                     on: eventLoop,
-                    requestID: requestID,
+                    correlation: correlation,
                     spender: sharedSpender
                 )
             case .follow(let lockLeft):
@@ -356,7 +356,7 @@ public final class ListService: Sendable {
                             key,
                             holdsPage: holdsPage,
                             on: eventLoop,
-                            requestID: requestID,
+                            correlation: correlation,
                             sharedSpender: sharedSpender,
                             sharedTried: !shared.isUp,
                             attemptsLeft: attemptsLeft - 1
@@ -364,7 +364,13 @@ public final class ListService: Sendable {
                     }
                 }
             case .alone:
-                self.fetch(key, holdsPage: holdsPage, on: eventLoop, requestID: requestID, sharedSpender: sharedSpender)
+                self.fetch(
+                    key,
+                    holdsPage: holdsPage,
+                    on: eventLoop,
+                    correlation: correlation,
+                    sharedSpender: sharedSpender
+                )
             }
         }
     }
@@ -376,7 +382,7 @@ public final class ListService: Sendable {
         shared: any SharedTier,
         holdsPage: Bool,
         on eventLoop: any EventLoop,
-        requestID: String?,
+        correlation: Correlation?,
         spender: Spender?
     ) {
         let key = flight.key
@@ -393,7 +399,7 @@ public final class ListService: Sendable {
                 _ = shared.abandon(flight, on: eventLoop)
                 return self.flights.complete(key, with: .success(Self.refusal(retryAfter)))
             }
-            self.fetchAlone(key, holdsPage: holdsPage, on: eventLoop, requestID: requestID) { fetched in
+            self.fetchAlone(key, holdsPage: holdsPage, on: eventLoop, correlation: correlation) { fetched in
                 switch fetched.result {
                 case .page(let page, _) where page.body.readableBytes > Self.largestSharedPage:
                     // Too large to pass through Redis: the other replicas' waiters ask for it themselves.
@@ -454,10 +460,10 @@ public final class ListService: Sendable {
         _ key: CacheKey,
         holdsPage: Bool,
         on eventLoop: any EventLoop,
-        requestID: String?,
+        correlation: Correlation?,
         done: @escaping @Sendable (Fetched) -> Void
     ) {
-        let request = upstream.request(target: Route.listPath + "?" + key.query, requestID: requestID)
+        let request = upstream.request(target: Route.listPath + "?" + key.query, correlation: correlation)
         upstream.execute(request, on: eventLoop, context: ["query": "\(key.query)"]).map { exchange in
             self.settle(exchange, key: key, holdsPage: holdsPage)
         }.whenComplete { result in

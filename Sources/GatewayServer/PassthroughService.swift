@@ -44,7 +44,7 @@ public final class PassthroughService: Sendable {
         _ route: PassthroughRoute,
         body: ByteBuffer?,
         contentType: String?,
-        requestID: String,
+        correlation: Correlation,
         spender: ListService.Spender?,
         on eventLoop: any EventLoop
     ) -> EventLoopFuture<GatewayResponse> {
@@ -63,7 +63,7 @@ public final class PassthroughService: Sendable {
                 response.trace.budgetRefused = true
                 return eventLoop.makeSucceededFuture(response)
             }
-            return self.send(route, body: body, contentType: contentType, requestID: requestID, on: eventLoop)
+            return self.send(route, body: body, contentType: contentType, correlation: correlation, on: eventLoop)
         }
     }
 
@@ -72,13 +72,13 @@ public final class PassthroughService: Sendable {
         _ route: PassthroughRoute,
         body: ByteBuffer?,
         contentType: String?,
-        requestID: String,
+        correlation: Correlation,
         on eventLoop: any EventLoop
     ) -> EventLoopFuture<GatewayResponse> {
         let request = upstream.request(
             method: route.method,
             target: route.upstreamPath,
-            requestID: requestID,
+            correlation: correlation,
             body: body,
             contentType: contentType
         )

@@ -19,6 +19,8 @@ struct RequestRecorder {
         var requestID: String
         var started: NIODeadline
         var team: String?
+        /// The request's trace, for an API request.
+        var trace: TraceContext? = nil
         /// Whether this request gets an access log line (read once, with the settings, as it begins).
         var logged: Bool
         /// Why it was refused before reaching a route, if it was.
@@ -63,6 +65,11 @@ struct RequestRecorder {
             team: nil,
             logged: logged
         )
+    }
+
+    /// The request being answered belongs to `trace`.
+    mutating func noteTrace(_ trace: TraceContext?) {
+        current?.trace = trace
     }
 
     /// The request being answered comes from `team` (`nil` while the gateway is open).
@@ -119,7 +126,8 @@ struct RequestRecorder {
             team: request.team,
             upstreamStatus: response.trace.upstreamStatus,
             upstreamNanoseconds: response.trace.upstreamNanoseconds,
-            reason: request.refusal?.rawValue
+            reason: request.refusal?.rawValue,
+            traceID: request.trace?.traceID
         )
         if accessLogHandler != nil {
             accessLogHandler?.logAccess(entry)

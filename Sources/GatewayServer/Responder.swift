@@ -31,6 +31,8 @@ struct Responder {
     /// Request ids made here: a random prefix per connection and a sequence number.
     private let idPrefix = UInt32.random(in: .min ... .max)
     private var requestCount = 0
+    /// Makes trace and span ids: a few instructions each, seeded once per connection.
+    private var traceIDs = TraceIDGenerator()
 
     /// A responder for the services of `context`.
     init(context: ServerContext, role: ListenerRole = .combined) {
@@ -65,8 +67,12 @@ struct Responder {
             logged: settings.accessLog
         )
         var spender: ListService.Spender?
+        var correlation: Correlation?
         switch route {
         case .list, .passthrough:
+            let made = self.correlation(for: head, requestID: requestID)
+            recorder.noteTrace(made.trace)
+            correlation = made
             // Before anything else: an unknown client learns nothing, not even whether its query is valid.
             switch team(for: head, settings: settings) {
             case .success(let found):
@@ -89,7 +95,7 @@ struct Responder {
                 passthrough,
                 body: body,
                 contentType: head.first(name: "content-type"),
-                requestID: requestID,
+                correlation: correlation ?? Correlation(requestID: requestID),
                 spender: spender,
                 on: eventLoop
             )
@@ -113,7 +119,7 @@ struct Responder {
             )
             return .now(response, isHead: false, closes: false)
         case .list(let query, let isHead):
-            switch service.answer(toQuery: query, on: eventLoop, requestID: requestID, spender: spender) {
+            switch service.answer(toQuery: query, on: eventLoop, correlation: correlation, spender: spender) {
             case .ready(let response): return .now(response, isHead: isHead, closes: false)
             case .pending(let future): return .later(future, isHead: isHead)
             }
@@ -190,6 +196,18 @@ struct Responder {
     }
 
     /// The client's `X-Request-Id` when it is sane (1 to 128 of `A-Z a-z 0-9 . _ : -`), else a new one.
+    /// What ties an API request to the upstream request it may cause: its id, and its W3C trace context
+    /// (the client's `traceparent`, when valid, with its `tracestate`; else a new trace), with a new span for
+    /// the gateway.
+    private mutating func correlation(for head: RequestHead, requestID: String) -> Correlation {
+        let span = TraceContext.newSpanID(using: &traceIDs)
+        if let given = head.first(name: "traceparent"), let trace = TraceContext(traceparent: given, spanID: span) {
+            let state = head.first(name: "tracestate").flatMap { Correlation.isPassableTracestate($0) ? $0 : nil }
+            return Correlation(requestID: requestID, trace: trace, tracestate: state)
+        }
+        return Correlation(requestID: requestID, trace: .new(using: &traceIDs))
+    }
+
     private mutating func requestID(for head: RequestHead) -> String {
         if let given = head.first(name: "x-request-id"), (1...128).contains(given.utf8.count),
             given.utf8.allSatisfy({ byte in

@@ -53,7 +53,10 @@ struct GovernedUpstreamTests {
 
     @Test func theRequestCarriesTheKeyAndNothingFromTheClientButItsIDAndBody() {
         let upstream = upstream(ScriptedUpstreamClient { _ in .failure(.connectFailed()) })
-        let list = upstream.request(target: "/v1/convai/test-invocations?page_size=30", requestID: "r-1")
+        let list = upstream.request(
+            target: "/v1/convai/test-invocations?page_size=30",
+            correlation: Correlation(requestID: "r-1")
+        )
         #expect(list.method == .GET)
         #expect(list.body == nil)
         #expect(
@@ -62,7 +65,7 @@ struct GovernedUpstreamTests {
                 "X-Request-Id: r-1",
             ]
         )
-        let write = upstream.request(method: .POST, target: "/v1/x", requestID: nil, body: nil, contentType: nil)
+        let write = upstream.request(method: .POST, target: "/v1/x", correlation: nil, body: nil, contentType: nil)
         #expect(write.body == ByteBuffer(), "a POST always sends a body, empty at worst")
         #expect(write.headers["Content-Type"] == ["application/json"])
         #expect(write.headers["X-Request-Id"].isEmpty)
