@@ -54,6 +54,7 @@ public final class GatewayMetrics: Sendable {
     private let governorLimit: Gauge
     private let backoffRemaining: Gauge
     private let sharedTierUp: Gauge
+    private let process: ProcessMetrics?
 
     /// Metrics made on `registry`, with `xi_gateway_build_info` naming this version and `libcurlVersion`.
     /// Every gauge and every series of a bounded set that costs little is made at once, at zero, so that
@@ -96,6 +97,7 @@ public final class GatewayMetrics: Sendable {
         self.upstreamFailures = upstreamFailures
         requestMetrics = Locked(RequestMetrics())
         tallies = PerThread { Tally() }
+        process = ProcessMetrics(registry: registry)
     }
 
     /// Counts one request of `team` (a name from `CLIENTS_FILE`, so a bounded set): the request, whether
@@ -157,6 +159,7 @@ public final class GatewayMetrics: Sendable {
         governorLimit.set(Int64(governor.limit))
         backoffRemaining.set(Int64(governor.backoffSecondsLeft))
         self.sharedTierUp.set(to: sharedTierUp == true ? 1 : 0)
+        process?.update()
     }
 
     private func counter(key: String, make: () -> Counter) -> Counter {

@@ -34,7 +34,7 @@ struct GatewayMetricsTests {
 
     /// Every family the gateway exports, with its type: the names dashboards and alerts are written against.
     private static let families: [String: String] = {
-        let families = [
+        var families = [
             "xi_gateway_build_info": "gauge",
             "xi_gateway_requests_total": "counter",
             "xi_gateway_request_duration_seconds": "histogram",
@@ -55,6 +55,14 @@ struct GatewayMetricsTests {
             "xi_gateway_team_upstream_requests_total": "counter",
             "xi_gateway_team_refusals_total": "counter",
         ]
+        #if os(Linux)
+        families["process_cpu_seconds_total"] = "counter"
+        families["process_resident_memory_bytes"] = "gauge"
+        families["process_virtual_memory_bytes"] = "gauge"
+        families["process_open_fds"] = "gauge"
+        families["process_max_fds"] = "gauge"
+        families["process_start_time_seconds"] = "gauge"
+        #endif
         return families
     }()
 
