@@ -35,8 +35,8 @@ let package = Package(
         // Deque, for the governor's queue of waiters: taking the oldest costs the same at any length, where an
         // Array's removeFirst moved every waiter behind it (already in the graph: swift-nio builds on it).
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
-        // Metrics: the instrumentation API, and its Prometheus exposition for GET /metrics.
-        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        // Metrics: made on its registry, each with a help text (the swift-metrics API has none), and rendered
+        // for GET /metrics.
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         // Signals, graceful shutdown and reload, in the order every Swift server uses.
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
@@ -107,7 +107,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -61,13 +61,7 @@ enum XIGateway {
         for warning in loaded.warnings { logger.warning("\(warning)") }
 
         let registry = PrometheusCollectorRegistry()
-        var factory = PrometheusMetricsFactory(registry: registry)
-        factory.defaultDurationHistogramBuckets = [
-            .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2),
-            .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
-            .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2), .seconds(5), .seconds(10),
-        ]
-        let metrics = GatewayMetrics(factory: factory)
+        let metrics = GatewayMetrics(registry: registry, libcurlVersion: CurlUpstreamClient.libcurlVersion)
 
         let upstream: CurlUpstreamClient
         do {

@@ -20,7 +20,7 @@ struct GovernedUpstreamTests {
     let governor: UpstreamGovernor
 
     init() {
-        metrics = GatewayMetrics(factory: PrometheusMetricsFactory(registry: registry))
+        metrics = GatewayMetrics(registry: registry, libcurlVersion: "8.5.0")
         governor = UpstreamGovernor(
             configuration: .init(maxConcurrency: 2, maxQueue: 4, queueTimeout: .seconds(5), backoffMaxSeconds: 600),
             clock: clock

@@ -35,7 +35,7 @@ struct OperationsTests {
 
     @Test func metricsCountRequestsByRouteStatusAndCacheResult() throws {
         let registry = PrometheusCollectorRegistry()
-        let metrics = GatewayMetrics(factory: PrometheusMetricsFactory(registry: registry))
+        let metrics = GatewayMetrics(registry: registry, libcurlVersion: "8.5.0")
         let connection = try ConnectionFixture(
             fixture: ServiceFixture(metrics: metrics),
             metrics: metrics,
@@ -61,7 +61,8 @@ struct OperationsTests {
         #expect(text.contains(#"xi_gateway_upstream_requests_total{status="200",outcome="ok"} 1"#))
         #expect(text.contains("xi_gateway_cache_entries 1"))
         #expect(text.contains("xi_gateway_upstream_in_flight 0"))
-        #expect(text.contains("xi_gateway_request_duration_seconds_count"))
+        #expect(text.contains(#"xi_gateway_request_duration_seconds_count{route="list",cache="miss"} 1"#))
+        #expect(text.contains(#"xi_gateway_request_duration_seconds_count{route="list",cache="hit"} 2"#))
         #expect(text.contains("xi_gateway_upstream_duration_seconds_bucket"))
         #expect(!text.contains("page_size"))
     }

@@ -298,7 +298,7 @@ struct TeamsTests {
     @Test func theAccessLogAndTheMetricsNameTheTeam() throws {
         let lines = LogLines()
         let registry = PrometheusCollectorRegistry()
-        let metrics = GatewayMetrics(factory: PrometheusMetricsFactory(registry: registry))
+        let metrics = GatewayMetrics(registry: registry, libcurlVersion: "8.5.0")
         let connection = try connection(
             accessLogger: lines.logger(),
             metrics: metrics,

@@ -54,7 +54,7 @@ struct SecurityReviewTests {
     @Test func refusalsGetALogLineAndACounter() async throws {
         let lines = LogLines()
         let registry = PrometheusCollectorRegistry()
-        let metrics = GatewayMetrics(factory: PrometheusMetricsFactory(registry: registry))
+        let metrics = GatewayMetrics(registry: registry, libcurlVersion: "8.5.0")
         let gateway = try await GatewayHarness.start(accessLogger: lines.logger(), metrics: metrics)
         let attempts: [(request: String, status: Int)] = [
             ("POST /smuggle HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
