@@ -17,8 +17,20 @@ public enum CacheStatus: Sendable, Hashable, CustomStringConvertible {
         case tooLarge = "too-large"
     }
 
+    /// Why the upstream was asked (RFC 9211's `fwd`).
+    public enum Forward: String, Sendable, Hashable {
+        /// No page for the question: `fwd=miss`.
+        case miss
+        /// A page was held, but the client's `Cache-Control` asked for a newer one: `fwd=request`.
+        case request
+    }
+
     /// A fresh page, with `ttl` seconds to live: `xi-gateway; hit; ttl=N`.
     case hit(ttl: Int)
+    /// A page older than the client asked for (`Cache-Control: no-cache` or `max-age`), served because the
+    /// team's upstream budget is spent: `xi-gateway; hit; ttl=N; detail=team-budget-spent` (a negative
+    /// `ttl`: stale by that many seconds).
+    case heldOverBudget(ttl: Int)
     /// A fresh page another replica stored in the shared tier, with `ttl` seconds to live:
     /// `xi-gateway; hit; ttl=N; detail=shared`.
     case sharedHit(ttl: Int)
@@ -27,12 +39,12 @@ public enum CacheStatus: Sendable, Hashable, CustomStringConvertible {
     case stale(staleFor: Int, revalidationFailed: Bool)
     /// The upstream was asked and gave a page: `xi-gateway; fwd=miss; fwd-status=200; stored`, or
     /// `detail=` why it was not stored. `collapsed`: this request shared another's upstream request.
-    case fetched(Storage, collapsed: Bool)
+    case fetched(Storage, collapsed: Bool, forward: Forward = .miss)
     /// The upstream was asked and its other answer is passed on: `xi-gateway; fwd=miss; fwd-status=N`.
-    case passedOn(status: Int, collapsed: Bool)
+    case passedOn(status: Int, collapsed: Bool, forward: Forward = .miss)
     /// The upstream was asked (or would have been) and gave nothing usable: `xi-gateway; fwd=miss;
     /// detail=...`, with a bounded label such as `upstream-timeout`.
-    case failed(detail: String, collapsed: Bool)
+    case failed(detail: String, collapsed: Bool, forward: Forward = .miss)
     /// Refused before the cache was used (a bad query, an unknown team, a spent budget):
     /// `xi-gateway; detail=...`.
     case refused(detail: String)
@@ -49,16 +61,18 @@ public enum CacheStatus: Sendable, Hashable, CustomStringConvertible {
             return "\(Self.cacheName); hit; ttl=\(ttl)"
         case .sharedHit(let ttl):
             return "\(Self.cacheName); hit; ttl=\(ttl); detail=shared"
+        case .heldOverBudget(let ttl):
+            return "\(Self.cacheName); hit; ttl=\(ttl); detail=team-budget-spent"
         case .stale(let staleFor, let revalidationFailed):
             let detail = revalidationFailed ? "stale-if-error" : "stale-while-revalidate"
             return "\(Self.cacheName); hit; ttl=-\(staleFor); detail=\(detail)"
-        case .fetched(let storage, let collapsed):
+        case .fetched(let storage, let collapsed, let forward):
             let stored = storage == .stored ? "stored" : "detail=\(storage.rawValue)"
-            return "\(Self.cacheName); fwd=miss; fwd-status=200; \(stored)\(Self.suffix(collapsed))"
-        case .passedOn(let status, let collapsed):
-            return "\(Self.cacheName); fwd=miss; fwd-status=\(status)\(Self.suffix(collapsed))"
-        case .failed(let detail, let collapsed):
-            return "\(Self.cacheName); fwd=miss; detail=\(detail)\(Self.suffix(collapsed))"
+            return "\(Self.cacheName); fwd=\(forward.rawValue); fwd-status=200; \(stored)\(Self.suffix(collapsed))"
+        case .passedOn(let status, let collapsed, let forward):
+            return "\(Self.cacheName); fwd=\(forward.rawValue); fwd-status=\(status)\(Self.suffix(collapsed))"
+        case .failed(let detail, let collapsed, let forward):
+            return "\(Self.cacheName); fwd=\(forward.rawValue); detail=\(detail)\(Self.suffix(collapsed))"
         case .refused(let detail):
             return "\(Self.cacheName); detail=\(detail)"
         }

@@ -41,6 +41,7 @@ public struct GatewayConfiguration: Sendable {
         Key(name: "ADMIN_TOKEN_FILE", defaultValue: nil, summary: "a file holding ADMIN_TOKEN instead"),
         Key(name: "CLIENTS_FILE", defaultValue: nil, summary: "teams and their token hashes; unset: open"),
         Key(name: "CLIENT_UPSTREAM_PER_MINUTE", defaultValue: "0", summary: "each team's upstream budget; 0: none"),
+        Key(name: "CLIENT_CACHE_CONTROL", defaultValue: "on", summary: "honour clients' Cache-Control: on or off"),
         Key(name: "PASSTHROUGH", defaultValue: "on", summary: "forward run-tests, resubmit and get-invocation"),
         Key(name: "REDIS_URL", defaultValue: nil, summary: "the shared tier of several replicas; unset: alone"),
         Key(name: "REDIS_URL_FILE", defaultValue: nil, summary: "a file holding REDIS_URL instead"),
@@ -84,6 +85,8 @@ public struct GatewayConfiguration: Sendable {
     public var clientsFile: String?
     /// Each team's upstream requests per minute unless its line says otherwise; `nil`: unlimited.
     public var clientUpstreamPerMinute: Int?
+    /// Whether a list request's `Cache-Control` (`no-cache`, `max-age`, `only-if-cached`) is honoured.
+    public var clientCacheControl: Bool
     /// Whether the write and single-invocation routes are forwarded.
     public var passthrough: Bool
     /// The shared tier's Redis; `nil`: this gateway works alone. Its password is a ``Secret``.
@@ -256,6 +259,12 @@ public struct GatewayConfiguration: Sendable {
             "an integer, 0 (unlimited) or more"
         )
         self.clientUpstreamPerMinute = perMinute == 0 ? nil : perMinute
+        switch (value("CLIENT_CACHE_CONTROL") ?? "on").lowercased() {
+        case "on", "true", "yes", "1": self.clientCacheControl = true
+        case "off", "false", "no", "0": self.clientCacheControl = false
+        case let other:
+            throw ConfigurationError(key: "CLIENT_CACHE_CONTROL", problem: "must be on or off, got \"\(other)\"")
+        }
         switch (value("PASSTHROUGH") ?? "on").lowercased() {
         case "on", "true", "yes", "1": self.passthrough = true
         case "off", "false", "no", "0": self.passthrough = false
@@ -438,6 +447,7 @@ extension GatewayConfiguration {
             "ADMIN_TOKEN": adminToken == nil ? "" : "<redacted>",
             "CLIENTS_FILE": clientsFile.map { "\($0) (\(teams ?? 0) teams)" } ?? "",
             "CLIENT_UPSTREAM_PER_MINUTE": "\(clientUpstreamPerMinute ?? 0)",
+            "CLIENT_CACHE_CONTROL": on(clientCacheControl),
             "PASSTHROUGH": on(passthrough),
             "REDIS_URL": redis?.description ?? "",
             "REDIS_TIMEOUT_MS": "\(redisTimeoutMilliseconds)",

@@ -22,6 +22,7 @@ public struct GatewayError: Error, Sendable, CustomStringConvertible {
         case badUpstreamResponse
         case upstreamBusy
         case upstreamBackoff(secondsLeft: Int)
+        case notCached
     }
 
     private let code: Code
@@ -62,6 +63,10 @@ public struct GatewayError: Error, Sendable, CustomStringConvertible {
     public static let upstreamTimeout = Self(.upstreamTimeout)
     /// The upstream answered something unusable: 502.
     public static let badUpstreamResponse = Self(.badUpstreamResponse)
+
+    /// `Cache-Control: only-if-cached` and no page the client takes is in the cache: 504, the upstream not
+    /// asked.
+    public static let notCached = Self(.notCached)
 
     /// Too many requests wait for the upstream already, or one waited too long for a slot: 503.
     public static let upstreamBusy = Self(.upstreamBusy)
@@ -115,6 +120,7 @@ public struct GatewayError: Error, Sendable, CustomStringConvertible {
         case .badUpstreamResponse: return "bad-upstream-response"
         case .upstreamBusy: return "upstream-busy"
         case .upstreamBackoff: return "upstream-backoff"
+        case .notCached: return "not-cached"
         }
     }
 
@@ -188,6 +194,12 @@ public struct GatewayError: Error, Sendable, CustomStringConvertible {
                 message: "the upstream is rate limiting this gateway; retry after \(secondsLeft) seconds"
             )
             headers.add(name: "Retry-After", value: String(max(1, secondsLeft)))
+        case .notCached:
+            status = .gatewayTimeout
+            body = ErrorBody.json(
+                status: "not_cached",
+                message: "Cache-Control: only-if-cached, and the cache holds no page this request takes"
+            )
         }
         return GatewayResponse(status: status, headers: headers, body: allocator.buffer(string: body))
     }

@@ -123,9 +123,10 @@ public final class ListService: Sendable {
         toQuery query: Substring,
         on eventLoop: any EventLoop,
         correlation: Correlation? = nil,
-        spender: Spender? = nil
+        spender: Spender? = nil,
+        freshness: FreshnessDemand = .none
     ) -> EventLoopFuture<GatewayResponse> {
-        switch answer(toQuery: query, on: eventLoop, correlation: correlation, spender: spender) {
+        switch answer(toQuery: query, on: eventLoop, correlation: correlation, spender: spender, freshness: freshness) {
         case .ready(let response): return eventLoop.makeSucceededFuture(response)
         case .pending(let future): return future
         }
@@ -134,12 +135,13 @@ public final class ListService: Sendable {
     /// The answer to a list request whose query (after `?`) is `query`: at once when it needs no upstream
     /// request, which spares a hit the cost of a future. Call it on `eventLoop`. `requestID` goes upstream
     /// with the request this one causes, if any; `spender`'s budget pays for it (joining another request's
-    /// upstream request costs nothing).
+    /// upstream request costs nothing). `freshness`: what the client's `Cache-Control` asks of the page.
     public func answer(
         toQuery query: Substring,
         on eventLoop: any EventLoop,
         correlation: Correlation? = nil,
-        spender: Spender? = nil
+        spender: Spender? = nil,
+        freshness: FreshnessDemand = .none
     ) -> Answer {
         let key: CacheKey
         let remembers = query.utf8.count <= Self.longestRememberedQuery
@@ -164,6 +166,18 @@ public final class ListService: Sendable {
         lookupCounts.withLocal { counts in
             counts.lookups += 1
             if case .miss = found {} else { counts.hits += 1 }
+        }
+        if !freshness.isNone,
+            let demanded = answer(
+                demanding: freshness,
+                found: found,
+                key: key,
+                on: eventLoop,
+                correlation: correlation,
+                spender: spender
+            )
+        {
+            return demanded
         }
         switch found {
         case .fresh(let page, let age, let ttlLeft):
@@ -250,16 +264,109 @@ public final class ListService: Sendable {
         }
     }
 
+    /// The answer when the client's `Cache-Control` asks more of the page than the cache's own rules, or
+    /// `nil` when the page found (or the miss) already serves it and the usual path answers.
+    ///
+    /// A page older than the client takes is fetched again, like a miss that holds a page: concurrent such
+    /// requests join one upstream request, spent from the team's budget, whose answer replaces the page.
+    /// Over budget, the page held is the answer (``CacheStatus/heldOverBudget(ttl:)``). With
+    /// `only-if-cached`, nothing is fetched: no page the client takes is a 504.
+    private func answer(
+        demanding demand: FreshnessDemand,
+        found: ResponseCache.Lookup,
+        key: CacheKey,
+        on eventLoop: any EventLoop,
+        correlation: Correlation?,
+        spender: Spender?
+    ) -> Answer? {
+        let held: (page: CachedPage, age: Int)?
+        switch found {
+        case .fresh(let page, let age, _), .stale(let page, let age, _): held = (page, age)
+        case .miss: held = nil
+        }
+        let takesHeld = held.map { held in demand.maxAge.map { $0 > 0 && held.age <= $0 } ?? true } ?? false
+        if takesHeld {
+            // The cache's own rules serve it; only a stale page's refresh is skipped for only-if-cached.
+            guard demand.onlyIfCached, case .stale(let page, let age, let staleFor) = found else { return nil }
+            var response = pageResponse(
+                page,
+                age: age,
+                cacheStatus: .stale(staleFor: staleFor, revalidationFailed: page.revalidationFailed)
+            )
+            response.trace.cache = .stale
+            return .ready(response)
+        }
+        if demand.onlyIfCached {
+            let error = GatewayError.notCached
+            var response = errorResponse(error)
+            response.cacheStatus = .refused(detail: error.shortDescription)
+            return .ready(response)
+        }
+        guard let held else { return nil }
+        let maxAge = demand.maxAge ?? 0
+        let sharedUp = shared?.isUp == true
+        let entry = flights.enter(
+            key,
+            waitingOn: eventLoop,
+            recheck: { () -> (page: CachedPage, age: Int, ttlLeft: Int)? in
+                // A flight that ended since the lookup stored a page young enough for this client.
+                guard maxAge > 0, case .fresh(let page, let age, let ttlLeft) = self.cache.lookup(key), age <= maxAge
+                else { return nil }
+                return (page, age, ttlLeft)
+            },
+            spend: { sharedUp ? .allowed : self.spend(spender) }
+        )
+        switch entry {
+        case .hit(let found):
+            var response = pageResponse(found.page, age: found.age, cacheStatus: .hit(ttl: found.ttlLeft))
+            response.trace.cache = .hit
+            return .ready(response)
+        case .join(let flight?):
+            return .pending(answer(from: flight, leads: false, forward: .request, held: held.page, on: eventLoop))
+        case .lead(let flight?):
+            fetch(
+                key,
+                holdsPage: true,
+                on: eventLoop,
+                correlation: correlation,
+                sharedSpender: sharedUp ? spender : nil,
+                sharedTried: false,
+                freshMilliseconds: max(1, maxAge * 1000)
+            )
+            return .pending(answer(from: flight, leads: true, forward: .request, held: held.page, on: eventLoop))
+        case .refuse:
+            var response = heldResponse(held.page)
+            response.trace.budgetRefused = true
+            return .ready(response)
+        case .join(nil), .lead(nil):
+            // Only a request that does not wait gets these; this one waits.
+            return .ready(errorResponse(.badUpstreamResponse))
+        }
+    }
+
+    /// The page held for a client that asked for a newer one, when the team's budget cannot pay for it.
+    private func heldResponse(_ page: CachedPage) -> GatewayResponse {
+        let age = Int((cache.now() &- page.storedAt) / 1_000_000_000)
+        let ttl = cache.ttlSeconds - age
+        var response = pageResponse(page, age: age, cacheStatus: .heldOverBudget(ttl: ttl))
+        response.trace.cache = ttl > 0 ? .hit : .stale
+        return response
+    }
+
     /// Spends one upstream request from `spender`'s budget; free when no team is set up.
     private func spend(_ spender: Spender?) -> BudgetDecision {
         guard let spender else { return .allowed }
         return budgets.spend(team: spender.team, perMinute: spender.perMinute)
     }
 
-    /// The answer from a flight's result, or 504 once `waitLimit` has passed.
+    /// The answer from a flight's result, or 504 once `waitLimit` has passed. `forward`: why the upstream
+    /// was asked; `held`: the page held for a client that asked for a newer one, its answer when the team's
+    /// budget refused the fetch.
     private func answer(
         from flight: EventLoopFuture<Fetched>,
         leads: Bool,
+        forward: CacheStatus.Forward = .miss,
+        held: CachedPage? = nil,
         on eventLoop: any EventLoop
     ) -> EventLoopFuture<GatewayResponse> {
         let answer = eventLoop.makePromise(of: GatewayResponse.self)
@@ -268,7 +375,7 @@ public final class ListService: Sendable {
             guard once.claim() else { return }
             let error = GatewayError.upstreamTimeout
             var response = self.errorResponse(error)
-            response.cacheStatus = .failed(detail: error.shortDescription, collapsed: false)
+            response.cacheStatus = .failed(detail: error.shortDescription, collapsed: false, forward: forward)
             response.trace.cache = leads ? .miss : .coalesced
             answer.succeed(response)
         }
@@ -277,7 +384,16 @@ public final class ListService: Sendable {
             guard once.claim() else { return }
             switch result {
             case .success(let fetched):
-                var response = self.response(for: fetched.result, collapsed: !leads || fetched.followedAnotherReplica)
+                if case .refused = fetched.result, let held {
+                    var response = self.heldResponse(held)
+                    response.trace.budgetRefused = true
+                    return answer.succeed(response)
+                }
+                var response = self.response(
+                    for: fetched.result,
+                    collapsed: !leads || fetched.followedAnotherReplica,
+                    forward: forward
+                )
                 switch fetched.result {
                 case .sharedPage: response.trace.cache = .hit
                 case .refused: response.trace.budgetRefused = true
@@ -307,7 +423,8 @@ public final class ListService: Sendable {
         correlation: Correlation?,
         sharedSpender: Spender? = nil,
         sharedTried: Bool = true,
-        attemptsLeft: Int = 3
+        attemptsLeft: Int = 3,
+        freshMilliseconds: Int? = nil
     ) {
         guard let shared, !sharedTried, attemptsLeft > 0 else {
             if let sharedSpender, case .denied(let retryAfter) = spend(sharedSpender) {
@@ -318,7 +435,8 @@ public final class ListService: Sendable {
                 self.flights.complete(key, with: .success($0))
             }
         }
-        let fresh = max(1, cache.ttlSeconds * 1000)
+        let fresh =
+            freshMilliseconds.map { min($0, max(1, cache.ttlSeconds * 1000)) } ?? max(1, cache.ttlSeconds * 1000)
         shared.enter(key, freshMilliseconds: fresh, on: eventLoop).whenSuccess { entry in
             switch entry {
             case .page(let found):
@@ -359,7 +477,8 @@ public final class ListService: Sendable {
                             correlation: correlation,
                             sharedSpender: sharedSpender,
                             sharedTried: !shared.isUp,
-                            attemptsLeft: attemptsLeft - 1
+                            attemptsLeft: attemptsLeft - 1,
+                            freshMilliseconds: freshMilliseconds
                         )
                     }
                 }
@@ -532,7 +651,11 @@ public final class ListService: Sendable {
         return CachedPage(body: response.body.compacted(), contentType: contentType, storedAt: now)
     }
 
-    private func response(for result: FetchResult, collapsed: Bool) -> GatewayResponse {
+    private func response(
+        for result: FetchResult,
+        collapsed: Bool,
+        forward: CacheStatus.Forward = .miss
+    ) -> GatewayResponse {
         switch result {
         case .sharedPage(let page):
             let age = Int((cache.now() &- page.storedAt) / 1_000_000_000)
@@ -541,15 +664,15 @@ public final class ListService: Sendable {
             return errorResponse(error)
         case .page(let page, let storage):
             let age = Int((cache.now() &- page.storedAt) / 1_000_000_000)
-            return pageResponse(page, age: age, cacheStatus: .fetched(storage, collapsed: collapsed))
+            return pageResponse(page, age: age, cacheStatus: .fetched(storage, collapsed: collapsed, forward: forward))
         case .passThrough(let response):
             var answer = GatewayResponse(passingOn: response)
-            answer.cacheStatus = .passedOn(status: response.status, collapsed: collapsed)
+            answer.cacheStatus = .passedOn(status: response.status, collapsed: collapsed, forward: forward)
             answer.age = 0
             return answer
         case .failed(let error):
             var response = errorResponse(error)
-            response.cacheStatus = .failed(detail: error.shortDescription, collapsed: collapsed)
+            response.cacheStatus = .failed(detail: error.shortDescription, collapsed: collapsed, forward: forward)
             return response
         }
     }

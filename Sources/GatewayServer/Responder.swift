@@ -119,7 +119,16 @@ struct Responder {
             )
             return .now(response, isHead: false, closes: false)
         case .list(let query, let isHead):
-            switch service.answer(toQuery: query, on: eventLoop, correlation: correlation, spender: spender) {
+            let freshness =
+                settings.clientCacheControl
+                ? head.first(name: "cache-control").map(FreshnessDemand.init(cacheControl:)) ?? .none : .none
+            switch service.answer(
+                toQuery: query,
+                on: eventLoop,
+                correlation: correlation,
+                spender: spender,
+                freshness: freshness
+            ) {
             case .ready(let response): return .now(response, isHead: isHead, closes: false)
             case .pending(let future): return .later(future, isHead: isHead)
             }

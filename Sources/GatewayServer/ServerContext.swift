@@ -16,14 +16,18 @@ public final class ServerContext: Sendable {
         public var teams: TeamRegistry?
         /// A team's upstream budget per minute unless its line says otherwise; `nil`: unlimited.
         public var defaultUpstreamPerMinute: Int?
+        /// Whether a list request's `Cache-Control` directives are honoured.
+        public var clientCacheControl: Bool
 
         /// Creates settings.
         public init(
             accessLog: Bool,
             adminToken: Secret?,
             teams: TeamRegistry? = nil,
-            defaultUpstreamPerMinute: Int? = nil
+            defaultUpstreamPerMinute: Int? = nil,
+            clientCacheControl: Bool = true
         ) {
+            self.clientCacheControl = clientCacheControl
             self.accessLog = accessLog
             self.adminToken = adminToken
             self.teams = teams

@@ -82,7 +82,8 @@ final class Reloader: Sendable {
                 accessLog: new.accessLog,
                 adminToken: new.adminToken,
                 teams: teams,
-                defaultUpstreamPerMinute: new.clientUpstreamPerMinute
+                defaultUpstreamPerMinute: new.clientUpstreamPerMinute,
+                clientCacheControl: new.clientCacheControl
             )
         )
 

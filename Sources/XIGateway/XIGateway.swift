@@ -116,7 +116,8 @@ enum XIGateway {
                 accessLog: configuration.accessLog,
                 adminToken: configuration.adminToken,
                 teams: loaded.teams,
-                defaultUpstreamPerMinute: configuration.clientUpstreamPerMinute
+                defaultUpstreamPerMinute: configuration.clientUpstreamPerMinute,
+                clientCacheControl: configuration.clientCacheControl
             ),
             accessLogger: Logger(label: "access"),
             metrics: metrics,

@@ -20,6 +20,17 @@ struct CacheStatusTests {
             (.failed(detail: "upstream-timeout", collapsed: false), "xi-gateway; fwd=miss; detail=upstream-timeout"),
             (.failed(detail: "bad-gateway", collapsed: true), "xi-gateway; fwd=miss; detail=bad-gateway; collapsed"),
             (.refused(detail: "invalid-query"), "xi-gateway; detail=invalid-query"),
+            (.heldOverBudget(ttl: 25), "xi-gateway; hit; ttl=25; detail=team-budget-spent"),
+            (.heldOverBudget(ttl: -4), "xi-gateway; hit; ttl=-4; detail=team-budget-spent"),
+            (
+                .fetched(.stored, collapsed: true, forward: .request),
+                "xi-gateway; fwd=request; fwd-status=200; stored; collapsed"
+            ),
+            (.passedOn(status: 429, collapsed: false, forward: .request), "xi-gateway; fwd=request; fwd-status=429"),
+            (
+                .failed(detail: "upstream-timeout", collapsed: false, forward: .request),
+                "xi-gateway; fwd=request; detail=upstream-timeout"
+            ),
         ]
     )
     func spelling(status: CacheStatus, expected: String) {

@@ -116,6 +116,59 @@ struct ListServiceSharedTierTests {
         #expect(shared.calls.last == .abandon(query: "page_size=5"))
     }
 
+    /// A client's demand for a newer page reaches the shared tier as its freshness bound: a page another
+    /// replica stored long ago is not taken, the flight is led (spent from the shared budget), and every
+    /// replica gets the new page.
+    @Test func aClientsNoCacheAsksTheSharedTierForANewerPageAndLeads() throws {
+        let shared = ScriptedSharedTier(.init(entries: [.lead(try flight("page_size=5"))]))
+        let service = service(shared)
+        _ = try get(service, "page_size=5")
+        clock.advance(seconds: 4)
+        let again = try flight("page_size=5")
+        shared.update { $0.entries = [.lead(again)] }
+        let future = service.respond(
+            toQuery: "page_size=5",
+            on: loop,
+            spender: ListService.Spender(team: "red", perMinute: 10),
+            freshness: FreshnessDemand(maxAge: 0)
+        )
+        loop.run()
+        let answer = try future.wait()
+        #expect(answer.cacheStatus == .fetched(.stored, collapsed: false, forward: .request))
+        #expect(upstream.requests.count == 2)
+        #expect(
+            shared.calls.filter { if case .enter = $0 { true } else { false } }.last
+                == .enter(query: "page_size=5", freshMilliseconds: 1)
+        )
+        #expect(shared.calls.filter { $0 == .spend(team: "red", perMinute: 10) }.count == 2)
+    }
+
+    /// Over the shared budget, the page held is the answer.
+    @Test func overTheSharedBudgetThePageHeldIsTheAnswer() throws {
+        let shared = ScriptedSharedTier(.init(entries: [.lead(try flight("page_size=5"))]))
+        let service = service(shared)
+        let first = try get(service, "page_size=5")
+        clock.advance(seconds: 2)
+        let again = try flight("page_size=5")
+        shared.update {
+            $0.entries = [.lead(again)]
+            $0.budget = .denied(retryAfterSeconds: 9)
+        }
+        let future = service.respond(
+            toQuery: "page_size=5",
+            on: loop,
+            spender: ListService.Spender(team: "red", perMinute: 10),
+            freshness: FreshnessDemand(maxAge: 0)
+        )
+        loop.run()
+        let answer = try future.wait()
+        #expect(answer.status == .ok)
+        #expect(answer.body == first.body)
+        #expect(answer.cacheStatus == .heldOverBudget(ttl: 28))
+        #expect(answer.trace.budgetRefused)
+        #expect(upstream.requests.count == 1)
+    }
+
     @Test func aNon200AnswerReachesTheOtherReplicasAndIsNotStored() throws {
         let upstream = ScriptedUpstreamClient(script: ServiceFixture.status(404, "{\"detail\":\"no\"}"))
         let shared = ScriptedSharedTier(.init(entries: [.lead(try flight("page_size=5"))]))
