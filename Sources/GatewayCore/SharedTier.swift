@@ -88,9 +88,9 @@ public protocol SharedTier: AnyObject, Sendable {
     /// replicas' waiters try again at once.
     func abandon(_ flight: SharedFlight, on eventLoop: any EventLoop) -> EventLoopFuture<Void>
 
-    /// Spends one upstream request from `team`'s shared budget of `perMinute`; `nil` when the shared tier
-    /// cannot say (the caller's own ledger decides).
-    func spend(team: String, perMinute: Int, on eventLoop: any EventLoop) -> EventLoopFuture<BudgetDecision?>
+    /// Spends one upstream request from `team`'s shared budget of `perMinute`, and says what the bucket holds
+    /// then; `nil` when the shared tier cannot say (the caller's own ledger decides).
+    func spend(team: String, perMinute: Int, on eventLoop: any EventLoop) -> EventLoopFuture<SharedBudget?>
 
     /// Ends the pages a change to `agent`'s invocations makes wrong (every page for `nil`) on every other
     /// replica, in both tiers (this replica's own first tier is the caller's to clear). The future

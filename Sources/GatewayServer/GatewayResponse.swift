@@ -16,6 +16,8 @@ public struct GatewayResponse: Sendable {
     public var cacheStatus: CacheStatus?
     /// `Age`, in seconds: how long ago the upstream gave the page.
     public var age: Int?
+    /// The team's upstream budget, for `RateLimit-Policy` and `RateLimit` (answers to a team with one).
+    public var rateLimit: BudgetState?
     /// The body (also measured for `HEAD`, which sends none).
     public var body: ByteBuffer
     /// What happened on the way, for the access log and metrics; never sent.

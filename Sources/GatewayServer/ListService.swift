@@ -89,6 +89,10 @@ public final class ListService: Sendable {
         self.waitLimit = waitLimit
     }
 
+    /// Where the teams' upstream budgets are spent (the admin statistics and the `RateLimit` fields read
+    /// it).
+    public var budgetLedger: any BudgetLedger { budgets }
+
     /// Requests waiting on upstream fetches right now, and how many fetches they wait on.
     public var flightStatistics: (waiters: Int, flights: Int) { (flights.waiterCount, flights.flightCount) }
 
@@ -505,15 +509,19 @@ public final class ListService: Sendable {
         spender: Spender?
     ) {
         let key = flight.key
-        let budget: EventLoopFuture<BudgetDecision?>
+        let budget: EventLoopFuture<SharedBudget?>
         if let spender, let perMinute = spender.perMinute {
             budget = shared.spend(team: spender.team, perMinute: perMinute, on: eventLoop)
         } else {
-            budget = eventLoop.makeSucceededFuture(.allowed)
+            budget = eventLoop.makeSucceededFuture(SharedBudget(decision: .allowed, tokensLeft: 0))
         }
-        budget.whenSuccess { decision in
-            var decision = decision
-            if decision == nil, let spender { decision = self.spend(spender) }
+        budget.whenSuccess { answer in
+            var decision = answer?.decision
+            if let answer, let spender, let perMinute = spender.perMinute {
+                self.budgets.settle(team: spender.team, perMinute: perMinute, shared: answer)
+            } else if answer == nil, let spender {
+                decision = self.spend(spender)
+            }
             if case .denied(let retryAfter) = decision {
                 _ = shared.abandon(flight, on: eventLoop)
                 return self.flights.complete(key, with: .success(Self.refusal(retryAfter)))

@@ -65,8 +65,27 @@ struct OperationsEndpoints {
                 + "\"singleflight_waiters\":\(context.service.flightStatistics.waiters),"
                 + "\"governor\":{\"in_flight\":\(governor.inFlight),\"queued\":\(governor.queued),"
                 + "\"limit\":\(governor.limit),\"backoff_seconds_left\":\(governor.backoffSecondsLeft)},"
-                + "\"shared_tier\":\"\(shared)\"}"
+                + "\"shared_tier\":\"\(shared)\",\"teams\":\(teams())}"
         )
+    }
+
+    /// Each team of `CLIENTS_FILE`, in its order: its budget per minute (`null`: unlimited), what is left of
+    /// it now, and the upstream requests it spent and was refused on this replica since start. Team names are
+    /// 1 to 64 of `A-Z a-z 0-9 . _ -`, so they need no escaping.
+    private func teams() -> String {
+        let settings = context.currentSettings
+        guard let registry = settings.teams else { return "{}" }
+        let ledger = context.service.budgetLedger
+        let counts = ledger.counts
+        let entries = registry.teams.map { team -> String in
+            let perMinute = team.upstreamPerMinute ?? settings.defaultUpstreamPerMinute
+            let counted = counts[team.name] ?? BudgetCounts()
+            let budget = perMinute.map { "\($0)" } ?? "null"
+            let remaining = perMinute.map { "\(ledger.state(team: team.name, perMinute: $0).remaining)" } ?? "null"
+            return "\"\(team.name)\":{\"budget_per_minute\":\(budget),\"remaining\":\(remaining),"
+                + "\"spent\":\(counted.spent),\"refused\":\(counted.refused)}"
+        }
+        return "{" + entries.joined(separator: ",") + "}"
     }
 
     /// `nil` when the request may use the admin API; otherwise the answer (404 while the API is off).

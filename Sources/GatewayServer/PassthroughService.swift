@@ -50,14 +50,17 @@ public final class PassthroughService: Sendable {
     ) -> EventLoopFuture<GatewayResponse> {
         // With the shared tier up, the team's one bucket for every replica; else (or when Redis cannot say)
         // this replica's own.
-        let decision: EventLoopFuture<BudgetDecision?>
+        let decision: EventLoopFuture<SharedBudget?>
         if let spender, let perMinute = spender.perMinute, let shared, shared.isUp {
             decision = shared.spend(team: spender.team, perMinute: perMinute, on: eventLoop)
         } else {
             decision = eventLoop.makeSucceededFuture(nil)
         }
-        return decision.flatMap { decision in
-            let spent = decision ?? spender.map { self.budgets.spend(team: $0.team, perMinute: $0.perMinute) }
+        return decision.flatMap { answer in
+            if let answer, let spender, let perMinute = spender.perMinute {
+                self.budgets.settle(team: spender.team, perMinute: perMinute, shared: answer)
+            }
+            let spent = answer?.decision ?? spender.map { self.budgets.spend(team: $0.team, perMinute: $0.perMinute) }
             if case .denied(let retryAfter) = spent {
                 var response = Self.error(.teamBudgetSpent(retryAfterSeconds: retryAfter))
                 response.trace.budgetRefused = true

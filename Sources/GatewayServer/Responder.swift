@@ -31,6 +31,8 @@ struct Responder {
     /// Request ids made here: a random prefix per connection and a sequence number.
     private let idPrefix = UInt32.random(in: .min ... .max)
     private var requestCount = 0
+    /// The last budget read for the `RateLimit` fields, with the ledger's version and the second it was read.
+    private var budgetMemo: (team: String, version: Int, second: UInt64, state: BudgetState)?
     /// Makes trace and span ids: a few instructions each, seeded once per connection.
     private var traceIDs = TraceIDGenerator()
 
@@ -99,7 +101,7 @@ struct Responder {
                 spender: spender,
                 on: eventLoop
             )
-            return .later(future, isHead: isHead)
+            return .later(withBudget(future, spender: spender), isHead: isHead)
         case .health(let isHead):
             return .now(OperationsEndpoints(context: context).health(), isHead: isHead, closes: false)
         case .readiness(let isHead):
@@ -129,8 +131,13 @@ struct Responder {
                 spender: spender,
                 freshness: freshness
             ) {
-            case .ready(let response): return .now(response, isHead: isHead, closes: false)
-            case .pending(let future): return .later(future, isHead: isHead)
+            case .ready(var response):
+                if let spender, let perMinute = spender.perMinute {
+                    response.rateLimit = budget(of: spender.team, perMinute: perMinute, at: started)
+                }
+                return .now(response, isHead: isHead, closes: false)
+            case .pending(let future):
+                return .later(withBudget(future, spender: spender), isHead: isHead)
             }
         case .refuse(let refusal):
             let error: GatewayError
@@ -204,7 +211,37 @@ struct Responder {
         )
     }
 
-    /// The client's `X-Request-Id` when it is sane (1 to 128 of `A-Z a-z 0-9 . _ : -`), else a new one.
+    /// `team`'s budget for the `RateLimit` fields of an answer ready now: read from the ledger at most once
+    /// a second per connection, and again whenever a spend anywhere moved its version (a lock every event
+    /// loop takes would otherwise be on every hit of a team with a budget).
+    private mutating func budget(of team: String, perMinute: Int, at now: NIODeadline) -> BudgetState {
+        let ledger = service.budgetLedger
+        let version = ledger.version
+        let second = now.uptimeNanoseconds / 1_000_000_000
+        if let memo = budgetMemo, memo.version == version, memo.second == second, memo.team == team,
+            memo.state.perMinute == perMinute
+        {
+            return memo.state
+        }
+        let state = ledger.state(team: team, perMinute: perMinute)
+        budgetMemo = (team, version, second, state)
+        return state
+    }
+
+    /// `future`'s answer with its team's budget, read when it is ready (after the spend it may have made).
+    private func withBudget(
+        _ future: EventLoopFuture<GatewayResponse>,
+        spender: ListService.Spender?
+    ) -> EventLoopFuture<GatewayResponse> {
+        guard let spender, let perMinute = spender.perMinute else { return future }
+        let ledger = service.budgetLedger
+        return future.map { response in
+            var response = response
+            response.rateLimit = ledger.state(team: spender.team, perMinute: perMinute)
+            return response
+        }
+    }
+
     /// What ties an API request to the upstream request it may cause: its id, and its W3C trace context
     /// (the client's `traceparent`, when valid, with its `tracestate`; else a new trace), with a new span for
     /// the gateway.
@@ -217,6 +254,7 @@ struct Responder {
         return Correlation(requestID: requestID, trace: .new(using: &traceIDs))
     }
 
+    /// The client's `X-Request-Id` when it is sane (1 to 128 of `A-Z a-z 0-9 . _ : -`), else a new one.
     private mutating func requestID(for head: RequestHead) -> String {
         if let given = head.first(name: "x-request-id"), (1...128).contains(given.utf8.count),
             given.utf8.allSatisfy({ byte in

@@ -33,6 +33,7 @@ extension ByteBuffer {
         case nil: break
         }
         if let requestID { bound += HeadWriter.headerBound(name: "X-Request-Id", value: requestID) }
+        if response.rateLimit != nil { bound += HeadWriter.rateLimitBound }
         if let connection { bound += connection.utf8CodeUnitCount }
         writeHead(maximumBytes: bound) { head in
             head.appendStatusLine(version: version, status: response.status)
@@ -48,6 +49,16 @@ extension ByteBuffer {
             }
             if let age = response.age { head.appendHeader(name: "Age", decimal: age) }
             head.appendHeader(name: "Content-Length", decimal: response.body.readableBytes)
+            if let budget = response.rateLimit {
+                // The IETF httpapi RateLimit header fields: the team's policy, and what is left of it.
+                head.append("RateLimit-Policy: \"upstream\";q=")
+                head.append(decimal: budget.perMinute)
+                head.append(";w=60\r\nRateLimit: \"upstream\";r=")
+                head.append(decimal: budget.remaining)
+                head.append(";t=")
+                head.append(decimal: budget.secondsToNext)
+                head.append("\r\n")
+            }
             if let requestID {
                 head.append("X-Request-Id: ")
                 head.append(requestID)
@@ -84,6 +95,9 @@ struct HeadWriter {
     static let decimalHeaderBound = 40
     /// `Cache-Status: xi-gateway; hit; ttl=`, a decimal and `"\r\n"`.
     static let freshHitCacheStatusBound = 64
+    /// `RateLimit-Policy: "upstream";q=N;w=60` and `RateLimit: "upstream";r=N;t=N`, each line with its
+    /// `"\r\n"`: 54 bytes of text and three decimals.
+    static let rateLimitBound = 54 + 3 * decimalBound
 
     init(_ bytes: UnsafeMutableRawBufferPointer) {
         base = bytes.baseAddress!

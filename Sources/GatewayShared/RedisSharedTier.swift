@@ -216,8 +216,10 @@ public final class RedisSharedTier: SharedTier {
         reported(pages.abandon(flight, on: eventLoop)).map { _ in () }
     }
 
-    public func spend(team: String, perMinute: Int, on eventLoop: any EventLoop) -> EventLoopFuture<BudgetDecision?> {
-        guard perMinute > 0 else { return eventLoop.makeSucceededFuture(.denied(retryAfterSeconds: 60)) }
+    public func spend(team: String, perMinute: Int, on eventLoop: any EventLoop) -> EventLoopFuture<SharedBudget?> {
+        guard perMinute > 0 else {
+            return eventLoop.makeSucceededFuture(SharedBudget(decision: .denied(retryAfterSeconds: 60), tokensLeft: 0))
+        }
         guard health.shouldTry() else { return eventLoop.makeSucceededFuture(nil) }
         return reported(pages.spend(team: team, perMinute: perMinute, on: eventLoop))
     }

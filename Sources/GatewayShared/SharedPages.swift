@@ -173,18 +173,21 @@ public final class SharedPages: Sendable {
 
     /// Spends one upstream request from `team`'s bucket of `perMinute` (more than 0), shared by every
     /// replica.
-    public func spend(team: String, perMinute: Int, on eventLoop: any EventLoop) -> EventLoopFuture<BudgetDecision> {
+    public func spend(team: String, perMinute: Int, on eventLoop: any EventLoop) -> EventLoopFuture<SharedBudget> {
         client.evaluate(
             SharedScripts.spendBudget,
             keys: [.string(base + "budget:" + team)],
             arguments: [.integer(max(1, perMinute))],
             on: eventLoop
         ).flatMapThrowing { reply in
-            guard let parts = reply.array, parts.count == 2, let spent = parts[0].int, let wait = parts[1].int else {
+            guard let parts = reply.array, parts.count == 3, let spent = parts[0].int, let wait = parts[1].int,
+                let milliTokens = parts[2].int
+            else {
                 throw RedisError.protocolError("unexpected reply to spendBudget: \(reply)")
             }
-            if spent == 1 { return .allowed }
-            return .denied(retryAfterSeconds: max(1, (wait + 999) / 1000))
+            let left = Double(milliTokens) / 1000
+            if spent == 1 { return SharedBudget(decision: .allowed, tokensLeft: left) }
+            return SharedBudget(decision: .denied(retryAfterSeconds: max(1, (wait + 999) / 1000)), tokensLeft: left)
         }
     }
 

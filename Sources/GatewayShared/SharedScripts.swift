@@ -153,7 +153,7 @@ enum SharedScripts {
         end
         redis.call('HSET', KEYS[1], 't', tostring(tokens), 'at', nowMs)
         redis.call('PEXPIRE', KEYS[1], 120000)
-        return {spent, wait}
+        return {spent, wait, math.floor(tokens * 1000)}
         """
     )
 }

@@ -11,6 +11,8 @@ public final class ScriptedSharedTier: SharedTier {
         public var thenEntry: SharedEntry
         public var outcomes: [SharedOutcome?]
         public var budget: BudgetDecision?
+        /// What the shared bucket holds after each spend the script answers.
+        public var budgetTokensLeft: Double = 0
         public var isUp: Bool
 
         public init(
@@ -101,12 +103,12 @@ public final class ScriptedSharedTier: SharedTier {
         return eventLoop.makeSucceededVoidFuture()
     }
 
-    public func spend(team: String, perMinute: Int, on eventLoop: any EventLoop) -> EventLoopFuture<BudgetDecision?> {
-        let decision = state.withLock { state -> BudgetDecision? in
+    public func spend(team: String, perMinute: Int, on eventLoop: any EventLoop) -> EventLoopFuture<SharedBudget?> {
+        let answer = state.withLock { state -> SharedBudget? in
             state.calls.append(.spend(team: team, perMinute: perMinute))
-            return state.script.budget
+            return state.script.budget.map { SharedBudget(decision: $0, tokensLeft: state.script.budgetTokensLeft) }
         }
-        return eventLoop.makeSucceededFuture(decision)
+        return eventLoop.makeSucceededFuture(answer)
     }
 
     public func invalidate(agent: String?) -> EventLoopFuture<Void> {

@@ -93,6 +93,17 @@ struct RecordingLedger: BudgetLedger {
         recorder.note("spend \(team) \(decision)")
         return decision
     }
+
+    func settle(team: String, perMinute: Int, shared: SharedBudget) {
+        recorder.note("settle \(team) \(shared.decision)")
+        inner.settle(team: team, perMinute: perMinute, shared: shared)
+    }
+
+    func state(team: String, perMinute: Int) -> BudgetState { inner.state(team: team, perMinute: perMinute) }
+
+    var version: Int { inner.version }
+
+    var counts: [String: BudgetCounts] { inner.counts }
 }
 
 /// The list service reaches pages, slots and budgets only through their protocols: a shared

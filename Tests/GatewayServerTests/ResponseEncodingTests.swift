@@ -172,6 +172,19 @@ struct ResponseEncodingTests {
         )
     }
 
+    /// A team's budget is two lines, as the IETF httpapi RateLimit header fields draft spells them.
+    @Test func aTeamsBudgetIsWrittenAsRateLimitFields() {
+        var response = GatewayResponse(status: .ok, body: ByteBuffer(string: "{}"))
+        response.rateLimit = BudgetState(perMinute: 120, remaining: 7, secondsToNext: 1)
+        let head = written {
+            $0.writeResponseHead(version: .http1_1, response: response, requestID: nil, connection: nil)
+        }
+        #expect(
+            head == "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nRateLimit-Policy: \"upstream\";q=120;w=60\r\n"
+                + "RateLimit: \"upstream\";r=7;t=1\r\n\r\n"
+        )
+    }
+
     /// The one-pass head says exactly what its pieces, appended one by one with room to spare, say; also with values far
     /// longer than any usual head, so that the space it reserves is shown to be enough.
     @Test(arguments: [1, 100, 8_000])
@@ -184,6 +197,7 @@ struct ResponseEncodingTests {
         )
         response.cacheStatus = .failed(detail: long, collapsed: false)
         response.age = Int.min
+        response.rateLimit = BudgetState(perMinute: Int.min, remaining: Int.min, secondsToNext: Int.min)
         let version = HTTPVersion(major: 65_535, minor: 65_535)
         let requestID = String(repeating: "i", count: length)
 
@@ -201,6 +215,8 @@ struct ResponseEncodingTests {
             head.appendHeader(name: "Cache-Status", value: "xi-gateway; fwd=miss; detail=" + long)
             head.appendHeader(name: "Age", decimal: Int.min)
             head.appendHeader(name: "Content-Length", decimal: length)
+            head.appendHeader(name: "RateLimit-Policy", value: "\"upstream\";q=\(Int.min);w=60")
+            head.appendHeader(name: "RateLimit", value: "\"upstream\";r=\(Int.min);t=\(Int.min)")
             head.appendHeader(name: "X-Request-Id", value: requestID)
             head.append("Connection: close\r\n\r\n")
         }
