@@ -30,19 +30,19 @@ final class GovernedUpstream: Sendable {
     private let slots: any UpstreamSlots
     private let clock: any CacheClock
     private let metrics: GatewayMetrics?
-    private let apiKey: Secret
+    private let key: UpstreamKey
     /// Where failures are logged (also the services' logger).
     let logger: Logger
 
     init(
         client: any UpstreamClient,
         slots: any UpstreamSlots,
-        apiKey: Secret,
+        key: UpstreamKey,
         clock: any CacheClock,
         metrics: GatewayMetrics?,
         logger: Logger
     ) {
-        self.apiKey = apiKey
+        self.key = key
         self.client = client
         self.slots = slots
         self.clock = clock
@@ -61,7 +61,7 @@ final class GovernedUpstream: Sendable {
         contentType: String? = nil
     ) -> UpstreamRequest {
         var headers = HTTPHeaders([
-            ("xi-api-key", apiKey.revealed),
+            ("xi-api-key", key.secret.revealed),
             ("Accept", "application/json"),
             ("User-Agent", ListService.userAgent),
         ])

@@ -55,7 +55,8 @@ public final class ListService: Sendable {
     /// Lookups and hits, counted by each thread apart: counters shared by every event loop would pass their
     /// cache line between cores on every hit.
     private let lookupCounts = PerThread { (lookups: 0, hits: 0) }
-    private let credential: CredentialID
+    /// The upstream key in force (a reload may replace it); ``PassthroughService`` shares it.
+    public let upstreamKey: UpstreamKey
     private let waitLimit: TimeAmount
     private let allocator = ByteBufferAllocator()
 
@@ -77,15 +78,16 @@ public final class ListService: Sendable {
         self.budgets = budgets
         self.shared = shared
         self.cache = cache
+        let upstreamKey = UpstreamKey(apiKey)
+        self.upstreamKey = upstreamKey
         self.upstream = GovernedUpstream(
             client: upstream,
             slots: governor,
-            apiKey: apiKey,
+            key: upstreamKey,
             clock: clock,
             metrics: metrics,
             logger: logger
         )
-        self.credential = CredentialID(apiKey)
         self.waitLimit = waitLimit
     }
 
@@ -149,7 +151,8 @@ public final class ListService: Sendable {
     ) -> Answer {
         let key: CacheKey
         let remembers = query.utf8.count <= Self.longestRememberedQuery
-        if remembers, let known = queryKeys.value(for: RawQuery(query)) {
+        let credential = upstreamKey.credential
+        if remembers, let known = queryKeys.value(for: RawQuery(query)), known.credential == credential {
             key = known
         } else {
             let listQuery: ListQuery

@@ -20,7 +20,7 @@ public final class PassthroughService: Sendable {
         governor: any UpstreamSlots,
         cache: any PageStore,
         budgets: any BudgetLedger,
-        apiKey: Secret,
+        key: UpstreamKey,
         logger: Logger,
         metrics: GatewayMetrics? = nil,
         clock: any CacheClock = SystemCacheClock(),
@@ -30,7 +30,7 @@ public final class PassthroughService: Sendable {
         self.upstream = GovernedUpstream(
             client: upstream,
             slots: governor,
-            apiKey: apiKey,
+            key: key,
             clock: clock,
             metrics: metrics,
             logger: logger

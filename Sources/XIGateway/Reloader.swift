@@ -73,6 +73,16 @@ final class Reloader: Sendable {
             )
         }
         current.withLock { $0 = new }
+        if context.service.upstreamKey.replace(with: new.apiKey) {
+            // Upstream requests from now on carry the new key; those under way keep theirs. Pages fetched
+            // with the old key are its answers: this replica's are keyed by it and no longer found, and the
+            // shared tier's (keyed by the key this replica started with) are purged for every replica.
+            if context.sharedTier != nil { _ = context.cache.invalidate(agent: nil) }
+            logger.notice(
+                "the upstream key changed: new upstream requests use it",
+                metadata: ["shared_pages": "\(context.sharedTier == nil ? "none" : "purged")"]
+            )
+        }
         cache.ttlSeconds = new.cacheTTLSeconds
         cache.staleSeconds = new.cacheStaleSeconds
         governor.update(XIGateway.governorConfiguration(new))
@@ -114,7 +124,6 @@ final class Reloader: Sendable {
         if old.adminListen != new.adminListen { keys.append("ADMIN_LISTEN") }
         if old.upstreamURL != new.upstreamURL { keys.append("UPSTREAM_URL") }
         if old.upstreamProxy != new.upstreamProxy { keys.append("UPSTREAM_PROXY") }
-        if old.apiKey != new.apiKey { keys.append("ELEVENLABS_API_KEY") }
         if old.upstreamTimeoutMilliseconds != new.upstreamTimeoutMilliseconds { keys.append("UPSTREAM_TIMEOUT_MS") }
         if old.upstreamConnectTimeoutMilliseconds != new.upstreamConnectTimeoutMilliseconds {
             keys.append("UPSTREAM_CONNECT_TIMEOUT_MS")

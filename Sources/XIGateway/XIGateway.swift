@@ -103,7 +103,7 @@ enum XIGateway {
                 governor: governor,
                 cache: pages,
                 budgets: budgets,
-                apiKey: configuration.apiKey,
+                key: service.upstreamKey,
                 logger: logger,
                 metrics: metrics,
                 shared: shared?.tier

@@ -31,7 +31,7 @@ struct GovernedUpstreamTests {
         GovernedUpstream(
             client: client,
             slots: governor,
-            apiKey: Secret("the-key"),
+            key: UpstreamKey(Secret("the-key")),
             clock: clock,
             metrics: metrics,
             logger: Logger(label: "test")

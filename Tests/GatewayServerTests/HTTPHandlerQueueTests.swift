@@ -61,7 +61,7 @@ private struct QueueFixture {
                 governor: governor(),
                 cache: cache,
                 budgets: TeamBudgets(),
-                apiKey: Secret("k"),
+                key: service.upstreamKey,
                 logger: Logger(label: "test")
             )
         )

@@ -44,7 +44,7 @@ struct ConnectionFixture {
                     governor: fixture.governor,
                     cache: fixture.cache,
                     budgets: fixture.budgets,
-                    apiKey: Secret("secret-upstream-key"),
+                    key: fixture.service.upstreamKey,
                     logger: Logger(label: "test")
                 ) : nil
         )

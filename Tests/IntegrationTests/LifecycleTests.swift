@@ -4,6 +4,7 @@ import GatewayCurl
 import GatewayServer
 import GatewayTesting
 import NIOCore
+import NIOHTTP1
 import Testing
 
 @Suite("Shutdown and reload")
@@ -130,6 +131,55 @@ struct LifecycleTests {
         gateway.process.terminate()
         #expect(try await gateway.waitForExit() == 0)
         #expect(!gateway.printed.contains("sk_teams_test_key") && !gateway.printed.contains(alpha))
+        try await upstream.shutdown()
+    }
+
+    /// SIGHUP applies a changed key (here from its file): new upstream requests carry it at once, one
+    /// under way finishes with the old, and a page fetched with the old key is not served for the new.
+    @Test func aReloadAppliesANewKeyToNewRequestsAndLetsThoseUnderWayFinish() async throws {
+        let upstream = try await FakeUpstream.start { request in
+            .page(for: request.uri, delay: request.uri.contains("slow") ? .milliseconds(1500) : .zero)
+        }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("xi-rekey-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let keyFile = directory.appendingPathComponent("api-key")
+        try "sk_first_key_4b1d\n".write(to: keyFile, atomically: true, encoding: .utf8)
+        let file = directory.appendingPathComponent("proxy.conf")
+        try "ELEVENLABS_API_KEY_FILE=\(keyFile.path)\nUPSTREAM_URL=\(upstream.baseURL)\nLISTEN_PORT=0\n"
+            .write(to: file, atomically: true, encoding: .utf8)
+        let gateway = try GatewayProcess(
+            arguments: ["--config", file.path],
+            environment: ["PATH": "/usr/bin:/bin", "ADMIN_LISTEN": "127.0.0.1:0"],
+            directory: directory
+        )
+        defer { if gateway.process.isRunning { gateway.process.terminate() } }
+        #expect(try await gateway.waitForOutput(containing: "listening"))
+        let port = try #require(gateway.printedPort(), "no port in \(gateway.printed)")
+        func keys(of query: String) -> [String] {
+            upstream.requests.filter { $0.uri.hasSuffix("?" + query) }.flatMap { $0.headers["xi-api-key"] }
+        }
+        #expect(try TestHTTPConnection.request(port: port, target: "\(list)?page_size=3").status == 200)
+        #expect(keys(of: "page_size=3") == ["sk_first_key_4b1d"])
+
+        let slow = Task.detached { try TestHTTPConnection.request(port: port, target: "\(self.list)?agent_id=slow") }
+        // The slow request is under way upstream (with the first key) before the key changes.
+        for _ in 0..<200 where keys(of: "agent_id=slow&page_size=30").isEmpty {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        try "sk_second_key_9c2e\n".write(to: keyFile, atomically: true, encoding: .utf8)
+        _ = kill(gateway.process.processIdentifier, SIGHUP)
+        #expect(try await gateway.waitForOutput(containing: "the upstream key changed"))
+        #expect(!gateway.printed.contains("take effect only after a restart"))
+
+        #expect(try await slow.value.status == 200, "the request under way finished")
+        #expect(keys(of: "agent_id=slow&page_size=30") == ["sk_first_key_4b1d"])
+        let after = try TestHTTPConnection.request(port: port, target: "\(list)?page_size=3")
+        #expect(after.header("Cache-Status")?.contains("fwd=miss") == true, "the old key's page is not the new key's")
+        #expect(keys(of: "page_size=3") == ["sk_first_key_4b1d", "sk_second_key_9c2e"])
+
+        gateway.process.interrupt()
+        #expect(try await gateway.waitForExit() == 0)
+        #expect(!gateway.printed.contains("sk_first_key_4b1d") && !gateway.printed.contains("sk_second_key_9c2e"))
         try await upstream.shutdown()
     }
 
