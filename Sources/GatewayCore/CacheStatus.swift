@@ -37,6 +37,9 @@ public enum CacheStatus: Sendable, Hashable, CustomStringConvertible {
     /// A page past its freshness, served while it is refreshed (`stale-while-revalidate`), or because the
     /// last refresh failed (`stale-if-error`): `xi-gateway; hit; ttl=-N; detail=...`.
     case stale(staleFor: Int, revalidationFailed: Bool)
+    /// A stale page served to `Cache-Control: only-if-cached`, which starts no refresh:
+    /// `xi-gateway; hit; ttl=-N; detail=only-if-cached`.
+    case staleOnlyIfCached(staleFor: Int)
     /// The upstream was asked and gave a page: `xi-gateway; fwd=miss; fwd-status=200; stored`, or
     /// `detail=` why it was not stored. `collapsed`: this request shared another's upstream request.
     case fetched(Storage, collapsed: Bool, forward: Forward = .miss)
@@ -61,6 +64,8 @@ public enum CacheStatus: Sendable, Hashable, CustomStringConvertible {
             return "\(Self.cacheName); hit; ttl=\(ttl)"
         case .sharedHit(let ttl):
             return "\(Self.cacheName); hit; ttl=\(ttl); detail=shared"
+        case .staleOnlyIfCached(let staleFor):
+            return "\(Self.cacheName); hit; ttl=-\(staleFor); detail=only-if-cached"
         case .heldOverBudget(let ttl):
             return "\(Self.cacheName); hit; ttl=\(ttl); detail=team-budget-spent"
         case .stale(let staleFor, let revalidationFailed):

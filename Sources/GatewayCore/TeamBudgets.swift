@@ -135,7 +135,7 @@ public final class TeamBudgets: BudgetLedger {
         let full = bucket.tokens >= Double(perMinute)
         return BudgetState(
             perMinute: perMinute,
-            remaining: Int(bucket.tokens + 1e-9),
+            remaining: Int(min(bucket.tokens + 1e-9, Double(perMinute))),
             secondsToNext: full ? 0 : Self.secondsToNext(bucket)
         )
     }

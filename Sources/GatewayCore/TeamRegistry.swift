@@ -66,8 +66,9 @@ public struct TeamRegistry: Sendable {
                 let parts = setting.split(separator: "=", maxSplits: 1)
                 switch (parts.count == 2 ? parts[0] : "", parts.count == 2 ? parts[1] : "") {
                 case ("upstream_per_minute", let value):
-                    guard let number = Int(value), number >= 0 else {
-                        throw failure("upstream_per_minute wants an integer, 0 or more, got \(value)")
+                    // The same bound as CLIENT_UPSTREAM_PER_MINUTE's.
+                    guard let number = Int(value), (0...1_000_000).contains(number) else {
+                        throw failure("upstream_per_minute wants an integer from 0 to 1000000, got \(value)")
                     }
                     perMinute = number
                 case ("expires", let value):

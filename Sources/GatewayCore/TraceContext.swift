@@ -62,8 +62,14 @@ public struct TraceContext: Sendable, Hashable {
         return span
     }
 
-    /// The trace id: 32 lowercase hexadecimal digits.
-    public var traceID: String { Self.hex(traceIDHigh) + Self.hex(traceIDLow) }
+    /// The trace id: 32 lowercase hexadecimal digits, written in one string.
+    public var traceID: String {
+        String(unsafeUninitializedCapacity: 32) { buffer in
+            Self.writeHex(traceIDHigh, into: buffer, at: 0)
+            Self.writeHex(traceIDLow, into: buffer, at: 16)
+            return 32
+        }
+    }
 
     /// The `traceparent` the upstream request carries: version 00, this trace, the gateway's span as parent.
     public var traceparent: String {
@@ -73,11 +79,16 @@ public struct TraceContext: Sendable, Hashable {
     /// `value` as 16 lowercase hexadecimal digits.
     private static func hex(_ value: UInt64) -> String {
         String(unsafeUninitializedCapacity: 16) { buffer in
-            for index in 0..<16 {
-                let digit = UInt8((value >> UInt64(60 - 4 * index)) & 0xF)
-                buffer[index] = digit < 10 ? UInt8(ascii: "0") + digit : UInt8(ascii: "a") + digit - 10
-            }
+            writeHex(value, into: buffer, at: 0)
             return 16
+        }
+    }
+
+    /// Writes `value`'s 16 lowercase hexadecimal digits into `buffer` from `offset`.
+    private static func writeHex(_ value: UInt64, into buffer: UnsafeMutableBufferPointer<UInt8>, at offset: Int) {
+        for index in 0..<16 {
+            let digit = UInt8((value >> UInt64(60 - 4 * index)) & 0xF)
+            buffer[offset + index] = digit < 10 ? UInt8(ascii: "0") + digit : UInt8(ascii: "a") + digit - 10
         }
     }
 

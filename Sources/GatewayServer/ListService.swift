@@ -170,10 +170,6 @@ public final class ListService: Sendable {
             if remembers { queryKeys.remember(key, for: RawQuery(query)) }
         }
         let found = cache.lookup(key)
-        lookupCounts.withLocal { counts in
-            counts.lookups += 1
-            if case .miss = found {} else { counts.hits += 1 }
-        }
         if !freshness.isNone,
             let demanded = answer(
                 demanding: freshness,
@@ -185,6 +181,10 @@ public final class ListService: Sendable {
             )
         {
             return demanded
+        }
+        lookupCounts.withLocal { counts in
+            counts.lookups += 1
+            if case .miss = found {} else { counts.hits += 1 }
         }
         switch found {
         case .fresh(let page, let age, let ttlLeft):
@@ -291,19 +291,24 @@ public final class ListService: Sendable {
         case .fresh(let page, let age, _), .stale(let page, let age, _): held = (page, age)
         case .miss: held = nil
         }
-        let takesHeld = held.map { held in demand.maxAge.map { $0 > 0 && held.age <= $0 } ?? true } ?? false
+        // With a max-age, only a fresh page young enough: without max-stale the client takes no stale one
+        // (RFC 9111, section 5.2.1.1). With only-if-cached alone, what the cache would serve.
+        let takesHeld: Bool
+        switch (found, demand.maxAge) {
+        case (.fresh(_, let age, _), let maxAge?): takesHeld = maxAge > 0 && age <= maxAge
+        case (.stale, _?), (.miss, _): takesHeld = false
+        case (.fresh, nil), (.stale, nil): takesHeld = true
+        }
         if takesHeld {
             // The cache's own rules serve it; only a stale page's refresh is skipped for only-if-cached.
             guard demand.onlyIfCached, case .stale(let page, let age, let staleFor) = found else { return nil }
-            var response = pageResponse(
-                page,
-                age: age,
-                cacheStatus: .stale(staleFor: staleFor, revalidationFailed: page.revalidationFailed)
-            )
+            var response = pageResponse(page, age: age, cacheStatus: .staleOnlyIfCached(staleFor: staleFor))
             response.trace.cache = .stale
+            count(hit: true)
             return .ready(response)
         }
         if demand.onlyIfCached {
+            count(hit: false)
             let error = GatewayError.notCached
             var response = errorResponse(error)
             response.cacheStatus = .refused(detail: error.shortDescription)
@@ -311,6 +316,9 @@ public final class ListService: Sendable {
         }
         guard let held else { return nil }
         let maxAge = demand.maxAge ?? 0
+        // A page the cache gives after all (a flight just stored one, or the budget keeps the old) is a hit.
+        var fromCache = false
+        defer { count(hit: fromCache) }
         let sharedUp = shared?.isUp == true
         let entry = flights.enter(
             key,
@@ -325,6 +333,7 @@ public final class ListService: Sendable {
         )
         switch entry {
         case .hit(let found):
+            fromCache = true
             var response = pageResponse(found.page, age: found.age, cacheStatus: .hit(ttl: found.ttlLeft))
             response.trace.cache = .hit
             return .ready(response)
@@ -342,12 +351,21 @@ public final class ListService: Sendable {
             )
             return .pending(answer(from: flight, leads: true, forward: .request, held: held.page, on: eventLoop))
         case .refuse:
+            fromCache = true
             var response = heldResponse(held.page)
             response.trace.budgetRefused = true
             return .ready(response)
         case .join(nil), .lead(nil):
             // Only a request that does not wait gets these; this one waits.
             return .ready(errorResponse(.badUpstreamResponse))
+        }
+    }
+
+    /// Counts one lookup (and a hit) for the statistics' hit ratio.
+    private func count(hit: Bool) {
+        lookupCounts.withLocal { counts in
+            counts.lookups += 1
+            if hit { counts.hits += 1 }
         }
     }
 
@@ -520,10 +538,13 @@ public final class ListService: Sendable {
         }
         budget.whenSuccess { answer in
             var decision = answer?.decision
-            if let answer, let spender, let perMinute = spender.perMinute {
-                self.budgets.settle(team: spender.team, perMinute: perMinute, shared: answer)
-            } else if answer == nil, let spender {
-                decision = self.spend(spender)
+            if let spender {
+                if let answer, let perMinute = spender.perMinute {
+                    self.budgets.settle(team: spender.team, perMinute: perMinute, shared: answer)
+                } else {
+                    // An unlimited team (counted, never refused), or Redis could not say: the local ledger.
+                    decision = self.spend(spender)
+                }
             }
             if case .denied(let retryAfter) = decision {
                 _ = shared.abandon(flight, on: eventLoop)

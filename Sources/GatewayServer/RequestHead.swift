@@ -66,6 +66,19 @@ struct RequestHead {
         return found
     }
 
+    /// Every value of the list field `name` (lowercase ASCII; matched ignoring case), in order, joined with
+    /// `,` as RFC 9110 section 5.3 combines field lines; `nil` when the head has no such field.
+    func joined(name: StaticString) -> String? {
+        var found: String?
+        forEachField { fieldName, value in
+            guard HeadBytes.equalsIgnoringCase(fieldName, name) else { return true }
+            let text = String(decoding: value, as: UTF8.self)
+            found = found.map { $0 + "," + text } ?? text
+            return true
+        }
+        return found
+    }
+
     /// Every field, in order, as NIO's `HTTPHeaders`.
     var headers: HTTPHeaders {
         var headers = HTTPHeaders()

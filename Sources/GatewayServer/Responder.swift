@@ -26,6 +26,8 @@ struct Responder {
     /// The context's list service, kept by the connection so that using it does not retain an object every
     /// event loop shares (each retain would take its cache line from the other cores).
     private let service: ListService
+    /// The teams' budgets, kept by the connection for the same reason.
+    private let ledger: any BudgetLedger
     /// The settings as last read, and their version (``ServerContext/settingsVersion``).
     private var settings: (settings: ServerContext.Settings, version: Int)
     /// Request ids made here: a random prefix per connection and a sequence number.
@@ -41,6 +43,7 @@ struct Responder {
         self.context = context
         self.role = role
         self.service = context.service
+        self.ledger = context.service.budgetLedger
         self.settings = context.versionedSettings
     }
 
@@ -123,7 +126,7 @@ struct Responder {
         case .list(let query, let isHead):
             let freshness =
                 settings.clientCacheControl
-                ? head.first(name: "cache-control").map(FreshnessDemand.init(cacheControl:)) ?? .none : .none
+                ? head.joined(name: "cache-control").map(FreshnessDemand.init(cacheControl:)) ?? .none : .none
             switch service.answer(
                 toQuery: query,
                 on: eventLoop,
@@ -215,7 +218,6 @@ struct Responder {
     /// a second per connection, and again whenever a spend anywhere moved its version (a lock every event
     /// loop takes would otherwise be on every hit of a team with a budget).
     private mutating func budget(of team: String, perMinute: Int, at now: NIODeadline) -> BudgetState {
-        let ledger = service.budgetLedger
         let version = ledger.version
         let second = now.uptimeNanoseconds / 1_000_000_000
         if let memo = budgetMemo, memo.version == version, memo.second == second, memo.team == team,
@@ -234,7 +236,7 @@ struct Responder {
         spender: ListService.Spender?
     ) -> EventLoopFuture<GatewayResponse> {
         guard let spender, let perMinute = spender.perMinute else { return future }
-        let ledger = service.budgetLedger
+        let ledger = self.ledger
         return future.map { response in
             var response = response
             response.rateLimit = ledger.state(team: spender.team, perMinute: perMinute)
@@ -248,7 +250,7 @@ struct Responder {
     private mutating func correlation(for head: RequestHead, requestID: String) -> Correlation {
         let span = TraceContext.newSpanID(using: &traceIDs)
         if let given = head.first(name: "traceparent"), let trace = TraceContext(traceparent: given, spanID: span) {
-            let state = head.first(name: "tracestate").flatMap { Correlation.isPassableTracestate($0) ? $0 : nil }
+            let state = head.joined(name: "tracestate").flatMap { Correlation.isPassableTracestate($0) ? $0 : nil }
             return Correlation(requestID: requestID, trace: trace, tracestate: state)
         }
         return Correlation(requestID: requestID, trace: .new(using: &traceIDs))

@@ -96,8 +96,8 @@ struct HeadWriter {
     /// `Cache-Status: xi-gateway; hit; ttl=`, a decimal and `"\r\n"`.
     static let freshHitCacheStatusBound = 64
     /// `RateLimit-Policy: "upstream";q=N;w=60` and `RateLimit: "upstream";r=N;t=N`, each line with its
-    /// `"\r\n"`: 54 bytes of text and three decimals.
-    static let rateLimitBound = 54 + 3 * decimalBound
+    /// `"\r\n"`: 67 bytes of text and three decimals.
+    static let rateLimitBound = 67 + 3 * decimalBound
 
     init(_ bytes: UnsafeMutableRawBufferPointer) {
         base = bytes.baseAddress!

@@ -72,17 +72,18 @@ final class Reloader: Sendable {
                 ]
             )
         }
-        current.withLock { $0 = new }
-        if context.service.upstreamKey.replace(with: new.apiKey) {
+        if context.sharedTier != nil, new.apiKey != old.apiKey {
+            // The shared tier's keys, locks, leases and back-off in Redis are named after the key each
+            // replica started with: a replica on a new key would share them with replicas still on the old
+            // one. The key in force stays until a restart, which every replica does in turn.
+            new.apiKey = old.apiKey
+            needsRestart.append("ELEVENLABS_API_KEY")
+        } else if context.service.upstreamKey.replace(with: new.apiKey) {
             // Upstream requests from now on carry the new key; those under way keep theirs. Pages fetched
-            // with the old key are its answers: this replica's are keyed by it and no longer found, and the
-            // shared tier's (keyed by the key this replica started with) are purged for every replica.
-            if context.sharedTier != nil { _ = context.cache.invalidate(agent: nil) }
-            logger.notice(
-                "the upstream key changed: new upstream requests use it",
-                metadata: ["shared_pages": "\(context.sharedTier == nil ? "none" : "purged")"]
-            )
+            // with the old key are its answers: they are keyed by it and no longer found.
+            logger.notice("the upstream key changed: new upstream requests use it")
         }
+        current.withLock { $0 = new }
         cache.ttlSeconds = new.cacheTTLSeconds
         cache.staleSeconds = new.cacheStaleSeconds
         governor.update(XIGateway.governorConfiguration(new))

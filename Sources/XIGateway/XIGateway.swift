@@ -132,6 +132,7 @@ enum XIGateway {
 
         let server: GatewayServer
         let adminServer: GatewayServer?
+        var apiServer: GatewayServer?
         var listening = ListenAddress(host: configuration.listenHost, port: configuration.listenPort)
         do {
             server = try await GatewayServer.start(
@@ -146,6 +147,7 @@ enum XIGateway {
                 context: context,
                 group: group
             )
+            apiServer = server
             if let admin = configuration.adminListen {
                 listening = admin
                 adminServer = try await GatewayServer.start(
@@ -165,6 +167,7 @@ enum XIGateway {
             }
         } catch {
             printError("xi-gateway: cannot listen on \(listening): \(error)")
+            try? await apiServer?.close()
             upstream.shutdown()
             await shared?.shutdown()
             try? await group.shutdownGracefully()

@@ -20,6 +20,7 @@ struct CacheStatusTests {
             (.failed(detail: "upstream-timeout", collapsed: false), "xi-gateway; fwd=miss; detail=upstream-timeout"),
             (.failed(detail: "bad-gateway", collapsed: true), "xi-gateway; fwd=miss; detail=bad-gateway; collapsed"),
             (.refused(detail: "invalid-query"), "xi-gateway; detail=invalid-query"),
+            (.staleOnlyIfCached(staleFor: 8), "xi-gateway; hit; ttl=-8; detail=only-if-cached"),
             (.heldOverBudget(ttl: 25), "xi-gateway; hit; ttl=25; detail=team-budget-spent"),
             (.heldOverBudget(ttl: -4), "xi-gateway; hit; ttl=-4; detail=team-budget-spent"),
             (

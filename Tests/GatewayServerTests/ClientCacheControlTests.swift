@@ -26,6 +26,9 @@ struct ClientCacheControlTests {
         #expect(connection.fixture.upstream.requests.count == 2)
         #expect(try get(connection, "cache-control: max-age=60\r\n")?.headers["cache-status"]?.contains("hit") == true)
         #expect(connection.fixture.upstream.requests.count == 2)
+        // Directives on two lines are one list: no-cache on the second line counts.
+        _ = try get(connection, "Cache-Control: max-age=60\r\nCache-Control: no-cache\r\n")
+        #expect(connection.fixture.upstream.requests.count == 3)
     }
 
     @Test func offIgnoresThem() throws {

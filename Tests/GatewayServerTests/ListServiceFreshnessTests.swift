@@ -129,9 +129,36 @@ struct ListServiceFreshnessTests {
         try fixture.prime("page_size=5")
         fixture.clock.advance(seconds: 40)
         let stale = try fixture.answered(fixture.request("page_size=5", freshness: FreshnessDemand(onlyIfCached: true)))
-        #expect(stale.cacheStatus?.description == "xi-gateway; hit; ttl=-10; detail=stale-while-revalidate")
+        #expect(stale.cacheStatus?.description == "xi-gateway; hit; ttl=-10; detail=only-if-cached")
         #expect(fixture.upstream.requests.count == 1)
         #expect(fixture.upstream.openTargets.isEmpty)
+    }
+
+    /// Without `max-stale`, a client with `max-age` takes no stale page, however young (RFC 9111, section
+    /// 5.2.1.1): it is fetched again.
+    @Test func maxAgeNeverTakesAStalePage() throws {
+        let fixture = FlightFixture(staleSeconds: 300)
+        try fixture.prime("page_size=5")
+        fixture.clock.advance(seconds: 40)
+        let refreshed = fixture.request("page_size=5", freshness: FreshnessDemand(maxAge: 100))
+        #expect(fixture.upstream.openTargets.count == 1)
+        fixture.answer(FlightFixture.json(#"{"page":2}"#))
+        let answer = try fixture.answered(refreshed)
+        #expect(answer.cacheStatus?.description == "xi-gateway; fwd=request; fwd-status=200; stored")
+        #expect(String(buffer: answer.body) == #"{"page":2}"#)
+    }
+
+    /// A page fetched again for a client is not a hit in the statistics; a page the cache gives is.
+    @Test func theHitRatioCountsOnlyWhatTheCacheGave() throws {
+        let fixture = FlightFixture()
+        try fixture.prime("page_size=5")
+        let refreshed = fixture.request("page_size=5", freshness: FreshnessDemand(maxAge: 0))
+        fixture.answer(FlightFixture.json(#"{"page":2}"#))
+        _ = try fixture.answered(refreshed)
+        #expect(fixture.service.lookupStatistics == (lookups: 2, hits: 0))
+        _ = try fixture.answered(fixture.request("page_size=5", freshness: FreshnessDemand(onlyIfCached: true)))
+        _ = try fixture.answered(fixture.request("page_size=6", freshness: FreshnessDemand(onlyIfCached: true)))
+        #expect(fixture.service.lookupStatistics == (lookups: 4, hits: 1))
     }
 
     /// A refresh is spent from the team's budget like a miss; over budget, the page held is the answer, and

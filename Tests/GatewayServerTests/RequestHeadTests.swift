@@ -31,6 +31,14 @@ struct RequestHeadTests {
         )
     }
 
+    /// A list field sent on several lines is one value, its lines joined with commas (RFC 9110, 5.3).
+    @Test func aListFieldOnSeveralLinesIsJoined() {
+        let found = head("Cache-Control: max-age=60\r\nHost: x\r\ncache-control: no-cache \r\nTracestate: a=1\r\n")
+        #expect(found.joined(name: "cache-control") == "max-age=60,no-cache")
+        #expect(found.joined(name: "tracestate") == "a=1")
+        #expect(found.joined(name: "traceparent") == nil)
+    }
+
     @Test func onlyTheWholeNameMatches() {
         let other = head("X-Request-Id-Extra: no\r\nX-Request: no\r\nContent-Type:\r\n")
         #expect(other.first(name: "x-request-id") == nil)

@@ -2,6 +2,7 @@ import Foundation
 import GatewayCore
 import GatewayTesting
 import NIOCore
+import NIOHTTP1
 import Testing
 
 /// Several `xi-gateway` processes sharing one real `redis-server` (on a Unix socket in a temporary folder)
@@ -194,6 +195,32 @@ struct ReplicasTests {
         let third = try replicas.get(1, "page_size=3")
         #expect(third.header("Cache-Status")?.hasPrefix("xi-gateway; hit; ttl=") == true)
         #expect(replicas.upstream.requestCount == 1)
+        try await replicas.stop()
+    }
+
+    /// With a shared tier, a new key on SIGHUP waits for a restart (the tier's Redis names come from the
+    /// key each replica started with): the reload says so, and upstream requests keep the key in force.
+    @Test func aNewKeyOnAReloadWaitsForARestartWithASharedTier() async throws {
+        let secrets = FileManager.default.temporaryDirectory.appendingPathComponent("xi-rekey-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: secrets, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: secrets) }
+        let keyFile = secrets.appendingPathComponent("api-key")
+        try (Replicas.apiKey + "\n").write(to: keyFile, atomically: true, encoding: .utf8)
+        let replicas = try await Replicas.start(
+            count: 1,
+            settings: ["ELEVENLABS_API_KEY": "", "ELEVENLABS_API_KEY_FILE": keyFile.path]
+        )
+        _ = try replicas.get(0, "page_size=2")
+        try "sk_replicas_next_key_77\n".write(to: keyFile, atomically: true, encoding: .utf8)
+        let gateway = replicas.gateways[0]
+        _ = kill(gateway.process.processIdentifier, SIGHUP)
+        #expect(try await gateway.waitForOutput(containing: "configuration reloaded"))
+        #expect(try await gateway.waitForOutput(containing: #""keys":"ELEVENLABS_API_KEY""#))
+        #expect(!gateway.printed.contains("the upstream key changed"))
+        _ = try replicas.get(0, "page_size=3")
+        let keys = replicas.upstream.requests.flatMap { $0.headers["xi-api-key"] }
+        #expect(keys == [Replicas.apiKey, Replicas.apiKey])
+        #expect(!gateway.printed.contains("sk_replicas_next_key_77"))
         try await replicas.stop()
     }
 
