@@ -136,12 +136,10 @@ enum XIGateway {
         var listening = ListenAddress(host: configuration.listenHost, port: configuration.listenPort)
         do {
             server = try await GatewayServer.start(
-                configuration: GatewayServer.Configuration(
-                    host: configuration.listenHost,
-                    port: configuration.listenPort,
-                    idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds)),
+                configuration: listener(
+                    configuration,
+                    at: ListenAddress(host: configuration.listenHost, port: configuration.listenPort),
                     maxConnections: configuration.maxConnections,
-                    requestHeadTimeout: .seconds(Int64(configuration.requestHeadTimeoutSeconds)),
                     role: configuration.adminListen == nil ? .combined : .api
                 ),
                 context: context,
@@ -151,12 +149,10 @@ enum XIGateway {
             if let admin = configuration.adminListen {
                 listening = admin
                 adminServer = try await GatewayServer.start(
-                    configuration: GatewayServer.Configuration(
-                        host: admin.host,
-                        port: admin.port,
-                        idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds)),
+                    configuration: listener(
+                        configuration,
+                        at: admin,
                         maxConnections: Self.adminMaxConnections,
-                        requestHeadTimeout: .seconds(Int64(configuration.requestHeadTimeoutSeconds)),
                         role: .admin
                     ),
                     context: context,
@@ -234,6 +230,23 @@ enum XIGateway {
         try? await group.shutdownGracefully()
         logger.info("stopped")
         BufferedOutput.standardOutput.flush()
+    }
+
+    /// A listener's settings: its address, connection limit and role; the timeouts are the configuration's.
+    private static func listener(
+        _ configuration: GatewayConfiguration,
+        at address: ListenAddress,
+        maxConnections: Int,
+        role: ListenerRole
+    ) -> GatewayServer.Configuration {
+        GatewayServer.Configuration(
+            host: address.host,
+            port: address.port,
+            idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds)),
+            maxConnections: maxConnections,
+            requestHeadTimeout: .seconds(Int64(configuration.requestHeadTimeoutSeconds)),
+            role: role
+        )
     }
 
     static func governorConfiguration(_ configuration: GatewayConfiguration) -> UpstreamGovernor.Configuration {

@@ -118,6 +118,18 @@ struct ListServiceSharedTierTests {
         #expect(shared.calls.last == .abandon(query: "page_size=5"))
     }
 
+    /// Team red's request for `query` with `Cache-Control: no-cache`.
+    private func refetch(_ service: ListService, _ query: String) throws -> GatewayResponse {
+        let future = service.respond(
+            toQuery: Substring(query),
+            on: loop,
+            spender: ListService.Spender(team: "red", perMinute: 10),
+            freshness: FreshnessDemand(maxAge: 0)
+        )
+        loop.run()
+        return try future.wait()
+    }
+
     /// A client's demand for a newer page reaches the shared tier as its freshness bound: a page another
     /// replica stored long ago is not taken, the flight is led (spent from the shared budget), and every
     /// replica gets the new page.
@@ -128,14 +140,7 @@ struct ListServiceSharedTierTests {
         clock.advance(seconds: 4)
         let again = try flight("page_size=5")
         shared.update { $0.entries = [.lead(again)] }
-        let future = service.respond(
-            toQuery: "page_size=5",
-            on: loop,
-            spender: ListService.Spender(team: "red", perMinute: 10),
-            freshness: FreshnessDemand(maxAge: 0)
-        )
-        loop.run()
-        let answer = try future.wait()
+        let answer = try refetch(service, "page_size=5")
         #expect(answer.cacheStatus == .fetched(.stored, collapsed: false, forward: .request))
         #expect(upstream.requests.count == 2)
         #expect(
@@ -156,14 +161,7 @@ struct ListServiceSharedTierTests {
             $0.entries = [.lead(again)]
             $0.budget = .denied(retryAfterSeconds: 9)
         }
-        let future = service.respond(
-            toQuery: "page_size=5",
-            on: loop,
-            spender: ListService.Spender(team: "red", perMinute: 10),
-            freshness: FreshnessDemand(maxAge: 0)
-        )
-        loop.run()
-        let answer = try future.wait()
+        let answer = try refetch(service, "page_size=5")
         #expect(answer.status == .ok)
         #expect(answer.body == first.body)
         #expect(answer.cacheStatus == .heldOverBudget(ttl: 28))
