@@ -7,7 +7,7 @@
 FROM swift:6.2-bookworm AS build
 RUN export DEBIAN_FRONTEND=noninteractive \
     && apt-get update \
-    && apt-get install -y --no-install-recommends libcurl4-openssl-dev libhiredis-dev pkg-config \
+    && apt-get install -y --no-install-recommends libcurl4-openssl-dev libhiredis-dev zlib1g-dev pkg-config \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Package.swift ./

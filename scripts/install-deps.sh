@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what building xi-gateway needs on Debian or Ubuntu, only when it is missing:
-# libcurl's and hiredis's headers (libcurl4-openssl-dev, libhiredis-dev) and pkg-config, which SwiftPM uses
+# libcurl's, hiredis's and zlib's headers (libcurl4-openssl-dev, libhiredis-dev, zlib1g-dev) and pkg-config, which SwiftPM uses
 # to find them, and redis-server, which the shared tier's tests start on a Unix socket of their own.
 # With --bench: also wrk, nginx, HAProxy and Varnish for the benchmark.
 set -euo pipefail
@@ -11,6 +11,7 @@ missing=()
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 installed libcurl4-openssl-dev || missing+=(libcurl4-openssl-dev)
 installed libhiredis-dev || missing+=(libhiredis-dev)
+installed zlib1g-dev || missing+=(zlib1g-dev)
 command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missing+=(redis-server)
 if [ "${1:-}" = "--bench" ]; then
     command -v wrk >/dev/null 2>&1 || missing+=(wrk)

@@ -43,7 +43,7 @@ public func fuzzHTTPRequest(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             governor: governor,
             cache: cache,
             budgets: TeamBudgets(),
-            apiKey: Secret("fuzz-key"),
+            key: service.upstreamKey,
             logger: Logger(label: "fuzz")
         )
     )

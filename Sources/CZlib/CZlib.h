@@ -1,0 +1,4 @@
+#ifndef XI_GATEWAY_CZLIB_H
+#define XI_GATEWAY_CZLIB_H
+#include <zlib.h>
+#endif
