@@ -42,6 +42,7 @@ public struct GatewayConfiguration: Sendable {
         Key(name: "CLIENTS_FILE", defaultValue: nil, summary: "teams and their token hashes; unset: open"),
         Key(name: "CLIENT_UPSTREAM_PER_MINUTE", defaultValue: "0", summary: "each team's upstream budget; 0: none"),
         Key(name: "CLIENT_CACHE_CONTROL", defaultValue: "on", summary: "honour clients' Cache-Control: on or off"),
+        Key(name: "COMPRESSION", defaultValue: "on", summary: "ask for, store and serve gzip pages: on or off"),
         Key(name: "PASSTHROUGH", defaultValue: "on", summary: "forward run-tests, resubmit and get-invocation"),
         Key(name: "REDIS_URL", defaultValue: nil, summary: "the shared tier of several replicas; unset: alone"),
         Key(name: "REDIS_URL_FILE", defaultValue: nil, summary: "a file holding REDIS_URL instead"),
@@ -87,6 +88,8 @@ public struct GatewayConfiguration: Sendable {
     public var clientUpstreamPerMinute: Int?
     /// Whether a list request's `Cache-Control` (`no-cache`, `max-age`, `only-if-cached`) is honoured.
     public var clientCacheControl: Bool
+    /// Whether pages are asked for, stored and served as gzip (identity clients get them unpacked).
+    public var compression: Bool
     /// Whether the write and single-invocation routes are forwarded.
     public var passthrough: Bool
     /// The shared tier's Redis; `nil`: this gateway works alone. Its password is a ``Secret``.
@@ -117,6 +120,13 @@ public struct GatewayConfiguration: Sendable {
                 throw ConfigurationError(key: name, problem: "must be \(meaning), got \"\(text)\"")
             }
             return number
+        }
+        func switchedOn(_ name: String) throws(ConfigurationError) -> Bool {
+            switch (value(name) ?? "").lowercased() {
+            case "on", "true", "yes", "1": return true
+            case "off", "false", "no", "0": return false
+            case let other: throw ConfigurationError(key: name, problem: "must be on or off, got \"\(other)\"")
+            }
         }
 
         let host = value("LISTEN_HOST") ?? ""
@@ -247,11 +257,7 @@ public struct GatewayConfiguration: Sendable {
             throw ConfigurationError(key: "LOG_FORMAT", problem: "must be json or text, got \"\(format)\"")
         }
         self.logFormat = logFormat
-        switch (value("ACCESS_LOG") ?? "on").lowercased() {
-        case "on", "true", "yes", "1": self.accessLog = true
-        case "off", "false", "no", "0": self.accessLog = false
-        case let other: throw ConfigurationError(key: "ACCESS_LOG", problem: "must be on or off, got \"\(other)\"")
-        }
+        self.accessLog = try switchedOn("ACCESS_LOG")
         self.clientsFile = value("CLIENTS_FILE")
         let perMinute = try integer(
             "CLIENT_UPSTREAM_PER_MINUTE",
@@ -259,17 +265,9 @@ public struct GatewayConfiguration: Sendable {
             "an integer, 0 (unlimited) or more"
         )
         self.clientUpstreamPerMinute = perMinute == 0 ? nil : perMinute
-        switch (value("CLIENT_CACHE_CONTROL") ?? "on").lowercased() {
-        case "on", "true", "yes", "1": self.clientCacheControl = true
-        case "off", "false", "no", "0": self.clientCacheControl = false
-        case let other:
-            throw ConfigurationError(key: "CLIENT_CACHE_CONTROL", problem: "must be on or off, got \"\(other)\"")
-        }
-        switch (value("PASSTHROUGH") ?? "on").lowercased() {
-        case "on", "true", "yes", "1": self.passthrough = true
-        case "off", "false", "no", "0": self.passthrough = false
-        case let other: throw ConfigurationError(key: "PASSTHROUGH", problem: "must be on or off, got \"\(other)\"")
-        }
+        self.clientCacheControl = try switchedOn("CLIENT_CACHE_CONTROL")
+        self.compression = try switchedOn("COMPRESSION")
+        self.passthrough = try switchedOn("PASSTHROUGH")
         if let text = lookup("REDIS_URL").map(Self.unquoted), !text.isEmpty {
             do {
                 self.redis = try RedisEndpoint(text)
@@ -448,6 +446,7 @@ extension GatewayConfiguration {
             "CLIENTS_FILE": clientsFile.map { "\($0) (\(teams ?? 0) teams)" } ?? "",
             "CLIENT_UPSTREAM_PER_MINUTE": "\(clientUpstreamPerMinute ?? 0)",
             "CLIENT_CACHE_CONTROL": on(clientCacheControl),
+            "COMPRESSION": on(compression),
             "PASSTHROUGH": on(passthrough),
             "REDIS_URL": redis?.description ?? "",
             "REDIS_TIMEOUT_MS": "\(redisTimeoutMilliseconds)",

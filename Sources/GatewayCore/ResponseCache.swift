@@ -31,13 +31,13 @@ public final class ResponseCache: Sendable {
     public struct Statistics: Sendable, Hashable {
         /// Pages held.
         public var entries: Int
-        /// Bytes accounted for those pages (bodies, keys and a fixed overhead each).
+        /// Bytes accounted for those pages (their stored forms and header lines, keys and a fixed overhead each).
         public var bytes: Int
         /// Pages dropped to make room.
         public var evictions: Int
     }
 
-    /// The fixed cost counted for each page beyond its body and key: the slot, the headers, the node.
+    /// The fixed cost counted for each page beyond its bytes and key: the slot, the node, the buffers' own.
     public static let entryOverhead = 128
 
     private let shards: LockedSlots<LRUStore<CacheKey, CachedPage>>
@@ -122,7 +122,8 @@ public final class ResponseCache: Sendable {
         shards.withLock(shard(for: key)) { store in store.update(key) { $0.revalidationFailed = true } }
     }
 
-    /// Whether a page of `bodyBytes` under `key` is small enough to be stored (a shard holds
+    /// Whether a page of `bodyBytes` (its ``CachedPage/byteCount``: the stored form, compressed unless
+    /// `COMPRESSION=off`, and its header lines) under `key` is small enough to be stored (a shard holds
     /// `maxBytes / shardCount`).
     public func fits(bodyBytes: Int, for key: CacheKey) -> Bool {
         Self.cost(bodyBytes: bodyBytes, key: key) <= perShardBytes
@@ -135,7 +136,7 @@ public final class ResponseCache: Sendable {
     /// Stores `page` under `key`, replacing any page there and evicting the least recently used as needed.
     @discardableResult
     public func store(_ page: CachedPage, for key: CacheKey) -> StoreOutcome {
-        let cost = Self.cost(bodyBytes: page.body.readableBytes, key: key)
+        let cost = Self.cost(bodyBytes: page.byteCount, key: key)
         return shards.withLock(shard(for: key)) { store in
             store.insert(page, for: key, cost: cost) ? .stored : .tooLarge
         }

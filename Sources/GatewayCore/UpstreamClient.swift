@@ -11,13 +11,24 @@ public struct UpstreamRequest: Sendable {
     public var headers: HTTPHeaders
     /// The body of a `POST`.
     public var body: ByteBuffer?
+    /// The answer's body is kept as it came, in the content coding its `Content-Encoding` names (the
+    /// request's own `Accept-Encoding` in `headers` says which it takes); otherwise the client asks for
+    /// every coding it can decode and decodes the body.
+    public var keepsContentCoding: Bool
 
     /// Creates a request.
-    public init(method: HTTPMethod = .GET, target: String, headers: HTTPHeaders, body: ByteBuffer? = nil) {
+    public init(
+        method: HTTPMethod = .GET,
+        target: String,
+        headers: HTTPHeaders,
+        body: ByteBuffer? = nil,
+        keepsContentCoding: Bool = false
+    ) {
         self.method = method
         self.target = target
         self.headers = headers
         self.body = body
+        self.keepsContentCoding = keepsContentCoding
     }
 }
 
@@ -27,7 +38,8 @@ public struct UpstreamResponse: Sendable {
     public var status: Int
     /// The response headers of the final response.
     public var headers: HTTPHeaders
-    /// The whole body, decoded from any content coding.
+    /// The whole body: decoded from any content coding, unless the request kept it
+    /// (``UpstreamRequest/keepsContentCoding``).
     public var body: ByteBuffer
 
     /// Creates a response.

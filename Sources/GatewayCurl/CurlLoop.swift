@@ -137,8 +137,13 @@ final class CurlLoop: @unchecked Sendable {
         ok = ok && gw_curl_easy_setopt_long(easy, CURLOPT_SSL_VERIFYPEER, 1) == CURLE_OK
         ok = ok && gw_curl_easy_setopt_long(easy, CURLOPT_SSL_VERIFYHOST, 2) == CURLE_OK
         ok = ok && gw_curl_easy_setopt_long(easy, CURLOPT_TCP_KEEPALIVE, 1) == CURLE_OK
-        // "" asks for every coding this libcurl can decode; the body arrives decoded.
-        ok = ok && gw_curl_easy_setopt_string(easy, CURLOPT_ACCEPT_ENCODING, "") == CURLE_OK
+        if transfer.request.keepsContentCoding {
+            // The request's own Accept-Encoding asks; the body arrives as sent, its coding undone by no one.
+            ok = ok && gw_curl_easy_setopt_long(easy, CURLOPT_HTTP_CONTENT_DECODING, 0) == CURLE_OK
+        } else {
+            // "" asks for every coding this libcurl can decode; the body arrives decoded.
+            ok = ok && gw_curl_easy_setopt_string(easy, CURLOPT_ACCEPT_ENCODING, "") == CURLE_OK
+        }
         ok = ok && gw_curl_easy_setopt_pointer(easy, CURLOPT_ERRORBUFFER, transfer.errorBuffer) == CURLE_OK
         ok = ok && gw_curl_easy_setopt_write_function(easy, curlWriteBody) == CURLE_OK
         ok = ok && gw_curl_easy_setopt_pointer(easy, CURLOPT_WRITEDATA, context) == CURLE_OK

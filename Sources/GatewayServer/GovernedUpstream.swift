@@ -58,7 +58,8 @@ final class GovernedUpstream: Sendable {
         target: String,
         correlation: Correlation?,
         body: ByteBuffer? = nil,
-        contentType: String? = nil
+        contentType: String? = nil,
+        acceptsGzip: Bool = false
     ) -> UpstreamRequest {
         var headers = HTTPHeaders([
             ("xi-api-key", key.secret.revealed),
@@ -73,11 +74,14 @@ final class GovernedUpstream: Sendable {
             }
         }
         if method == .POST { headers.add(name: "Content-Type", value: contentType ?? "application/json") }
+        // gzip only: the one coding the gateway stores, and unpacks within a bound.
+        if acceptsGzip { headers.add(name: "Accept-Encoding", value: "gzip") }
         return UpstreamRequest(
             method: method,
             target: target,
             headers: headers,
-            body: method == .POST ? body ?? ByteBuffer() : nil
+            body: method == .POST ? body ?? ByteBuffer() : nil,
+            keepsContentCoding: acceptsGzip
         )
     }
 

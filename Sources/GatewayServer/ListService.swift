@@ -59,10 +59,20 @@ public final class ListService: Sendable {
     public let upstreamKey: UpstreamKey
     private let waitLimit: TimeAmount
     private let allocator = ByteBufferAllocator()
+    /// Pages are asked for and stored as gzip (`COMPRESSION`).
+    private let compression: Bool
+    /// The most an upstream body may unpack to (`UPSTREAM_MAX_BODY_BYTES`).
+    private let maxBodyBytes: Int
+    /// Reads the wall clock for `Last-Modified`.
+    private let clock: any CacheClock
+    /// The identity forms of gzip pages that identity clients ask for.
+    private let identityForms = IdentityForms()
 
     /// Creates the service. `apiKey` is sent upstream as `xi-api-key` and its fingerprint keys the cache;
     /// a request waiting for the upstream longer than `waitLimit` is answered 504 (the fetch goes on for
-    /// the others); `clock` times upstream exchanges and reads `Retry-After` dates.
+    /// the others); `clock` times upstream exchanges, reads `Retry-After` dates and dates pages.
+    /// `compression`: pages are asked for, and stored, as gzip; `maxBodyBytes`: the most an upstream
+    /// body may unpack to.
     public init(
         cache: any PageStore,
         upstream: any UpstreamClient,
@@ -73,8 +83,13 @@ public final class ListService: Sendable {
         metrics: GatewayMetrics? = nil,
         budgets: any BudgetLedger = TeamBudgets(),
         clock: any CacheClock = SystemCacheClock(),
-        shared: (any SharedTier)? = nil
+        shared: (any SharedTier)? = nil,
+        compression: Bool = true,
+        maxBodyBytes: Int = 8 * 1024 * 1024
     ) {
+        self.compression = compression
+        self.maxBodyBytes = maxBodyBytes
+        self.clock = clock
         self.budgets = budgets
         self.shared = shared
         self.cache = cache
@@ -130,9 +145,17 @@ public final class ListService: Sendable {
         on eventLoop: any EventLoop,
         correlation: Correlation? = nil,
         spender: Spender? = nil,
-        freshness: FreshnessDemand = .none
+        freshness: FreshnessDemand = .none,
+        negotiation: ContentNegotiation = .identity
     ) -> EventLoopFuture<GatewayResponse> {
-        switch answer(toQuery: query, on: eventLoop, correlation: correlation, spender: spender, freshness: freshness) {
+        switch answer(
+            toQuery: query,
+            on: eventLoop,
+            correlation: correlation,
+            spender: spender,
+            freshness: freshness,
+            negotiation: negotiation
+        ) {
         case .ready(let response): return eventLoop.makeSucceededFuture(response)
         case .pending(let future): return future
         }
@@ -141,13 +164,15 @@ public final class ListService: Sendable {
     /// The answer to a list request whose query (after `?`) is `query`: at once when it needs no upstream
     /// request, which spares a hit the cost of a future. Call it on `eventLoop`. `requestID` goes upstream
     /// with the request this one causes, if any; `spender`'s budget pays for it (joining another request's
-    /// upstream request costs nothing). `freshness`: what the client's `Cache-Control` asks of the page.
+    /// upstream request costs nothing). `freshness`: what the client's `Cache-Control` asks of the page;
+    /// `negotiation`: which form of it, and whether the client's copy is current (a `304`).
     public func answer(
         toQuery query: Substring,
         on eventLoop: any EventLoop,
         correlation: Correlation? = nil,
         spender: Spender? = nil,
-        freshness: FreshnessDemand = .none
+        freshness: FreshnessDemand = .none,
+        negotiation: ContentNegotiation = .identity
     ) -> Answer {
         let key: CacheKey
         let remembers = query.utf8.count <= Self.longestRememberedQuery
@@ -177,7 +202,8 @@ public final class ListService: Sendable {
                 key: key,
                 on: eventLoop,
                 correlation: correlation,
-                spender: spender
+                spender: spender,
+                negotiation: negotiation
             )
         {
             return demanded
@@ -188,7 +214,7 @@ public final class ListService: Sendable {
         }
         switch found {
         case .fresh(let page, let age, let ttlLeft):
-            var response = pageResponse(page, age: age, cacheStatus: .hit(ttl: ttlLeft))
+            var response = pageResponse(page, age: age, cacheStatus: .hit(ttl: ttlLeft), negotiation: negotiation)
             response.trace.cache = .hit
             return .ready(response)
         case .stale(let page, let age, let staleFor):
@@ -203,7 +229,8 @@ public final class ListService: Sendable {
             var response = pageResponse(
                 page,
                 age: age,
-                cacheStatus: .stale(staleFor: staleFor, revalidationFailed: page.revalidationFailed)
+                cacheStatus: .stale(staleFor: staleFor, revalidationFailed: page.revalidationFailed),
+                negotiation: negotiation
             )
             response.trace.cache = .stale
             switch entry {
@@ -242,11 +269,16 @@ public final class ListService: Sendable {
             switch entry {
             case .hit(let found):
                 lookupCounts.withLocal { $0.hits += 1 }
-                var response = pageResponse(found.page, age: found.age, cacheStatus: .hit(ttl: found.ttlLeft))
+                var response = pageResponse(
+                    found.page,
+                    age: found.age,
+                    cacheStatus: .hit(ttl: found.ttlLeft),
+                    negotiation: negotiation
+                )
                 response.trace.cache = .hit
                 return .ready(response)
             case .join(let flight?):
-                return .pending(answer(from: flight, leads: false, on: eventLoop))
+                return .pending(answer(from: flight, leads: false, negotiation: negotiation, on: eventLoop))
             case .lead(let flight?):
                 fetch(
                     key,
@@ -258,7 +290,7 @@ public final class ListService: Sendable {
                     // brings it back.
                     sharedTried: false
                 )
-                return .pending(answer(from: flight, leads: true, on: eventLoop))
+                return .pending(answer(from: flight, leads: true, negotiation: negotiation, on: eventLoop))
             case .refuse(let retryAfter):
                 let error = GatewayError.teamBudgetSpent(retryAfterSeconds: retryAfter)
                 var response = errorResponse(error)
@@ -284,7 +316,8 @@ public final class ListService: Sendable {
         key: CacheKey,
         on eventLoop: any EventLoop,
         correlation: Correlation?,
-        spender: Spender?
+        spender: Spender?,
+        negotiation: ContentNegotiation
     ) -> Answer? {
         let held: (page: CachedPage, age: Int)?
         switch found {
@@ -302,7 +335,12 @@ public final class ListService: Sendable {
         if takesHeld {
             // The cache's own rules serve it; only a stale page's refresh is skipped for only-if-cached.
             guard demand.onlyIfCached, case .stale(let page, let age, let staleFor) = found else { return nil }
-            var response = pageResponse(page, age: age, cacheStatus: .staleOnlyIfCached(staleFor: staleFor))
+            var response = pageResponse(
+                page,
+                age: age,
+                cacheStatus: .staleOnlyIfCached(staleFor: staleFor),
+                negotiation: negotiation
+            )
             response.trace.cache = .stale
             count(hit: true)
             return .ready(response)
@@ -334,11 +372,25 @@ public final class ListService: Sendable {
         switch entry {
         case .hit(let found):
             fromCache = true
-            var response = pageResponse(found.page, age: found.age, cacheStatus: .hit(ttl: found.ttlLeft))
+            var response = pageResponse(
+                found.page,
+                age: found.age,
+                cacheStatus: .hit(ttl: found.ttlLeft),
+                negotiation: negotiation
+            )
             response.trace.cache = .hit
             return .ready(response)
         case .join(let flight?):
-            return .pending(answer(from: flight, leads: false, forward: .request, held: held.page, on: eventLoop))
+            return .pending(
+                answer(
+                    from: flight,
+                    leads: false,
+                    forward: .request,
+                    held: held.page,
+                    negotiation: negotiation,
+                    on: eventLoop
+                )
+            )
         case .lead(let flight?):
             fetch(
                 key,
@@ -349,10 +401,19 @@ public final class ListService: Sendable {
                 sharedTried: false,
                 freshMilliseconds: max(1, maxAge * 1000)
             )
-            return .pending(answer(from: flight, leads: true, forward: .request, held: held.page, on: eventLoop))
+            return .pending(
+                answer(
+                    from: flight,
+                    leads: true,
+                    forward: .request,
+                    held: held.page,
+                    negotiation: negotiation,
+                    on: eventLoop
+                )
+            )
         case .refuse:
             fromCache = true
-            var response = heldResponse(held.page)
+            var response = heldResponse(held.page, negotiation: negotiation)
             response.trace.budgetRefused = true
             return .ready(response)
         case .join(nil), .lead(nil):
@@ -370,10 +431,10 @@ public final class ListService: Sendable {
     }
 
     /// The page held for a client that asked for a newer one, when the team's budget cannot pay for it.
-    private func heldResponse(_ page: CachedPage) -> GatewayResponse {
+    private func heldResponse(_ page: CachedPage, negotiation: ContentNegotiation) -> GatewayResponse {
         let age = Int((cache.now() &- page.storedAt) / 1_000_000_000)
         let ttl = cache.ttlSeconds - age
-        var response = pageResponse(page, age: age, cacheStatus: .heldOverBudget(ttl: ttl))
+        var response = pageResponse(page, age: age, cacheStatus: .heldOverBudget(ttl: ttl), negotiation: negotiation)
         response.trace.cache = ttl > 0 ? .hit : .stale
         return response
     }
@@ -392,6 +453,7 @@ public final class ListService: Sendable {
         leads: Bool,
         forward: CacheStatus.Forward = .miss,
         held: CachedPage? = nil,
+        negotiation: ContentNegotiation,
         on eventLoop: any EventLoop
     ) -> EventLoopFuture<GatewayResponse> {
         let answer = eventLoop.makePromise(of: GatewayResponse.self)
@@ -410,14 +472,15 @@ public final class ListService: Sendable {
             switch result {
             case .success(let fetched):
                 if case .refused = fetched.result, let held {
-                    var response = self.heldResponse(held)
+                    var response = self.heldResponse(held, negotiation: negotiation)
                     response.trace.budgetRefused = true
                     return answer.succeed(response)
                 }
                 var response = self.response(
                     for: fetched.result,
                     collapsed: !leads || fetched.followedAnotherReplica,
-                    forward: forward
+                    forward: forward,
+                    negotiation: negotiation
                 )
                 switch fetched.result {
                 case .sharedPage: response.trace.cache = .hit
@@ -593,13 +656,24 @@ public final class ListService: Sendable {
     }
 
     /// A page from the shared tier, kept in this replica's cache as if fetched when the upstream answered it.
+    /// Replicas store gzip or identity (`COMPRESSION` may differ between them): a gzip body (its magic
+    /// bytes; JSON never starts so) is unpacked within `UPSTREAM_MAX_BODY_BYTES`, and one that does not
+    /// unpack is not used.
     private func adopt(_ found: SharedPage, for key: CacheKey, on eventLoop: any EventLoop) -> Fetched {
-        let now = cache.now()
-        let age = UInt64(max(0, found.ageMilliseconds)) * 1_000_000
-        let page = CachedPage(
-            body: found.body.compacted(),
+        let isGzip =
+            found.body.readableBytes >= 2
+            && found.body.getInteger(at: found.body.readerIndex, as: UInt16.self) == 0x1F8B
+        var response = UpstreamResponse(status: 200, headers: HTTPHeaders(), body: found.body)
+        if isGzip { response.headers.add(name: "Content-Encoding", value: "gzip") }
+        guard case .success(let identity) = Self.identityBody(of: response, limit: maxBodyBytes) else {
+            upstream.logger.warning("a shared page does not unpack; not used", metadata: ["query": "\(key.query)"])
+            return Fetched(result: .failed(.badUpstreamResponse))
+        }
+        let page = page(
+            identity: identity.body,
+            gzip: isGzip ? found.body : nil,
             contentType: found.contentType.isEmpty ? "application/json" : found.contentType,
-            storedAt: now > age ? now - age : 0
+            ageNanoseconds: UInt64(max(0, found.ageMilliseconds)) * 1_000_000
         )
         cache.store(page, for: key)
         return Fetched(result: .sharedPage(page))
@@ -614,7 +688,11 @@ public final class ListService: Sendable {
         correlation: Correlation?,
         done: @escaping @Sendable (Fetched) -> Void
     ) {
-        let request = upstream.request(target: Route.listPath + "?" + key.query, correlation: correlation)
+        let request = upstream.request(
+            target: Route.listPath + "?" + key.query,
+            correlation: correlation,
+            acceptsGzip: compression
+        )
         upstream.execute(request, on: eventLoop, context: ["query": "\(key.query)"]).map { exchange in
             self.settle(exchange, key: key, holdsPage: holdsPage)
         }.whenComplete { result in
@@ -626,38 +704,65 @@ public final class ListService: Sendable {
     }
 
     /// Applies an upstream exchange to the cache, as ``CachePolicy`` decides, and says what it came to.
+    ///
+    /// The upstream may answer in gzip (asked for unless `COMPRESSION=off`): the body is unpacked within
+    /// `UPSTREAM_MAX_BODY_BYTES` first, so a 200 is checked as JSON and any other status is passed on as
+    /// identity. A body that does not unpack (cut, damaged, a bomb past the bound, a coding not asked for)
+    /// is an unusable answer: a 502, nothing stored, a page held kept as stale-if-error.
     private func settle(_ exchange: GovernedUpstream.Exchange, key: CacheKey, holdsPage: Bool) -> Fetched {
+        var exchange = exchange
+        var sentGzip: ByteBuffer?
+        var unusable = false
+        if case .success(var response) = exchange.result {
+            switch Self.identityBody(of: response, limit: maxBodyBytes) {
+            case .success(let identity):
+                if identity.gzip { sentGzip = response.body }
+                response.body = identity.body
+                response.headers.remove(name: "content-encoding")
+                exchange.result = .success(response)
+            case .failure(let failure):
+                upstream.logger.warning(
+                    "upstream sent a body that does not unpack; not used",
+                    metadata: ["query": "\(key.query)", "status": "\(response.status)", "reason": "\(failure)"]
+                )
+                unusable = true
+            }
+        }
         let outcome: CachePolicy.Outcome
+        var made: CachedPage?
         switch exchange.result {
-        case .success(let response):
+        case .success(let response) where !unusable:
             let isPage = response.status == 200
+            let isJSON = isPage && response.body.withUnsafeReadableBytes { JSONValidator.isValid($0) }
+            if isJSON { made = page(from: response, sentGzip: sentGzip) }
             outcome = .answered(
                 status: response.status,
-                bodyIsJSON: isPage && response.body.withUnsafeReadableBytes { JSONValidator.isValid($0) },
-                fits: isPage && cache.fits(bodyBytes: response.body.readableBytes, for: key)
+                bodyIsJSON: isJSON,
+                fits: made.map { cache.fits(bodyBytes: $0.byteCount, for: key) } ?? false
             )
-        case .failure:
+        case .success, .failure:
             outcome = .failed
         }
         let decision = CachePolicy.decide(outcome, ttlSeconds: cache.ttlSeconds, holdsPage: holdsPage)
-        var page: CachedPage?
         var storage = CacheStatus.Storage.stored
         switch decision.cache {
         case .store:
-            if case .success(let response) = exchange.result {
-                let stored = Self.page(from: response, at: cache.now())
-                if cache.store(stored, for: key) == .tooLarge { storage = .tooLarge }
-                page = stored
-            }
+            if let made, cache.store(made, for: key) == .tooLarge { storage = .tooLarge }
         case .drop: cache.remove(key)
         case .keepStale: cache.markRevalidationFailed(key)
         case .leave: break
         }
         let result: FetchResult
         switch (decision.answer, exchange.result) {
-        case (.page(let decided), .success(let response)):
+        case (_, .success) where unusable:
+            result = .failed(.badUpstreamResponse)
+        case (.page(let decided), .success):
             if decision.cache != .store { storage = decided }
-            result = .page(page ?? Self.page(from: response, at: cache.now()), storage)
+            guard let made else {
+                result = .failed(.badUpstreamResponse)
+                break
+            }
+            result = .page(made, storage)
         case (.passOn, .success(let response)):
             result = .passThrough(response)
         case (_, .failure(let error)):
@@ -676,27 +781,98 @@ public final class ListService: Sendable {
         )
     }
 
-    /// A page of the upstream's 200: its bytes (compacted: a body read in pieces keeps no spare capacity in
-    /// the cache) and its type.
-    private static func page(from response: UpstreamResponse, at now: UInt64) -> CachedPage {
+    /// An upstream body as identity bytes, unpacked within `limit` when its `Content-Encoding` is gzip
+    /// (`gzip` says it was); any other coding is refused.
+    static func identityBody(
+        of response: UpstreamResponse,
+        limit: Int
+    ) -> Result<(body: ByteBuffer, gzip: Bool), Gzip.Failure> {
+        let codings = response.headers["content-encoding"].flatMap { $0.split(separator: ",") }
+            .map { $0.filter { $0 != " " && $0 != "\t" }.lowercased() }.filter { !$0.isEmpty && $0 != "identity" }
+        if codings.isEmpty { return .success((response.body, false)) }
+        guard codings == ["gzip"] || codings == ["x-gzip"] else {
+            return .failure(.corrupt("a content coding that was not asked for: \(codings.joined(separator: ", "))"))
+        }
+        do {
+            let bytes = try response.body.withUnsafeReadableBytes { raw throws(Gzip.Failure) in
+                try Gzip.decompress(raw, limit: limit)
+            }
+            return .success((ByteBuffer(bytes: bytes), true))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// A page of the upstream's 200 (identity bytes in `response`): stored as gzip unless `COMPRESSION=off`
+    /// (the upstream's own gzip, `sentGzip`, when it sent one, else the identity compressed once, here),
+    /// or as identity when gzip would not be smaller. Its bytes are compacted: a body read in pieces keeps
+    /// no spare capacity in the cache.
+    private func page(from response: UpstreamResponse, sentGzip: ByteBuffer?) -> CachedPage {
         let contentType = response.headers.first(name: "content-type") ?? "application/json"
-        return CachedPage(body: response.body.compacted(), contentType: contentType, storedAt: now)
+        return page(identity: response.body, gzip: sentGzip, contentType: contentType, ageNanoseconds: 0)
+    }
+
+    /// A page of `identity` (and its gzip form, when at hand) as this replica stores pages, that the upstream
+    /// gave `ageNanoseconds` ago.
+    private func page(
+        identity: ByteBuffer,
+        gzip: ByteBuffer?,
+        contentType: String,
+        ageNanoseconds: UInt64
+    )
+        -> CachedPage
+    {
+        let now = cache.now()
+        let storedAt = now > ageNanoseconds ? now - ageNanoseconds : 0
+        let modifiedAt = clock.secondsSince1970() - Int(ageNanoseconds / 1_000_000_000)
+        if compression {
+            let packed =
+                gzip
+                ?? identity.withUnsafeReadableBytes { Gzip.compress($0) }.map { ByteBuffer(bytes: $0) }
+            if let packed, packed.readableBytes < identity.readableBytes {
+                return CachedPage(
+                    body: packed.compacted(),
+                    coding: .gzip,
+                    identityByteCount: identity.readableBytes,
+                    contentType: contentType,
+                    storedAt: storedAt,
+                    modifiedAt: modifiedAt
+                )
+            }
+        }
+        return CachedPage(
+            body: identity.compacted(),
+            contentType: contentType,
+            storedAt: storedAt,
+            modifiedAt: modifiedAt
+        )
     }
 
     private func response(
         for result: FetchResult,
         collapsed: Bool,
-        forward: CacheStatus.Forward = .miss
+        forward: CacheStatus.Forward = .miss,
+        negotiation: ContentNegotiation
     ) -> GatewayResponse {
         switch result {
         case .sharedPage(let page):
             let age = Int((cache.now() &- page.storedAt) / 1_000_000_000)
-            return pageResponse(page, age: age, cacheStatus: .sharedHit(ttl: max(0, cache.ttlSeconds - age)))
+            return pageResponse(
+                page,
+                age: age,
+                cacheStatus: .sharedHit(ttl: max(0, cache.ttlSeconds - age)),
+                negotiation: negotiation
+            )
         case .refused(let error):
             return errorResponse(error)
         case .page(let page, let storage):
             let age = Int((cache.now() &- page.storedAt) / 1_000_000_000)
-            return pageResponse(page, age: age, cacheStatus: .fetched(storage, collapsed: collapsed, forward: forward))
+            return pageResponse(
+                page,
+                age: age,
+                cacheStatus: .fetched(storage, collapsed: collapsed, forward: forward),
+                negotiation: negotiation
+            )
         case .passThrough(let response):
             var answer = GatewayResponse(passingOn: response)
             answer.cacheStatus = .passedOn(status: response.status, collapsed: collapsed, forward: forward)
@@ -709,9 +885,31 @@ public final class ListService: Sendable {
         }
     }
 
-    private func pageResponse(_ page: CachedPage, age: Int, cacheStatus: CacheStatus) -> GatewayResponse {
-        var response = GatewayResponse(status: .ok, body: page.body)
-        response.headerLines = page.headerLines
+    /// `page` as the client asked for it: the stored bytes to a client that takes their coding, the
+    /// identity form to any other (from ``IdentityForms``, unpacked at most once per thread for a page
+    /// asked for often), or `304 Not Modified` with the form's validators when the client's copy is current.
+    private func pageResponse(
+        _ page: CachedPage,
+        age: Int,
+        cacheStatus: CacheStatus,
+        negotiation: ContentNegotiation
+    ) -> GatewayResponse {
+        let form = page.coding(acceptingGzip: negotiation.acceptsGzip)
+        var response: GatewayResponse
+        if negotiation.isConditional,
+            negotiation.isNotModified(entityTag: page.entityTag(for: form), lastModified: page.modifiedAt)
+        {
+            response = GatewayResponse(status: .notModified, body: ByteBuffer())
+            response.headerLines = page.headerLines(for: form, notModified: true)
+        } else if form == page.coding {
+            response = GatewayResponse(status: .ok, body: page.body)
+            response.headerLines = page.headerLines(for: form)
+        } else if let identity = identityForms.identity(of: page) {
+            response = GatewayResponse(status: .ok, body: identity)
+            response.headerLines = page.headerLines(for: form)
+        } else {
+            return errorResponse(.badUpstreamResponse)
+        }
         response.cacheStatus = cacheStatus
         response.age = age
         return response

@@ -79,6 +79,53 @@ struct RequestHead {
         return found
     }
 
+    /// The fields an API request's answer reads, found in one pass over the head (a hit reads most of
+    /// them, and a pass per field was most of what reading them cost).
+    func fields() -> RequestFields {
+        var fields = RequestFields()
+        forEachField { name, value in
+            func text() -> String { String(decoding: value, as: UTF8.self) }
+            func join(_ existing: String?) -> String { existing.map { $0 + "," + text() } ?? text() }
+            switch name.count {
+            case 10:
+                if HeadBytes.equalsIgnoringCase(name, "xi-api-key") {
+                    if fields.apiKey == nil { fields.apiKey = text() }
+                } else if HeadBytes.equalsIgnoringCase(name, "tracestate") {
+                    fields.tracestate = join(fields.tracestate)
+                }
+            case 11:
+                if fields.traceparent == nil, HeadBytes.equalsIgnoringCase(name, "traceparent") {
+                    fields.traceparent = text()
+                }
+            case 12:
+                if fields.requestID == nil, HeadBytes.equalsIgnoringCase(name, "x-request-id") {
+                    fields.requestID = text()
+                }
+            case 13:
+                if HeadBytes.equalsIgnoringCase(name, "cache-control") {
+                    fields.cacheControl = join(fields.cacheControl)
+                } else if HeadBytes.equalsIgnoringCase(name, "if-none-match") {
+                    fields.ifNoneMatch = join(fields.ifNoneMatch)
+                } else if fields.authorization == nil, HeadBytes.equalsIgnoringCase(name, "authorization") {
+                    fields.authorization = text()
+                }
+            case 15:
+                if HeadBytes.equalsIgnoringCase(name, "accept-encoding") {
+                    fields.acceptEncoding = join(fields.acceptEncoding)
+                }
+            case 17:
+                // Joined: two lines are a list, which is not an HTTP-date, and so ignored (RFC 9110, 13.1.3).
+                if HeadBytes.equalsIgnoringCase(name, "if-modified-since") {
+                    fields.ifModifiedSince = join(fields.ifModifiedSince)
+                }
+            default:
+                break
+            }
+            return true
+        }
+        return fields
+    }
+
     /// Every field, in order, as NIO's `HTTPHeaders`.
     var headers: HTTPHeaders {
         var headers = HTTPHeaders()
@@ -107,6 +154,20 @@ struct RequestHead {
             }
         }
     }
+}
+
+/// The fields of a request the gateway reads to answer it (``RequestHead/fields()``): the first value of
+/// a single field, the lines of a list field joined with `,` (RFC 9110, section 5.3).
+struct RequestFields {
+    var requestID: String?
+    var traceparent: String?
+    var tracestate: String?
+    var apiKey: String?
+    var authorization: String?
+    var cacheControl: String?
+    var acceptEncoding: String?
+    var ifNoneMatch: String?
+    var ifModifiedSince: String?
 }
 
 /// The lines of a head, each without its CR LF (every line has one: ``RequestReader`` checked).

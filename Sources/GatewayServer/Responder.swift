@@ -49,7 +49,9 @@ struct Responder {
 
     /// Whether a request to `route` needs a team and its head names none: asked before its body is read.
     mutating func isTeamUnknown(_ head: RequestHead, route: Route) -> Bool {
-        guard route.needsTeam, case .failure = team(for: head, settings: refreshedSettings()) else { return false }
+        guard route.needsTeam, case .failure = team(for: head.fields(), settings: refreshedSettings()) else {
+            return false
+        }
         return true
     }
 
@@ -62,7 +64,8 @@ struct Responder {
         recorder: inout RequestRecorder,
         on eventLoop: any EventLoop
     ) -> Answer {
-        let requestID = requestID(for: head)
+        let fields = head.fields()
+        let requestID = requestID(for: fields)
         let settings = refreshedSettings()
         recorder.begin(
             head,
@@ -75,11 +78,11 @@ struct Responder {
         var correlation: Correlation?
         switch route {
         case .list, .passthrough:
-            let made = self.correlation(for: head, requestID: requestID)
+            let made = self.correlation(for: fields, requestID: requestID)
             recorder.noteTrace(made.trace)
             correlation = made
             // Before anything else: an unknown client learns nothing, not even whether its query is valid.
-            switch team(for: head, settings: settings) {
+            switch team(for: fields, settings: settings) {
             case .success(let found):
                 spender = found
                 recorder.noteTeam(found?.team)
@@ -114,25 +117,35 @@ struct Responder {
         case .purge(let query):
             let response = OperationsEndpoints(context: context).purge(
                 query: query,
-                authorization: head.first(name: "authorization")
+                authorization: fields.authorization
             )
             return .now(response, isHead: false, closes: false)
         case .stats:
             let response = OperationsEndpoints(context: context).stats(
-                authorization: head.first(name: "authorization"),
+                authorization: fields.authorization,
                 open: role == .admin
             )
             return .now(response, isHead: false, closes: false)
         case .list(let query, let isHead):
             let freshness =
                 settings.clientCacheControl
-                ? head.joined(name: "cache-control").map(FreshnessDemand.init(cacheControl:)) ?? .none : .none
+                ? fields.cacheControl.map(FreshnessDemand.init(cacheControl:)) ?? .none : .none
+            var negotiation = ContentNegotiation.identity
+            if fields.acceptEncoding != nil || fields.ifNoneMatch != nil || fields.ifModifiedSince != nil {
+                negotiation = ContentNegotiation(
+                    acceptEncoding: fields.acceptEncoding,
+                    ifNoneMatch: fields.ifNoneMatch,
+                    ifModifiedSince: fields.ifModifiedSince,
+                    now: Self.wallClock.secondsSince1970()
+                )
+            }
             switch service.answer(
                 toQuery: query,
                 on: eventLoop,
                 correlation: correlation,
                 spender: spender,
-                freshness: freshness
+                freshness: freshness,
+                negotiation: negotiation
             ) {
             case .ready(var response):
                 if let spender, let perMinute = spender.perMinute {
@@ -196,12 +209,12 @@ struct Responder {
     /// open, `.failure` for a missing or unknown token. The token is looked up by its digest, so the time
     /// taken does not depend on how much of it is right.
     private func team(
-        for head: RequestHead,
+        for fields: RequestFields,
         settings: ServerContext.Settings
     ) -> Result<ListService.Spender?, GatewayError> {
         guard let teams = settings.teams else { return .success(nil) }
-        var token = head.first(name: "xi-api-key")
-        if token == nil, let authorization = head.first(name: "authorization"),
+        var token = fields.apiKey
+        if token == nil, let authorization = fields.authorization,
             authorization.hasPrefix("Bearer ")
         {
             token = String(authorization.dropFirst("Bearer ".count))
@@ -247,18 +260,18 @@ struct Responder {
     /// What ties an API request to the upstream request it may cause: its id, and its W3C trace context
     /// (the client's `traceparent`, when valid, with its `tracestate`; else a new trace), with a new span for
     /// the gateway.
-    private mutating func correlation(for head: RequestHead, requestID: String) -> Correlation {
+    private mutating func correlation(for fields: RequestFields, requestID: String) -> Correlation {
         let span = TraceContext.newSpanID(using: &traceIDs)
-        if let given = head.first(name: "traceparent"), let trace = TraceContext(traceparent: given, spanID: span) {
-            let state = head.joined(name: "tracestate").flatMap { Correlation.isPassableTracestate($0) ? $0 : nil }
+        if let given = fields.traceparent, let trace = TraceContext(traceparent: given, spanID: span) {
+            let state = fields.tracestate.flatMap { Correlation.isPassableTracestate($0) ? $0 : nil }
             return Correlation(requestID: requestID, trace: trace, tracestate: state)
         }
         return Correlation(requestID: requestID, trace: .new(using: &traceIDs))
     }
 
     /// The client's `X-Request-Id` when it is sane (1 to 128 of `A-Z a-z 0-9 . _ : -`), else a new one.
-    private mutating func requestID(for head: RequestHead) -> String {
-        if let given = head.first(name: "x-request-id"), (1...128).contains(given.utf8.count),
+    private mutating func requestID(for fields: RequestFields) -> String {
+        if let given = fields.requestID, (1...128).contains(given.utf8.count),
             given.utf8.allSatisfy({ byte in
                 switch byte {
                 case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),

@@ -11,7 +11,7 @@ import NIOHTTP1
 /// (a CR or LF could start a header or an answer of its own), is left out.
 extension ByteBuffer {
     /// Writes a whole answer's head: the status line, `response`'s header lines and headers, `Cache-Status`, `Age`,
-    /// `Content-Length` (of `response`'s body), `X-Request-Id` when there is one, `connection` when
+    /// `Content-Length` (of `response`'s body; none on a `304`), `X-Request-Id` when there is one, `connection` when
     /// given, and the blank line. `requestID` is written as it is: the caller checked or made it.
     mutating func writeResponseHead(
         version: HTTPVersion,
@@ -48,7 +48,10 @@ extension ByteBuffer {
                 head.appendHeader(name: "Cache-Status", value: cacheStatusText)
             }
             if let age = response.age { head.appendHeader(name: "Age", decimal: age) }
-            head.appendHeader(name: "Content-Length", decimal: response.body.readableBytes)
+            // A 304 has no body, and its Content-Length would be the 200's (RFC 9110, section 8.6): none.
+            if response.status != .notModified {
+                head.appendHeader(name: "Content-Length", decimal: response.body.readableBytes)
+            }
             if let budget = response.rateLimit {
                 // The IETF httpapi RateLimit header fields: the team's policy, and what is left of it.
                 head.append("RateLimit-Policy: \"upstream\";q=")

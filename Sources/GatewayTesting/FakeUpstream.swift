@@ -22,6 +22,8 @@ public final class FakeUpstream: Sendable {
         public var status: Int
         public var headers: [(String, String)]
         public var body: String
+        /// Bytes sent instead of `body` (a gzip stream, say), as they are.
+        public var rawBody: [UInt8]?
         public var delay: TimeAmount
         public var delivery: Delivery
         /// Answers a control request (`/__...`), which is not counted.
@@ -75,6 +77,9 @@ public final class FakeUpstream: Sendable {
     private let record = Locked(Record())
     private let script: @Sendable (ReceivedRequest) -> Reply
     private let recordRequests: Bool
+    /// Answers a request whose `Accept-Encoding` names gzip in gzip, as the real upstream does, unless the
+    /// reply names a `Content-Encoding` of its own or has a `rawBody`.
+    let gzipsWhenAsked: Bool
 
     /// The port it listens on.
     public let port: Int
@@ -111,8 +116,10 @@ public final class FakeUpstream: Sendable {
         channel: any Channel,
         group: any EventLoopGroup,
         recordRequests: Bool,
+        gzipsWhenAsked: Bool,
         script: @escaping @Sendable (ReceivedRequest) -> Reply
     ) {
+        self.gzipsWhenAsked = gzipsWhenAsked
         self.channel = channel
         self.group = group
         self.recordRequests = recordRequests
@@ -122,10 +129,12 @@ public final class FakeUpstream: Sendable {
 
     /// Starts a fake on `127.0.0.1` (port 0 picks a free one), answering with `script`. A long-running
     /// fake (a benchmark's) passes `recordRequests: false` so memory stays flat; it still counts.
+    /// `gzipsWhenAsked`: a request that takes gzip gets it (see ``gzipsWhenAsked``).
     public static func start(
         port: Int = 0,
         threads: Int = 1,
         recordRequests: Bool = true,
+        gzipsWhenAsked: Bool = true,
         script: @escaping @Sendable (ReceivedRequest) -> Reply = { .page(for: $0.uri) }
     ) async throws -> FakeUpstream {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
@@ -147,7 +156,13 @@ public final class FakeUpstream: Sendable {
             }
             .bind(host: "127.0.0.1", port: port)
             .get()
-        let upstream = FakeUpstream(channel: channel, group: group, recordRequests: recordRequests, script: script)
+        let upstream = FakeUpstream(
+            channel: channel,
+            group: group,
+            recordRequests: recordRequests,
+            gzipsWhenAsked: gzipsWhenAsked,
+            script: script
+        )
         box.withLock { $0 = upstream }
         return upstream
     }
@@ -241,6 +256,14 @@ private final class FakeUpstreamHandler: ChannelInboundHandler {
                 )
             )
             reply.isControl = head.uri.hasPrefix("/__")
+            if upstream.gzipsWhenAsked, !reply.isControl, reply.rawBody == nil,
+                !reply.headers.contains(where: { $0.0.lowercased() == "content-encoding" }),
+                head.headers["accept-encoding"].contains(where: { $0.lowercased().contains("gzip") }),
+                let packed = Array(reply.body.utf8).withUnsafeBytes({ Gzip.compress($0, level: 6) })
+            {
+                reply.rawBody = packed
+                reply.headers.append(("Content-Encoding", "gzip"))
+            }
             if reply.delay > .zero {
                 context.eventLoop.assumeIsolated().scheduleTask(in: reply.delay) {
                     self.send(reply, keepAlive: head.isKeepAlive, context: context)
@@ -253,7 +276,9 @@ private final class FakeUpstreamHandler: ChannelInboundHandler {
 
     private func send(_ reply: FakeUpstream.Reply, keepAlive: Bool, context: ChannelHandlerContext) {
         defer { if !reply.isControl { upstream.answered(status: reply.status) } }
-        var body = context.channel.allocator.buffer(string: reply.body)
+        var body =
+            reply.rawBody.map { context.channel.allocator.buffer(bytes: $0) }
+            ?? context.channel.allocator.buffer(string: reply.body)
         var headers = HTTPHeaders(reply.headers)
         headers.replaceOrAdd(name: "Content-Length", value: String(body.readableBytes))
         let head = HTTPResponseHead(

@@ -34,7 +34,8 @@ public final class ScriptedSharedTier: SharedTier {
     public enum Call: Sendable, Hashable {
         case enter(query: String, freshMilliseconds: Int)
         case outcome(query: String)
-        case finish(query: String, status: Int, body: String, lifeMilliseconds: Int)
+        /// `body` as text (unpacked when it was gzip, which `gzip` says).
+        case finish(query: String, status: Int, body: String, gzip: Bool = false, lifeMilliseconds: Int)
         case abandon(query: String)
         case spend(team: String, perMinute: Int)
         case invalidate(agent: String?)
@@ -88,10 +89,12 @@ public final class ScriptedSharedTier: SharedTier {
         lifeMilliseconds: Int,
         on eventLoop: any EventLoop
     ) -> EventLoopFuture<Void> {
+        let unpacked = body.withUnsafeReadableBytes { try? Gzip.decompress($0, limit: 1 << 26) }
         let call = Call.finish(
             query: flight.key.query,
             status: status,
-            body: String(buffer: body),
+            body: unpacked.map { String(decoding: $0, as: UTF8.self) } ?? String(buffer: body),
+            gzip: unpacked != nil,
             lifeMilliseconds: lifeMilliseconds
         )
         state.withLock { $0.calls.append(call) }

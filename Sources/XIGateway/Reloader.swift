@@ -140,6 +140,7 @@ final class Reloader: Sendable {
         if old.shutdownGraceSeconds != new.shutdownGraceSeconds { keys.append("SHUTDOWN_GRACE_SECONDS") }
         if old.logFormat != new.logFormat { keys.append("LOG_FORMAT") }
         if old.passthrough != new.passthrough { keys.append("PASSTHROUGH") }
+        if old.compression != new.compression { keys.append("COMPRESSION") }
         if old.redis != new.redis { keys.append("REDIS_URL") }
         if old.redisTimeoutMilliseconds != new.redisTimeoutMilliseconds { keys.append("REDIS_TIMEOUT_MS") }
         if old.redisKeyPrefix != new.redisKeyPrefix { keys.append("REDIS_KEY_PREFIX") }

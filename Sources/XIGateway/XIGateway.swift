@@ -94,7 +94,9 @@ enum XIGateway {
             logger: logger,
             metrics: metrics,
             budgets: budgets,
-            shared: shared?.tier
+            shared: shared?.tier,
+            compression: configuration.compression,
+            maxBodyBytes: configuration.upstreamMaxBodyBytes
         )
         let passthrough =
             configuration.passthrough

@@ -51,7 +51,8 @@ struct ConfigurationTests {
                 "MAX_CONNECTIONS", "EVENT_LOOP_THREADS", "UPSTREAM_MAX_BODY_BYTES",
                 "SHUTDOWN_GRACE_SECONDS", "LOG_LEVEL",
                 "LOG_FORMAT", "ACCESS_LOG", "ADMIN_TOKEN", "ADMIN_TOKEN_FILE", "CLIENTS_FILE",
-                "CLIENT_UPSTREAM_PER_MINUTE", "CLIENT_CACHE_CONTROL", "PASSTHROUGH", "REDIS_URL", "REDIS_URL_FILE",
+                "CLIENT_UPSTREAM_PER_MINUTE", "CLIENT_CACHE_CONTROL", "COMPRESSION", "PASSTHROUGH", "REDIS_URL",
+                "REDIS_URL_FILE",
                 "REDIS_TIMEOUT_MS",
                 "REDIS_KEY_PREFIX", "FALLBACK_MAX_CONCURRENCY",
             ]
@@ -131,6 +132,7 @@ struct ConfigurationTests {
             (["ADMIN_LISTEN": "[127.0.0.1]:9091"], "ADMIN_LISTEN"),
             (["ADMIN_LISTEN": "no"], "ADMIN_LISTEN"),
             (["CLIENT_CACHE_CONTROL": "sometimes"], "CLIENT_CACHE_CONTROL"),
+            (["COMPRESSION": "br"], "COMPRESSION"),
             (["UPSTREAM_URL": "api.elevenlabs.io"], "UPSTREAM_URL"),
             (["UPSTREAM_URL": "localhost:8080"], "UPSTREAM_URL"),
             (["UPSTREAM_URL": "ftp://api.elevenlabs.io"], "UPSTREAM_URL"),

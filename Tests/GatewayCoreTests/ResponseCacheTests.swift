@@ -37,8 +37,10 @@ private func page(_ body: String, at storedAt: UInt64) -> CachedPage {
 private func key(_ name: String) -> CacheKey { CacheKey(credential: "fp", query: "q=" + name) }
 
 /// The bytes the cache must account for a page: body, both halves of the key, and the fixed overhead.
+/// What a page of `body` costs: its bytes and header lines (`ETag` and `Last-Modified` are the same length
+/// for every page), its key and the fixed overhead.
 private func cost(_ body: String, _ key: CacheKey) -> Int {
-    body.utf8.count + key.byteCount + ResponseCache.entryOverhead
+    page(body, at: 0).byteCount + key.byteCount + ResponseCache.entryOverhead
 }
 
 private let second: UInt64 = 1_000_000_000
@@ -187,10 +189,10 @@ struct ResponseCacheEvictionTests {
     }
 
     @Test func eachShardHoldsItsShareOfTheBound() {
-        let cache = ResponseCache(maxBytes: 1000, ttlSeconds: 30, shardCount: 4, clock: TestClock())
-        let large = String(repeating: "z", count: 300)
+        let cache = ResponseCache(maxBytes: 4000, ttlSeconds: 30, shardCount: 4, clock: TestClock())
+        let large = String(repeating: "z", count: 1001 - cost("", key("a")))
         #expect(cache.store(page(large, at: cache.now()), for: key("a")) == .tooLarge)
-        let fits = String(repeating: "z", count: 250 - cost("", key("a")))
+        let fits = String(repeating: "z", count: 1000 - cost("", key("a")))
         #expect(cache.store(page(fits, at: cache.now()), for: key("a")) == .stored)
     }
 

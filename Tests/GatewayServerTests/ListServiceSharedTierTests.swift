@@ -98,7 +98,7 @@ struct ListServiceSharedTierTests {
             shared.calls == [
                 .enter(query: "page_size=5", freshMilliseconds: 30_000),
                 .spend(team: "red", perMinute: 2),
-                .finish(query: "page_size=5", status: 200, body: body, lifeMilliseconds: 90_000),
+                .finish(query: "page_size=5", status: 200, body: body, gzip: true, lifeMilliseconds: 90_000),
             ]
         )
         // The local bucket was not spent as well: it took the shared bucket's level (the script's 0 tokens),
@@ -240,8 +240,11 @@ struct ListServiceSharedTierTests {
         #expect(shared.calls == [.enter(query: "page_size=5", freshMilliseconds: 30_000)])
     }
 
+    /// Over a mebibyte as stored: letters at random, which gzip cannot pack below that.
     @Test func pagesOverOneMebibyteStayLocal() throws {
-        let big = String(repeating: "x", count: (1 << 20) + 1)
+        let letters = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+        var generator = SystemRandomNumberGenerator()
+        let big = String((0..<(3 << 19)).map { _ in letters[Int(generator.next() % UInt64(letters.count))] })
         let upstream = ScriptedUpstreamClient(script: ServiceFixture.status(200, "\"\(big)\""))
         let shared = ScriptedSharedTier(.init(entries: [.lead(try flight("page_size=5"))]))
         let service = service(shared, upstream: upstream)
@@ -257,7 +260,13 @@ struct ListServiceSharedTierTests {
         #expect(response.cacheStatus == .fetched(.ttlZero, collapsed: false))
         #expect(
             shared.calls.last
-                == .finish(query: "page_size=5", status: 200, body: String(buffer: response.body), lifeMilliseconds: 0)
+                == .finish(
+                    query: "page_size=5",
+                    status: 200,
+                    body: String(buffer: response.body),
+                    gzip: true,
+                    lifeMilliseconds: 0
+                )
         )
     }
 }

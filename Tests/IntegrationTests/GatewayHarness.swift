@@ -24,6 +24,7 @@ struct GatewayHarness {
         maxConnections: Int = 4096,
         requestHeadTimeout: TimeAmount = .seconds(10),
         maxResponseBytes: Int = 8 * 1024 * 1024,
+        compression: Bool = true,
         ttlSeconds: Int = 30,
         staleSeconds: Int = 300,
         clock: any CacheClock = SystemCacheClock(),
@@ -56,7 +57,9 @@ struct GatewayHarness {
             governor: governor,
             apiKey: Secret(apiKey),
             waitLimit: .milliseconds(Int64(timeoutMilliseconds)),
-            logger: Logger(label: "integration")
+            logger: Logger(label: "integration"),
+            compression: compression,
+            maxBodyBytes: maxResponseBytes
         )
         let context = ServerContext(
             service: service,
