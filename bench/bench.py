@@ -24,7 +24,7 @@ import tempfile
 import time
 import urllib.request
 
-from common import free_port, rss_kib, wait_for_port
+from common import cpu_seconds, free_port, rss_kib, wait_for_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -89,7 +89,7 @@ def fake_reset(port):
     http_get(port, "/__reset")
 
 
-def start_gateway(procs, upstream_port, **settings):
+def start_gateway(procs, upstream_port, bin_dir=None, **settings):
     port = free_port()
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "ELEVENLABS_API_KEY": API_KEY,
            "UPSTREAM_URL": f"http://127.0.0.1:{upstream_port}", "LISTEN_PORT": str(port),
@@ -100,7 +100,8 @@ def start_gateway(procs, upstream_port, **settings):
     env.update({k: str(v) for k, v in settings.items()})
     config = os.path.join(WORK, "empty.conf")
     open(config, "a").close()
-    proc = procs.start(f"xi-gateway-{port}", [os.path.join(BIN, "xi-gateway"), "--config", config], env=env, cwd=WORK)
+    proc = procs.start(f"xi-gateway-{port}", [os.path.join(bin_dir or BIN, "xi-gateway"), "--config", config], env=env,
+                       cwd=WORK)
     wait_for_port(port)
     return port, proc
 
@@ -175,6 +176,14 @@ frontend web
     default_backend fake
 """
 
+# The same cache as NGINX_CACHE, set up for gzip as the issue describes a careful operator would: the cache
+# fed gzip by the upstream (Accept-Encoding: gzip on every upstream request), sent as it is to gzip clients,
+# unpacked (gunzip on) for the others; gzip on for answers that come unpacked.
+NGINX_GZIP = NGINX_CACHE.replace(
+    "proxy_set_header xi-api-key \"{key}\";",
+    "proxy_set_header xi-api-key \"{key}\";\n            proxy_set_header Accept-Encoding gzip;\n"
+    "            gunzip on;\n            gzip on;\n            gzip_types application/json;\n            gzip_vary on;")
+
 VARNISH = """
 vcl 4.1;
 backend fake {{ .host = "127.0.0.1"; .port = "{upstream}"; }}
@@ -183,14 +192,15 @@ sub vcl_backend_response {{ set beresp.ttl = {ttl}s; set beresp.grace = 300s; }}
 """
 
 
-def start_nginx(procs, upstream_port, ttl=3600):
+def start_nginx(procs, upstream_port, ttl=3600, template=None):
     port = free_port()
     shm = tempfile.mkdtemp(prefix="xi-bench-nginx-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
     CLEANUP.append(shm)
     os.chmod(shm, 0o777)  # nginx's workers run as another user
     conf = os.path.join(WORK, f"nginx-{port}.conf")
     with open(conf, "w") as f:
-        f.write(NGINX_CACHE.format(dir=WORK, shm=shm, upstream=upstream_port, port=port, key=API_KEY, ttl=ttl))
+        f.write((template or NGINX_CACHE).format(dir=WORK, shm=shm, upstream=upstream_port, port=port, key=API_KEY,
+                                                 ttl=ttl))
     proc = procs.start(f"nginx-{port}", ["nginx", "-p", WORK, "-c", conf, "-g", "daemon off;"])
     wait_for_port(port)
     return port, proc
@@ -322,6 +332,8 @@ def scenario_hot(procs, rows, runs, seconds):
     servers["ceiling (nginx static)"] = start_nginx_static(procs, page)[0]
     # What the access log costs (on by default; off above, like nginx's).
     servers[LOGGED] = start_gateway(procs, upstream, ACCESS_LOG="on")[0]
+    if BASELINE:
+        servers[BASELINE_NAME] = start_gateway(procs, upstream, bin_dir=BASELINE)[0]
     for settings in VARIANTS:
         name = "xi-gateway, " + ",".join(f"{key}={value}" for key, value in settings.items())
         servers[name] = start_gateway(procs, upstream, **settings)[0]
@@ -360,6 +372,7 @@ def scenario_hot(procs, rows, runs, seconds):
                      f"256 conn: {r256['rps']:,.0f} req/s, p99 {r256['p99']:.2f} ms ({r256['rps'] / r64['rps']:.0%} of 64)",
                      f"non-2xx {r64['non2xx'] + r256['non2xx']}" if name == "xi-gateway"
                      else f"log on/off: {r64['rps'] / base['rps']:.2f}x" if name == LOGGED
+                     else f"this build/baseline: {base['rps'] / r64['rps']:.2f}x" if name == BASELINE_NAME
                      else f"variant/default: {r64['rps'] / base['rps']:.2f}x" if name.startswith("xi-gateway, ")
                      else f"xi/{name}: {base['rps'] / r64['rps']:.2f}x"])
     paced_base = results[("xi-gateway", "paced")]
@@ -374,6 +387,9 @@ def scenario_hot(procs, rows, runs, seconds):
 
 
 LOGGED = "xi-gateway, access log on"
+# --baseline-bin-dir: an earlier build of the gateway, run beside this one in the same rounds.
+BASELINE = None
+BASELINE_NAME = "xi-gateway, baseline build"
 # Gateways configured otherwise (--variant), run beside the others in the hot-key rounds.
 VARIANTS = []
 
@@ -408,8 +424,15 @@ def scenario_misses(procs, rows, runs, seconds):
 
 
 def scenario_memory(procs, rows, pages=10000):
+    for compression in ("on", "off"):
+        measure_memory(procs, rows, pages, compression)
+        procs.stop_all()
+
+
+def measure_memory(procs, rows, pages, compression):
     upstream = start_fake(procs, latency_ms=0, threads=2)
-    port, proc = start_gateway(procs, upstream, UPSTREAM_MAX_CONCURRENCY=32, CACHE_MAX_BYTES=str(2 << 30))
+    port, proc = start_gateway(procs, upstream, UPSTREAM_MAX_CONCURRENCY=32, CACHE_MAX_BYTES=str(2 << 30),
+                               COMPRESSION=compression)
     http_get(port, f"{LIST}?agent_id=m-warm&page_size=30")
     time.sleep(0.5)
     before = rss_kib(proc.pid)
@@ -423,8 +446,75 @@ def scenario_memory(procs, rows, pages=10000):
     time.sleep(0.5)
     after = rss_kib(proc.pid)
     per_page = (after - before) * 1024 / pages
-    rows.append([f"memory, {pages:,} pages cached", f"{per_page:,.0f} B/page", f"page {page_bytes:,} B",
+    rows.append([f"memory, {pages:,} pages cached, COMPRESSION={compression}", f"{per_page:,.0f} B/page",
+                 f"page {page_bytes:,} B",
                  f"ratio {per_page / page_bytes:.2f}", f"RSS {before // 1024} -> {after // 1024} MiB; non-200 {sum(s != 200 for s in statuses)}"])
+
+
+def wire_bytes(port, path, encoding):
+    """The bytes of one whole answer (head and body) to a GET with `encoding` as its Accept-Encoding."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept-Encoding: {encoding}\r\n"
+                     f"Connection: close\r\n\r\n".encode())
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    head = received.split(b"\r\n\r\n", 1)[0].lower()
+    assert head.startswith(b"http/1.1 200"), head[:40]
+    return len(received), (b"content-encoding: gzip" in head)
+
+
+def scenario_gzip(procs, rows, runs, seconds):
+    """Hits for gzip clients and for identity clients: the gateway (pages stored as gzip) against nginx (its
+    cache fed gzip, gzip on, gunzip on) and Varnish (http_gzip_support, its default), and the gateway's
+    baseline build when given. Requests per second, CPU per hit and bytes on the wire per answer."""
+    upstream = start_fake(procs, latency_ms=50)
+    servers = {"xi-gateway": start_gateway(procs, upstream),
+               "nginx (gzip, gunzip)": start_nginx(procs, upstream, template=NGINX_GZIP),
+               "varnish": start_varnish(procs, upstream)}
+    if BASELINE:
+        servers[BASELINE_NAME] = start_gateway(procs, upstream, bin_dir=BASELINE)
+    for name, (port, _) in servers.items():
+        for i in range(100):
+            # Each server's cache is filled as its clients will ask: gzip first (what the SDK sends).
+            status, _, _ = http_get(port, f"{LIST}?agent_id=hot{i}&page_size=30")
+            assert status == 200, (name, status)
+            wire_bytes(port, f"{LIST}?agent_id=hot{i}&page_size=30", "gzip")
+    fake_reset(upstream)
+    results = {}
+    for encoding in ("gzip", "identity"):
+        order = [(name, server) for name, server in servers.items()
+                 if encoding == "identity" or name != BASELINE_NAME]
+        measured = {name: [] for name, _ in order}
+        env = {"KEYS": "100", **({"ACCEPT_ENCODING": encoding} if encoding == "gzip" else {})}
+        for round_index in range(runs):
+            shift = round_index % len(order)
+            for name, (port, proc) in order[shift:] + order[:shift]:
+                before = cpu_seconds(proc.pid)
+                result = wrk(port, "hot.lua", 64, seconds, env=env)
+                result["cpu_us"] = (cpu_seconds(proc.pid) - before) / max(1, result["rps"] * seconds) * 1e6
+                measured[name].append(result)
+        for name, runs_of in measured.items():
+            port = servers[name][0]
+            size, gzipped = wire_bytes(port, f"{LIST}?agent_id=hot1&page_size=30",
+                                       "gzip" if encoding == "gzip" else "identity")
+            results[(name, encoding)] = {"rps": median_of(runs_of, "rps"), "cpu_us": median_of(runs_of, "cpu_us"),
+                                         "non2xx": sum(m["non2xx"] for m in runs_of), "bytes": size,
+                                         "gzipped": gzipped}
+    for encoding in ("gzip", "identity"):
+        base = results[("xi-gateway", encoding)]
+        for name in servers:
+            if (name, encoding) not in results:
+                continue
+            r = results[(name, encoding)]
+            rows.append([f"hits, {encoding} clients (64 conn), {name}", f"{r['rps']:,.0f} req/s",
+                         f"CPU {r['cpu_us']:.1f} us/hit",
+                         f"{r['bytes']:,} B/answer{' (gzip)' if r['gzipped'] else ''}",
+                         f"non-2xx {r['non2xx']}" if name == "xi-gateway"
+                         else f"xi/{name}: {base['rps'] / r['rps']:.2f}x req/s, "
+                              f"{r['cpu_us'] / base['cpu_us']:.2f}x less CPU"])
+    rows.append(["gzip hits: upstream requests during the runs (all should be hits)",
+                 str(fake_stats(upstream)["requests"]), "", "", ""])
 
 
 def scenario_mixed(procs, rows, seconds, limit=4):
@@ -551,12 +641,15 @@ def scenario_replicas(procs, rows, seconds, limit=4, count=3):
 
 
 def main():
-    global WORK, BIN, CLEANUP
+    global WORK, BIN, CLEANUP, BASELINE
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="1 run of 3 s each, for trying the harness")
-    parser.add_argument("--only", default="hot,burst,misses,memory,mixed,replicas")
+    parser.add_argument("--only", default="hot,burst,misses,memory,gzip,mixed,replicas")
     parser.add_argument("--bin-dir", default=os.path.join(ROOT, ".build", "release"))
     parser.add_argument("--output", default=None)
+    parser.add_argument("--baseline-bin-dir", default=None,
+                        help="an earlier build's release folder: its gateway runs beside this one in the hot-key "
+                             "and gzip rounds, for a ratio measured in the same run")
     parser.add_argument("--variant", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
                         help="also run the hot keys with a gateway configured so (repeatable), "
                              "for example --variant EVENT_LOOP_THREADS=1")
@@ -570,6 +663,7 @@ def main():
         if not shutil.which(tool):
             sys.exit(f"bench: {tool} is missing (make bench installs it)")
     BIN = args.bin_dir
+    BASELINE = args.baseline_bin_dir
     WORK = tempfile.mkdtemp(prefix="xi-bench-")
     os.chmod(WORK, 0o755)  # nginx's and Varnish's workers run as other users
     CLEANUP = [WORK]
@@ -583,6 +677,7 @@ def main():
              "burst": lambda: scenario_burst(procs, rows),
              "misses": lambda: scenario_misses(procs, rows, runs, seconds),
              "memory": lambda: scenario_memory(procs, rows),
+             "gzip": lambda: scenario_gzip(procs, rows, runs, seconds),
              "mixed": lambda: scenario_mixed(procs, rows, seconds * 2),
              "replicas": lambda: scenario_replicas(procs, rows, seconds * 2)}[name]()
             procs.stop_all()

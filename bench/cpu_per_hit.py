@@ -19,26 +19,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402 (its process, gateway and fake-upstream helpers)
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(group):
-    """User and system time of every process in process group `group` (a server and its workers)."""
-    total = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        # After the command's closing parenthesis: state, ppid, pgrp, ..., utime (12th), stime (13th).
-        if int(fields[2]) == group:
-            total += int(fields[11]) + int(fields[12])
-    return total / CLOCK_TICKS
-
+from common import cpu_seconds  # noqa: E402
 
 def paced(port, seconds):
     argv = ["wrk", "-t2", "-c64", f"-d{seconds}s", "-s", os.path.join(bench.HERE, "hot.lua"),

@@ -3,12 +3,15 @@
 -- every server, below what any of them can serve, so latencies compare without saturating the machine.
 local keys = tonumber(os.getenv("KEYS") or "100")
 local pace = tonumber(os.getenv("PACE_MS") or "0")
+-- With ACCEPT_ENCODING set, every request sends it (gzip clients).
+local encoding = os.getenv("ACCEPT_ENCODING")
+local headers = encoding and { ["Accept-Encoding"] = encoding } or nil
 local counter = 0
 
 request = function()
   counter = counter + 1
   local path = "/v1/convai/test-invocations?agent_id=hot" .. (counter % keys) .. "&page_size=30"
-  return wrk.format("GET", path)
+  return wrk.format("GET", path, headers)
 end
 
 if pace > 0 then

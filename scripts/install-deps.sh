@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building xi-gateway needs on Debian or Ubuntu, only when it is missing:
 # libcurl's, hiredis's and zlib's headers (libcurl4-openssl-dev, libhiredis-dev, zlib1g-dev) and pkg-config, which SwiftPM uses
-# to find them, and redis-server, which the shared tier's tests start on a Unix socket of their own.
+# to find them, redis-server, which the shared tier's tests start on a Unix socket of their own, and python3
+# with venv, for the official SDK (below).
 # With --bench: also wrk, nginx, HAProxy and Varnish for the benchmark.
 set -euo pipefail
 
@@ -19,7 +20,22 @@ if [ "${1:-}" = "--bench" ]; then
     command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
     command -v varnishd >/dev/null 2>&1 || missing+=(varnish)
 fi
-[ ${#missing[@]} -eq 0 ] && exit 0
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+python3 -c "import venv, ensurepip" >/dev/null 2>&1 || missing+=(python3-venv)
+
+# The official Python SDK (elevenlabs, over httpx, which asks for gzip), pinned, in a virtual environment of
+# the checkout's own: the test that reads pages through the gateway with it runs it from there.
+sdk_env="$(cd "$(dirname "$0")/.." && pwd)/.build/python-sdk"
+sdk() {
+    "$sdk_env/bin/python" -c "import elevenlabs, httpx" >/dev/null 2>&1 && return 0
+    python3 -m venv "$sdk_env"
+    "$sdk_env/bin/python" -m pip install --quiet --disable-pip-version-check elevenlabs==2.78.0
+}
+
+if [ ${#missing[@]} -eq 0 ]; then
+    sdk
+    exit 0
+fi
 
 echo "installing: ${missing[*]}"
 if [ "$(id -u)" -eq 0 ]; then
@@ -32,3 +48,4 @@ else
 fi
 "${sudo[@]}" apt-get update
 DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y "${missing[@]}"
+sdk

@@ -55,39 +55,49 @@ public enum AcceptEncoding {
     /// not named, `*` with a weight above 0. Names are case-insensitive; a member with a weight that is not
     /// a qvalue is ignored; an empty value allows only identity.
     public static func allowsGzip(_ value: String) -> Bool {
-        var named: Bool?
-        var wildcard: Bool?
-        for member in value.utf8.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: true) {
-            var parts = member.split(separator: UInt8(ascii: ";"), omittingEmptySubsequences: false).makeIterator()
-            guard let codingBytes = parts.next() else { continue }
-            let coding = trimmed(codingBytes)
-            guard !coding.isEmpty else { continue }
-            var weight: Int? = 1000
-            while let parameter = parts.next() {
-                let text = trimmed(parameter)
-                guard text.count >= 2, text[text.startIndex] | 0x20 == UInt8(ascii: "q"),
-                    text[text.index(after: text.startIndex)] == UInt8(ascii: "=")
-                else { continue }
-                weight = qvalue(text.dropFirst(2))
+        var value = value
+        // One pass over contiguous bytes, no array made: a hit of a gzip client reads this field.
+        return value.withUTF8 { bytes in
+            var named: Bool?
+            var wildcard: Bool?
+            var memberStart = 0
+            while memberStart <= bytes.count {
+                let memberEnd = (memberStart..<bytes.count).first { bytes[$0] == UInt8(ascii: ",") } ?? bytes.count
+                let member = UnsafeBufferPointer(rebasing: bytes[memberStart..<memberEnd])
+                memberStart = memberEnd + 1
+                let codingEnd = member.firstIndex(of: UInt8(ascii: ";")) ?? member.endIndex
+                let coding = trimmed(member[member.startIndex..<codingEnd])
+                guard !coding.isEmpty else { continue }
+                var weight: Int? = 1000
+                var parameterStart = codingEnd
+                while parameterStart < member.endIndex {
+                    let from = parameterStart + 1
+                    let parameterEnd = member[from...].firstIndex(of: UInt8(ascii: ";")) ?? member.endIndex
+                    let parameter = trimmed(member[from..<parameterEnd])
+                    parameterStart = parameterEnd
+                    guard parameter.count >= 2, parameter[parameter.startIndex] | 0x20 == UInt8(ascii: "q"),
+                        parameter[parameter.startIndex + 1] == UInt8(ascii: "=")
+                    else { continue }
+                    weight = qvalue(parameter.dropFirst(2))
+                }
+                guard let weight else { continue }
+                if equalsIgnoringCase(coding, "gzip") || equalsIgnoringCase(coding, "x-gzip") {
+                    // The first naming decides: a repeated name is a client's mistake, not a second chance.
+                    if named == nil { named = weight > 0 }
+                } else if coding.count == 1, coding[coding.startIndex] == UInt8(ascii: "*") {
+                    if wildcard == nil { wildcard = weight > 0 }
+                }
             }
-            guard let weight else { continue }
-            if equalsIgnoringCase(coding, "gzip") || equalsIgnoringCase(coding, "x-gzip") {
-                // The first naming decides: a repeated name is a client's mistake, not a second chance.
-                if named == nil { named = weight > 0 }
-            } else if coding.elementsEqual("*".utf8) {
-                if wildcard == nil { wildcard = weight > 0 }
-            }
+            return named ?? wildcard ?? false
         }
-        return named ?? wildcard ?? false
     }
 
     /// A qvalue (`0`, `0.5`, `1.000`) in thousandths, or `nil` when it is not one.
-    static func qvalue(_ text: Substring.UTF8View.SubSequence) -> Int? {
-        let bytes = Array(text)
+    static func qvalue(_ bytes: Slice<UnsafeBufferPointer<UInt8>>) -> Int? {
         guard let first = bytes.first, first == UInt8(ascii: "0") || first == UInt8(ascii: "1") else { return nil }
         var thousandths = Int(first - UInt8(ascii: "0")) * 1000
         guard bytes.count > 1 else { return thousandths }
-        guard bytes[1] == UInt8(ascii: "."), bytes.count <= 5 else { return nil }
+        guard bytes[bytes.startIndex + 1] == UInt8(ascii: "."), bytes.count <= 5 else { return nil }
         var scale = 100
         for digit in bytes.dropFirst(2) {
             guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(digit) else { return nil }
@@ -97,7 +107,7 @@ public enum AcceptEncoding {
         return thousandths <= 1000 ? thousandths : nil
     }
 
-    private static func trimmed(_ bytes: Substring.UTF8View.SubSequence) -> Substring.UTF8View.SubSequence {
+    private static func trimmed(_ bytes: Slice<UnsafeBufferPointer<UInt8>>) -> Slice<UnsafeBufferPointer<UInt8>> {
         var bytes = bytes
         while let first = bytes.first, first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") {
             bytes = bytes.dropFirst()
@@ -108,7 +118,10 @@ public enum AcceptEncoding {
         return bytes
     }
 
-    private static func equalsIgnoringCase(_ bytes: Substring.UTF8View.SubSequence, _ lowercase: StaticString) -> Bool {
+    private static func equalsIgnoringCase(
+        _ bytes: Slice<UnsafeBufferPointer<UInt8>>,
+        _ lowercase: StaticString
+    ) -> Bool {
         let expected = UnsafeBufferPointer(start: lowercase.utf8Start, count: lowercase.utf8CodeUnitCount)
         return bytes.count == expected.count
             && zip(bytes, expected).allSatisfy { byte, want in

@@ -181,7 +181,10 @@ final class CurlLoop: @unchecked Sendable {
         guard (100...599).contains(status) else {
             return .failure(.invalidResponse("no HTTP status"))
         }
-        return .success(UpstreamResponse(status: status, headers: transfer.headers, body: transfer.body))
+        var headers = transfer.headers
+        // libcurl undid the coding: the body no longer has the one the upstream named.
+        if !transfer.request.keepsContentCoding { headers.remove(name: "content-encoding") }
+        return .success(UpstreamResponse(status: status, headers: headers, body: transfer.body))
     }
 
     private func finish(_ transfer: CurlTransfer, with result: Result<UpstreamResponse, UpstreamError>) {

@@ -73,6 +73,34 @@ struct CurlUpstreamClientTests {
         try await upstream.shutdown()
     }
 
+    /// By default libcurl asks for any coding it can undo and undoes it: the body is the JSON, and the
+    /// answer no longer names a coding. A request that keeps the coding gets the bytes as sent, with it.
+    @Test(arguments: [false, true])
+    func aContentCodingIsUndoneUnlessTheRequestKeepsIt(keeps: Bool) async throws {
+        let upstream = try await FakeUpstream.start()
+        let client = try makeClient(upstream)
+        defer { client.shutdown() }
+        var request = request()
+        request.keepsContentCoding = keeps
+        if keeps { request.headers.add(name: "Accept-Encoding", value: "gzip") }
+
+        let response = try await client.execute(request, on: eventLoop).get()
+
+        let json = FakeUpstream.page(for: "/v1/convai/test-invocations?page_size=3")
+        let received = try #require(upstream.requests.first)
+        #expect(received.headers["accept-encoding"].joined().contains("gzip"))
+        if keeps {
+            #expect(response.headers.first(name: "content-encoding") == "gzip")
+            let unpacked = try response.body.withUnsafeReadableBytes { try Gzip.decompress($0, limit: 1 << 20) }
+            #expect(String(decoding: unpacked, as: UTF8.self) == json)
+            #expect(received.headers["accept-encoding"] == ["gzip"])
+        } else {
+            #expect(response.headers.first(name: "content-encoding") == nil)
+            #expect(String(buffer: response.body) == json)
+        }
+        try await upstream.shutdown()
+    }
+
     @Test func sendsAPostWithItsBodyAndContentType() async throws {
         let upstream = try await FakeUpstream.start { _ in .init(status: 201, body: #"{"id":"inv_1"}"#) }
         let client = try makeClient(upstream)

@@ -43,11 +43,17 @@ struct ListServiceSharedTierTests {
         )
     }
 
-    private func get(_ service: ListService, _ query: String, perMinute: Int? = 10) throws -> GatewayResponse {
+    private func get(
+        _ service: ListService,
+        _ query: String,
+        perMinute: Int? = 10,
+        negotiation: ContentNegotiation = .identity
+    ) throws -> GatewayResponse {
         let future = service.respond(
             toQuery: Substring(query),
             on: loop,
-            spender: ListService.Spender(team: "red", perMinute: perMinute)
+            spender: ListService.Spender(team: "red", perMinute: perMinute),
+            negotiation: negotiation
         )
         loop.run()
         return try future.wait()
@@ -59,6 +65,40 @@ struct ListServiceSharedTierTests {
 
     private func key(_ query: String) throws -> CacheKey {
         CacheKey(credential: CredentialID(Secret("k")), query: try ListQuery.parse(Substring(query)))
+    }
+
+    /// Another replica stored the gzip form: a gzip client gets it as it is, an identity client its JSON;
+    /// one whose gzip does not unpack is not used.
+    @Test func aGzipPageAnotherReplicaStoredIsServedInBothForms() throws {
+        let json = #"{"results":[{"id":"inv_0"},{"id":"inv_0"},{"id":"inv_0"},{"id":"inv_0"}],"has_more":false}"#
+        let packed = try #require(Array(json.utf8).withUnsafeBytes { Gzip.compress($0) })
+        let shared = ScriptedSharedTier(
+            .init(entries: [
+                .page(SharedPage(body: ByteBuffer(bytes: packed), contentType: "application/json", ageMilliseconds: 0))
+            ])
+        )
+        let service = service(shared)
+        let gzip = try get(service, "page_size=5", negotiation: ContentNegotiation(acceptsGzip: true))
+        let identity = try get(service, "page_size=5")
+
+        #expect(Array(gzip.body.readableBytesView) == packed, "the bytes Redis held, as they are")
+        #expect(gzip.headerLines.map { String(buffer: $0) }?.contains("Content-Encoding: gzip\r\n") == true)
+        #expect(String(buffer: identity.body) == json)
+        #expect(identity.cacheStatus == .hit(ttl: 30))
+
+        let damaged = ScriptedSharedTier(
+            .init(entries: [
+                .page(
+                    SharedPage(
+                        body: ByteBuffer(bytes: packed.dropLast(9)),
+                        contentType: "application/json",
+                        ageMilliseconds: 0
+                    )
+                )
+            ])
+        )
+        let refused = try get(self.service(damaged), "page_size=6")
+        #expect(refused.status == .badGateway)
     }
 
     @Test func aPageAnotherReplicaStoredIsAnsweredAsASharedHitAndKept() throws {
