@@ -20,7 +20,8 @@ public struct CachedPage: Sendable {
     public var revalidationFailed = false
 
     /// Both forms' header lines, one after the other: `Content-Type`, (`Content-Encoding`), then the
-    /// validators a `304` repeats: `ETag`, `Last-Modified`, (`Vary`). One buffer, so a hit copies one
+    /// validators a `304` repeats: `ETag`, `Last-Modified` (`Vary` is the writer's: every list answer has
+    /// it, pages or not). One buffer, so a hit copies one
     /// reference for them; the type is kept only here, since each reference a hit copies is one more count
     /// to change on memory both event loops share.
     private let lines: ByteBuffer
@@ -48,7 +49,7 @@ public struct CachedPage: Sendable {
         self.storedAt = storedAt
         self.modifiedAt = modifiedAt
         self.serial = Self.serials.add(1, ordering: .relaxed).newValue
-        let digest = SHA256.hash(body.readableBytesView).prefix(9)
+        let digest = SHA256.hash(body.readableBytesView).prefix(16)
         var tag = ""
         for byte in digest {
             tag += String(byte >> 4, radix: 16)
@@ -56,14 +57,13 @@ public struct CachedPage: Sendable {
         }
         let type = HeaderField.isValue(contentType) ? "Content-Type: \(contentType)\r\n" : ""
         let date = "Last-Modified: \(HTTPDate.format(modifiedAt))\r\n"
-        let vary = coding == .gzip ? "Vary: Accept-Encoding\r\n" : ""
         var text = type
         let identityValidators = text.utf8.count
-        text += "ETag: \"\(tag)\"\r\n\(date)\(vary)"
+        text += "ETag: \"\(tag)\"\r\n\(date)"
         let gzipStart = text.utf8.count
         if coding == .gzip { text += "\(type)Content-Encoding: gzip\r\n" }
         let gzipValidators = text.utf8.count
-        if coding == .gzip { text += "ETag: \"\(tag)-gzip\"\r\n\(date)\(vary)" }
+        if coding == .gzip { text += "ETag: \"\(tag)-gzip\"\r\n\(date)" }
         // Made at its exact size: a page's lines are kept as long as the page.
         let lines = ByteBuffer(string: text)
         self.lines = lines

@@ -57,7 +57,17 @@ public enum Gzip {
     /// The bytes `input` unpacks to, at most `limit` of them. Concatenated members (RFC 1952 allows them)
     /// are unpacked one after another; anything else after the last member is refused.
     public static func decompress(_ input: UnsafeRawBufferPointer, limit: Int) throws(Failure) -> [UInt8] {
+        try unpack(input, limit: limit).bytes
+    }
+
+    /// What ``decompress(_:limit:)`` unpacks, and how many members the stream held (some clients, httpx
+    /// among them, read only the first).
+    public static func unpack(
+        _ input: UnsafeRawBufferPointer,
+        limit: Int
+    ) throws(Failure) -> (bytes: [UInt8], members: Int) {
         guard !input.isEmpty else { throw .truncated }
+        var members = 1
         var stream = z_stream()
         guard inflateInit2_(&stream, 15 + 16, zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
             throw .corrupt("zlib could not start")
@@ -81,9 +91,10 @@ public enum Gzip {
             }
             switch status {
             case Z_STREAM_END:
-                guard stream.avail_in > 0 else { return output }
+                guard stream.avail_in > 0 else { return (output, members) }
                 // Another member follows, or trailing bytes that are not one (its header check refuses them).
                 guard inflateReset(&stream) == Z_OK else { throw .corrupt("zlib could not go on") }
+                members += 1
             case Z_OK:
                 continue
             case Z_BUF_ERROR:

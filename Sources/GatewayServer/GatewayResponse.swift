@@ -18,6 +18,8 @@ public struct GatewayResponse: Sendable {
     public var age: Int?
     /// The team's upstream budget, for `RateLimit-Policy` and `RateLimit` (answers to a team with one).
     public var rateLimit: BudgetState?
+    /// `Vary: Accept-Encoding`: on every list answer while pages are served in two forms (`COMPRESSION`).
+    public var variesByEncoding = false
     /// The body (also measured for `HEAD`, which sends none).
     public var body: ByteBuffer
     /// What happened on the way, for the access log and metrics; never sent.

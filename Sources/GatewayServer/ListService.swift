@@ -59,8 +59,9 @@ public final class ListService: Sendable {
     public let upstreamKey: UpstreamKey
     private let waitLimit: TimeAmount
     private let allocator = ByteBufferAllocator()
-    /// Pages are asked for and stored as gzip (`COMPRESSION`).
-    private let compression: Bool
+    /// Pages are asked for and stored as gzip (`COMPRESSION`), so every list answer varies by
+    /// `Accept-Encoding`.
+    public let compression: Bool
     /// The most an upstream body may unpack to (`UPSTREAM_MAX_BODY_BYTES`).
     private let maxBodyBytes: Int
     /// Reads the wall clock for `Last-Modified`.
@@ -528,7 +529,17 @@ public final class ListService: Sendable {
         shared.enter(key, freshMilliseconds: fresh, on: eventLoop).whenSuccess { entry in
             switch entry {
             case .page(let found):
-                self.flights.complete(key, with: .success(self.adopt(found, for: key, on: eventLoop)))
+                guard let fetched = self.adopt(found, for: key) else {
+                    // Not usable: asked of the upstream by this replica, as if the tier had nothing.
+                    return self.fetch(
+                        key,
+                        holdsPage: holdsPage,
+                        on: eventLoop,
+                        correlation: correlation,
+                        sharedSpender: sharedSpender
+                    )
+                }
+                self.flights.complete(key, with: .success(fetched))
             case .lead(let flight):
                 self.lead(
                     flight,
@@ -543,7 +554,15 @@ public final class ListService: Sendable {
                     switch outcome {
                     case .page(let found)?:
                         // Answered as the upstream's page it is, collapsed into the other replica's request.
-                        var fetched = self.adopt(found, for: key, on: eventLoop)
+                        guard var fetched = self.adopt(found, for: key) else {
+                            return self.fetch(
+                                key,
+                                holdsPage: holdsPage,
+                                on: eventLoop,
+                                correlation: correlation,
+                                sharedSpender: sharedSpender
+                            )
+                        }
                         if case .sharedPage(let page) = fetched.result { fetched.result = .page(page, .stored) }
                         fetched.followedAnotherReplica = true
                         self.flights.complete(key, with: .success(fetched))
@@ -657,9 +676,9 @@ public final class ListService: Sendable {
 
     /// A page from the shared tier, kept in this replica's cache as if fetched when the upstream answered it.
     /// Replicas store gzip or identity (`COMPRESSION` may differ between them): a gzip body (its magic
-    /// bytes; JSON never starts so) is unpacked within `UPSTREAM_MAX_BODY_BYTES`, and one that does not
-    /// unpack is not used.
-    private func adopt(_ found: SharedPage, for key: CacheKey, on eventLoop: any EventLoop) -> Fetched {
+    /// bytes; JSON never starts so) is unpacked within `UPSTREAM_MAX_BODY_BYTES`; `nil` when it does not
+    /// unpack (this replica then asks the upstream itself).
+    private func adopt(_ found: SharedPage, for key: CacheKey) -> Fetched? {
         let isGzip =
             found.body.readableBytes >= 2
             && found.body.getInteger(at: found.body.readerIndex, as: UInt16.self) == 0x1F8B
@@ -667,11 +686,12 @@ public final class ListService: Sendable {
         if isGzip { response.headers.add(name: "Content-Encoding", value: "gzip") }
         guard case .success(let identity) = Self.identityBody(of: response, limit: maxBodyBytes) else {
             upstream.logger.warning("a shared page does not unpack; not used", metadata: ["query": "\(key.query)"])
-            return Fetched(result: .failed(.badUpstreamResponse))
+            return nil
         }
         let page = page(
             identity: identity.body,
-            gzip: isGzip ? found.body : nil,
+            gzip: isGzip && identity.members == 1 ? found.body : nil,
+            previous: nil,
             contentType: found.contentType.isEmpty ? "application/json" : found.contentType,
             ageNanoseconds: UInt64(max(0, found.ageMilliseconds)) * 1_000_000
         )
@@ -716,17 +736,25 @@ public final class ListService: Sendable {
         if case .success(var response) = exchange.result {
             switch Self.identityBody(of: response, limit: maxBodyBytes) {
             case .success(let identity):
-                if identity.gzip { sentGzip = response.body }
+                // Kept as sent only when it is one member: some clients (httpx) read no further.
+                if identity.gzip, identity.members == 1 { sentGzip = response.body }
                 response.body = identity.body
-                response.headers.remove(name: "content-encoding")
-                exchange.result = .success(response)
+            case .failure(let failure) where response.status != 200:
+                // The status still says what happened (a 429's Retry-After, a 404 that drops the page).
+                upstream.logger.warning(
+                    "upstream sent a body that does not unpack; passed on without it",
+                    metadata: ["query": "\(key.query)", "status": "\(response.status)", "reason": "\(failure)"]
+                )
+                response.body = ByteBuffer()
             case .failure(let failure):
                 upstream.logger.warning(
-                    "upstream sent a body that does not unpack; not used",
+                    "upstream sent a page that does not unpack; not used",
                     metadata: ["query": "\(key.query)", "status": "\(response.status)", "reason": "\(failure)"]
                 )
                 unusable = true
             }
+            response.headers.remove(name: "content-encoding")
+            exchange.result = .success(response)
         }
         let outcome: CachePolicy.Outcome
         var made: CachedPage?
@@ -734,7 +762,7 @@ public final class ListService: Sendable {
         case .success(let response) where !unusable:
             let isPage = response.status == 200
             let isJSON = isPage && response.body.withUnsafeReadableBytes { JSONValidator.isValid($0) }
-            if isJSON { made = page(from: response, sentGzip: sentGzip) }
+            if isJSON { made = page(from: response, sentGzip: sentGzip, replacing: holdsPage ? key : nil) }
             outcome = .answered(
                 status: response.status,
                 bodyIsJSON: isJSON,
@@ -782,22 +810,23 @@ public final class ListService: Sendable {
     }
 
     /// An upstream body as identity bytes, unpacked within `limit` when its `Content-Encoding` is gzip
-    /// (`gzip` says it was); any other coding is refused.
+    /// (`gzip` says it was, `members` how many gzip members it held); any other coding is refused. An empty
+    /// body is empty whatever its coding.
     static func identityBody(
         of response: UpstreamResponse,
         limit: Int
-    ) -> Result<(body: ByteBuffer, gzip: Bool), Gzip.Failure> {
+    ) -> Result<(body: ByteBuffer, gzip: Bool, members: Int), Gzip.Failure> {
         let codings = response.headers["content-encoding"].flatMap { $0.split(separator: ",") }
             .map { $0.filter { $0 != " " && $0 != "\t" }.lowercased() }.filter { !$0.isEmpty && $0 != "identity" }
-        if codings.isEmpty { return .success((response.body, false)) }
+        if codings.isEmpty || response.body.readableBytes == 0 { return .success((response.body, false, 0)) }
         guard codings == ["gzip"] || codings == ["x-gzip"] else {
             return .failure(.corrupt("a content coding that was not asked for: \(codings.joined(separator: ", "))"))
         }
         do {
-            let bytes = try response.body.withUnsafeReadableBytes { raw throws(Gzip.Failure) in
-                try Gzip.decompress(raw, limit: limit)
+            let unpacked = try response.body.withUnsafeReadableBytes { raw throws(Gzip.Failure) in
+                try Gzip.unpack(raw, limit: limit)
             }
-            return .success((ByteBuffer(bytes: bytes), true))
+            return .success((ByteBuffer(bytes: unpacked.bytes), true, unpacked.members))
         } catch {
             return .failure(error)
         }
@@ -806,42 +835,51 @@ public final class ListService: Sendable {
     /// A page of the upstream's 200 (identity bytes in `response`): stored as gzip unless `COMPRESSION=off`
     /// (the upstream's own gzip, `sentGzip`, when it sent one, else the identity compressed once, here),
     /// or as identity when gzip would not be smaller. Its bytes are compacted: a body read in pieces keeps
-    /// no spare capacity in the cache.
-    private func page(from response: UpstreamResponse, sentGzip: ByteBuffer?) -> CachedPage {
+    /// no spare capacity in the cache. The page held for `key` (a refresh's), if any, lends its
+    /// `Last-Modified` when the bytes did not change.
+    private func page(from response: UpstreamResponse, sentGzip: ByteBuffer?, replacing key: CacheKey?) -> CachedPage {
         let contentType = response.headers.first(name: "content-type") ?? "application/json"
-        return page(identity: response.body, gzip: sentGzip, contentType: contentType, ageNanoseconds: 0)
+        var previous: CachedPage?
+        switch key.map(cache.lookup) {
+        case .fresh(let page, _, _)?, .stale(let page, _, _)?: previous = page
+        case .miss?, nil: previous = nil
+        }
+        return page(
+            identity: response.body,
+            gzip: sentGzip,
+            previous: previous,
+            contentType: contentType,
+            ageNanoseconds: 0
+        )
     }
 
     /// A page of `identity` (and its gzip form, when at hand) as this replica stores pages, that the upstream
-    /// gave `ageNanoseconds` ago.
+    /// gave `ageNanoseconds` ago. A `previous` page with the same stored bytes keeps its `Last-Modified`: the
+    /// page did not change, so a client's `If-Modified-Since` still holds.
     private func page(
         identity: ByteBuffer,
         gzip: ByteBuffer?,
+        previous: CachedPage?,
         contentType: String,
         ageNanoseconds: UInt64
-    )
-        -> CachedPage
-    {
+    ) -> CachedPage {
         let now = cache.now()
         let storedAt = now > ageNanoseconds ? now - ageNanoseconds : 0
-        let modifiedAt = clock.secondsSince1970() - Int(ageNanoseconds / 1_000_000_000)
-        if compression {
-            let packed =
-                gzip
-                ?? identity.withUnsafeReadableBytes { Gzip.compress($0) }.map { ByteBuffer(bytes: $0) }
-            if let packed, packed.readableBytes < identity.readableBytes {
-                return CachedPage(
-                    body: packed.compacted(),
-                    coding: .gzip,
-                    identityByteCount: identity.readableBytes,
-                    contentType: contentType,
-                    storedAt: storedAt,
-                    modifiedAt: modifiedAt
-                )
-            }
+        var stored = identity
+        var coding = ContentCoding.identity
+        if compression,
+            let packed = gzip ?? identity.withUnsafeReadableBytes({ Gzip.compress($0) }).map({ ByteBuffer(bytes: $0) }),
+            packed.readableBytes < identity.readableBytes
+        {
+            stored = packed
+            coding = .gzip
         }
+        var modifiedAt = clock.secondsSince1970() - Int(ageNanoseconds / 1_000_000_000)
+        if let previous, previous.coding == coding, previous.body == stored { modifiedAt = previous.modifiedAt }
         return CachedPage(
-            body: identity.compacted(),
+            body: stored.compacted(),
+            coding: coding,
+            identityByteCount: identity.readableBytes,
             contentType: contentType,
             storedAt: storedAt,
             modifiedAt: modifiedAt

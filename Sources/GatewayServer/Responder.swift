@@ -88,7 +88,10 @@ struct Responder {
                 recorder.noteTeam(found?.team)
             case .failure(let error):
                 var response = error.response()
-                if case .list = route { response.cacheStatus = .refused(detail: error.shortDescription) }
+                if case .list = route {
+                    response.cacheStatus = .refused(detail: error.shortDescription)
+                    response.variesByEncoding = service.compression
+                }
                 return .now(response, isHead: false, closes: false)
             }
         default:
@@ -151,9 +154,16 @@ struct Responder {
                 if let spender, let perMinute = spender.perMinute {
                     response.rateLimit = budget(of: spender.team, perMinute: perMinute, at: started)
                 }
+                response.variesByEncoding = service.compression
                 return .now(response, isHead: isHead, closes: false)
             case .pending(let future):
-                return .later(withBudget(future, spender: spender), isHead: isHead)
+                let varies = service.compression
+                let answer = future.map { response in
+                    var response = response
+                    response.variesByEncoding = varies
+                    return response
+                }
+                return .later(withBudget(answer, spender: spender), isHead: isHead)
             }
         case .refuse(let refusal):
             let error: GatewayError

@@ -11,7 +11,7 @@ import NIOHTTP1
 /// (a CR or LF could start a header or an answer of its own), is left out.
 extension ByteBuffer {
     /// Writes a whole answer's head: the status line, `response`'s header lines and headers, `Cache-Status`, `Age`,
-    /// `Content-Length` (of `response`'s body; none on a `304`), `X-Request-Id` when there is one, `connection` when
+    /// `Vary` when the response varies by encoding, `Content-Length` (of `response`'s body; none on a `304`), `X-Request-Id` when there is one, `connection` when
     /// given, and the blank line. `requestID` is written as it is: the caller checked or made it.
     mutating func writeResponseHead(
         version: HTTPVersion,
@@ -34,6 +34,7 @@ extension ByteBuffer {
         }
         if let requestID { bound += HeadWriter.headerBound(name: "X-Request-Id", value: requestID) }
         if response.rateLimit != nil { bound += HeadWriter.rateLimitBound }
+        if response.variesByEncoding { bound += HeadWriter.varyLine.utf8CodeUnitCount }
         if let connection { bound += connection.utf8CodeUnitCount }
         writeHead(maximumBytes: bound) { head in
             head.appendStatusLine(version: version, status: response.status)
@@ -48,6 +49,7 @@ extension ByteBuffer {
                 head.appendHeader(name: "Cache-Status", value: cacheStatusText)
             }
             if let age = response.age { head.appendHeader(name: "Age", decimal: age) }
+            if response.variesByEncoding { head.append(HeadWriter.varyLine) }
             // A 304 has no body, and its Content-Length would be the 200's (RFC 9110, section 8.6): none.
             if response.status != .notModified {
                 head.appendHeader(name: "Content-Length", decimal: response.body.readableBytes)
@@ -101,6 +103,8 @@ struct HeadWriter {
     /// `RateLimit-Policy: "upstream";q=N;w=60` and `RateLimit: "upstream";r=N;t=N`, each line with its
     /// `"\r\n"`: 67 bytes of text and three decimals.
     static let rateLimitBound = 67 + 3 * decimalBound
+    /// What every list answer says while pages have two forms.
+    static let varyLine: StaticString = "Vary: Accept-Encoding\r\n"
 
     init(_ bytes: UnsafeMutableRawBufferPointer) {
         base = bytes.baseAddress!

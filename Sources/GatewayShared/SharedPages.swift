@@ -55,14 +55,22 @@ public final class SharedPages: Sendable {
         self.base = "\(prefix):{\(credentialTag)}:"
         self.lockMilliseconds = lockMilliseconds
         self.resultMilliseconds = resultMilliseconds
-        self.flightsChannel = base + "flights"
+        self.flightsChannel = base + "flights" + Self.pageFormat
         self.invalidationsChannel = base + "invalidations"
     }
 
     private var generationsKey: RedisArgument { .string(base + "gen") }
-    private func pageKey(_ key: CacheKey) -> RedisArgument { .string(base + "page:" + key.query) }
-    private func lockKey(_ key: CacheKey) -> RedisArgument { .string(base + "lock:" + key.query) }
-    private func resultKey(_ key: CacheKey) -> RedisArgument { .string(base + "result:" + key.query) }
+    /// The format of the pages and answers kept under the page, lock and result keys and the flights channel:
+    /// `2`, stored bytes that may be gzip (`1`, unnamed, was always JSON). A replica of an earlier version
+    /// would serve gzip bytes as JSON, so during a rolling upgrade each version shares pages and flights only
+    /// with its own; invalidations (the generations key, the invalidations channel) and budgets stay common.
+    static let pageFormat = "2"
+
+    private func pageKey(_ key: CacheKey) -> RedisArgument { .string(base + "page\(Self.pageFormat):" + key.query) }
+    private func lockKey(_ key: CacheKey) -> RedisArgument { .string(base + "lock\(Self.pageFormat):" + key.query) }
+    private func resultKey(_ key: CacheKey) -> RedisArgument {
+        .string(base + "result\(Self.pageFormat):" + key.query)
+    }
 
     /// Finds the page (younger than `freshMilliseconds`, when more than 0), or leads the question with
     /// `token`, or follows another replica, in one step.

@@ -164,8 +164,10 @@ struct ListServiceSeamTests {
         #expect(stale.cacheStatus == .stale(staleFor: 1, revalidationFailed: false))
         #expect(
             recorder.log == [
-                "lookup stale", "spend blue allowed", "acquire", "release success", "store page_size=5",
-            ]
+                "lookup stale", "spend blue allowed", "acquire", "release success", "lookup stale",
+                "store page_size=5",
+            ],
+            "a refresh looks at the page it replaces once more (its Last-Modified stays if the bytes did not change)"
         )
         #expect(upstream.requests.count == 2)
     }

@@ -50,7 +50,8 @@ struct ServiceFixture {
             waitLimit: .seconds(10),
             logger: Logger(label: "test"),
             metrics: metrics,
-            budgets: budgets
+            budgets: budgets,
+            clock: clock
         )
     }
 
@@ -102,6 +103,41 @@ struct ListServiceTests {
             hit.headerLines.map { String(buffer: $0) }?.hasPrefix("Content-Type: application/json\r\nETag: ") == true
         )
         #expect(hit.headers.isEmpty)
+    }
+
+    /// A refresh that brings the same bytes keeps the page's `Last-Modified` (so `If-Modified-Since` still
+    /// holds); one that brings other bytes dates the page anew.
+    @Test(arguments: [false, true])
+    func aRefreshKeepsLastModifiedUnlessThePageChanged(changes: Bool) throws {
+        let calls = Locked(0)
+        let fixture = ServiceFixture(staleSeconds: 60) { _ in
+            let call = calls.withLock { count in
+                count += 1
+                return count
+            }
+            return .success(
+                UpstreamResponse(
+                    status: 200,
+                    headers: HTTPHeaders([("Content-Type", "application/json")]),
+                    body: ByteBuffer(string: "{\"results\":[],\"n\":\(changes ? call : 0)}")
+                )
+            )
+        }
+        func lastModified(_ response: GatewayResponse) -> String? {
+            response.headerLines.map { String(buffer: $0) }?.split(separator: "\r\n")
+                .first { $0.hasPrefix("Last-Modified: ") }.map(String.init)
+        }
+
+        let first = try fixture.get("page_size=5")
+        fixture.clock.advance(seconds: 31)
+        let stale = try fixture.get("page_size=5")
+        let refreshed = try fixture.get("page_size=5")
+
+        #expect(stale.cacheStatus?.description.contains("stale-while-revalidate") == true)
+        #expect(refreshed.cacheStatus?.description.hasPrefix("xi-gateway; hit") == true)
+        #expect(fixture.upstream.requests.count == 2)
+        #expect(lastModified(first) != nil)
+        #expect((lastModified(refreshed) == lastModified(first)) == !changes)
     }
 
     @Test func pagesExpireAfterTheTTL() throws {

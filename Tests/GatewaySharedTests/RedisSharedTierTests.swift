@@ -67,7 +67,7 @@ struct RedisSharedTierTests {
         // The follower's subscription must be in place before the message goes out.
         #expect(
             await eventually {
-                (try? await clients[1].send(["PUBSUB", "NUMSUB", "xg:{k1}:flights"]))?.array?.last?.int == 2
+                (try? await clients[1].send(["PUBSUB", "NUMSUB", "xg:{k1}:flights2"]))?.array?.last?.int == 2
             }
         )
         let waiting = follower.outcome(of: question, within: .seconds(50), on: loop)
@@ -126,7 +126,7 @@ struct RedisSharedTierTests {
         )
         .get()
         #expect(try await waiting.get() == .answer(status: 200, contentType: "application/json", body: body))
-        #expect(try await clients[0].send(["KEYS", "xg:{k1}:page:*"]).array?.isEmpty == true, "no page stored")
+        #expect(try await clients[0].send(["KEYS", "xg:{k1}:page2:*"]).array?.isEmpty == true, "no page stored")
         await leader.shutdown()
         await follower.shutdown()
         for client in clients { await client.shutdown() }

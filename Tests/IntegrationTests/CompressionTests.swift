@@ -38,6 +38,9 @@ struct CompressionTests {
             #expect(response.header("last-modified")?.hasSuffix(" GMT") == true)
         }
         #expect(miss.header("etag") == hit.header("etag"))
+        let invalid = try gateway.get("/v1/convai/test-invocations?page_size=0", headers: Self.gzip)
+        #expect(invalid.status == 422)
+        #expect(invalid.header("vary") == "Accept-Encoding", "every list answer, the gateway's own too")
         #expect(identity.header("etag") != miss.header("etag"), "each form has its own strong tag")
         let request = try #require(gateway.upstream.requests.first)
         #expect(request.headers["accept-encoding"] == ["gzip"])
@@ -118,6 +121,15 @@ struct CompressionTests {
         try connection.send("GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n")
         #expect(try connection.readResponse().status == 200)
 
+        // The identity form has its own tag, and its own 304.
+        let identity = try gateway.get(Self.target)
+        let identityTag = try #require(identity.header("etag"))
+        let identityNotModified = try gateway.get(Self.target, headers: [("If-None-Match", identityTag)])
+        #expect(identityNotModified.status == 304)
+        #expect(identityNotModified.header("etag") == identityTag)
+        let head = try gateway.get(Self.target, method: "HEAD", headers: Self.gzip + [("If-None-Match", tag)])
+        #expect(head.status == 304)
+
         // The gzip form's tag does not match the identity form; a changed tag or an older date gets the page.
         #expect(try gateway.get(Self.target, headers: [("If-None-Match", tag)]).status == 200)
         #expect(try gateway.get(Self.target, headers: Self.gzip + [("If-None-Match", "\"x\"")]).status == 200)
@@ -151,8 +163,9 @@ struct CompressionTests {
     /// the next request asks again.
     @Test(
         arguments: [
-            ("a gzip bomb: 8 MiB of spaces in a few kilobytes", "bomb"),
+            ("a gzip bomb: 8 MiB of valid JSON in a few kilobytes", "bomb"),
             ("a stream cut short", "truncated"),
+            ("a stream without its trailer (the JSON itself whole)", "trailer"),
             ("a damaged stream", "damaged"),
             ("a coding not asked for", "br"),
         ]
@@ -160,7 +173,9 @@ struct CompressionTests {
     func anUpstreamBodyThatDoesNotUnpackIsA502AndNotStored(_ description: String, kind: String) async throws {
         let json = Array(FakeUpstream.page(for: Self.target).utf8)
         let packed = try #require(json.withUnsafeBytes { Gzip.compress($0) })
-        let bomb = try #require([UInt8](repeating: 0x20, count: 8 << 20).withUnsafeBytes { Gzip.compress($0) })
+        let bombJSON =
+            Array(#"{"a":""#.utf8) + [UInt8](repeating: UInt8(ascii: "a"), count: 8 << 20) + Array(#""}"#.utf8)
+        let bomb = try #require(bombJSON.withUnsafeBytes { Gzip.compress($0) })
         let gateway = try await GatewayHarness.start(
             maxResponseBytes: 1 << 20,
             script: { _ in
@@ -171,6 +186,7 @@ struct CompressionTests {
                 switch kind {
                 case "bomb": reply.rawBody = bomb
                 case "truncated": reply.rawBody = Array(packed.dropLast(12))
+                case "trailer": reply.rawBody = Array(packed.dropLast(8))
                 case "damaged":
                     var damaged = packed
                     damaged[damaged.count / 2] ^= 0xFF
@@ -189,9 +205,63 @@ struct CompressionTests {
 
         #expect(first.status == 502, "\(description)")
         #expect(first.text.contains("bad_upstream_response"))
+        #expect(first.header("vary") == "Accept-Encoding", "every list answer says it varies")
         #expect(second.status == 502)
         #expect(gateway.upstream.requests.count == 2)
         #expect(gateway.cache.statistics.entries == 0)
+        try await gateway.stop()
+    }
+
+    /// A stream of several gzip members unpacks whole, but clients such as httpx read only the first: the
+    /// page is stored compressed again, as one member.
+    @Test func aStreamOfSeveralMembersIsStoredAsOne() async throws {
+        let json = Array(FakeUpstream.page(for: Self.target).utf8)
+        let half = json.count / 2
+        let first = try #require(json[..<half].withUnsafeBytes { Gzip.compress($0) })
+        let second = try #require(json[half...].withUnsafeBytes { Gzip.compress($0) })
+        let gateway = try await GatewayHarness.start(
+            script: { _ in
+                var reply = FakeUpstream.Reply(
+                    headers: [("Content-Type", "application/json"), ("Content-Encoding", "gzip")],
+                    body: ""
+                )
+                reply.rawBody = first + second
+                return reply
+            }
+        )
+
+        let response = try gateway.get(Self.target, headers: Self.gzip)
+
+        #expect(response.status == 200)
+        let unpacked = try response.body.withUnsafeBytes { try Gzip.unpack($0, limit: 1 << 20) }
+        #expect(unpacked.members == 1)
+        #expect(unpacked.bytes == json)
+        try await gateway.stop()
+    }
+
+    /// A status other than 200 whose body does not unpack is still passed on, without the body: what the
+    /// status says (here, when to retry) reaches the client.
+    @Test func anErrorAnswerThatDoesNotUnpackIsPassedOnWithoutItsBody() async throws {
+        let gateway = try await GatewayHarness.start(
+            script: { _ in
+                var reply = FakeUpstream.Reply(
+                    status: 429,
+                    headers: [
+                        ("Content-Type", "application/json"), ("Content-Encoding", "gzip"), ("Retry-After", "7"),
+                    ],
+                    body: ""
+                )
+                reply.rawBody = [0x1F, 0x8B, 0x08, 0x00, 0x01, 0x02]
+                return reply
+            }
+        )
+
+        let response = try gateway.get(Self.target, headers: Self.gzip)
+
+        #expect(response.status == 429)
+        #expect(response.header("retry-after") == "7")
+        #expect(response.body.isEmpty)
+        #expect(response.header("content-encoding") == nil)
         try await gateway.stop()
     }
 
@@ -204,6 +274,7 @@ struct CompressionTests {
 
         #expect(response.status == 404)
         #expect(response.header("content-encoding") == nil)
+        #expect(response.header("vary") == "Accept-Encoding")
         #expect(response.text == body)
         let request = try #require(gateway.upstream.requests.first)
         #expect(request.headers["accept-encoding"] == ["gzip"], "so the fake answered in gzip")

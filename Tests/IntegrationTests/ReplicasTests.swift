@@ -74,7 +74,9 @@ struct Replicas {
         // Each replica's subscription is in place before a test relies on its messages.
         let subscribed = await eventually {
             guard
-                let reply = try? await replicas.redisCommand(["PUBSUB", "NUMSUB", "xg:{\(Self.credentialTag)}:flights"])
+                let reply = try? await replicas.redisCommand([
+                    "PUBSUB", "NUMSUB", "xg:{\(Self.credentialTag)}:flights2",
+                ])
             else { return false }
             return reply.contains(" \(count)") || reply.hasSuffix("\(count)")
         }
@@ -178,7 +180,7 @@ struct ReplicasTests {
         // up): until then another replica would follow the flight instead of finding the page.
         #expect(
             await eventually {
-                let keys = try? await replicas.redisCommand(["KEYS", "xg:{\(Replicas.credentialTag)}:page:*"])
+                let keys = try? await replicas.redisCommand(["KEYS", "xg:{\(Replicas.credentialTag)}:page2:*"])
                 return keys?.isEmpty == false
             }
         )
