@@ -527,18 +527,19 @@ public final class ListService: Sendable {
         let fresh =
             freshMilliseconds.map { min($0, max(1, cache.ttlSeconds * 1000)) } ?? max(1, cache.ttlSeconds * 1000)
         shared.enter(key, freshMilliseconds: fresh, on: eventLoop).whenSuccess { entry in
+            // This replica asks the upstream itself: the tier says so, or its page is not usable.
+            let fetchHere = {
+                self.fetch(
+                    key,
+                    holdsPage: holdsPage,
+                    on: eventLoop,
+                    correlation: correlation,
+                    sharedSpender: sharedSpender
+                )
+            }
             switch entry {
             case .page(let found):
-                guard let fetched = self.adopt(found, for: key) else {
-                    // Not usable: asked of the upstream by this replica, as if the tier had nothing.
-                    return self.fetch(
-                        key,
-                        holdsPage: holdsPage,
-                        on: eventLoop,
-                        correlation: correlation,
-                        sharedSpender: sharedSpender
-                    )
-                }
+                guard let fetched = self.adopt(found, for: key) else { return fetchHere() }
                 self.flights.complete(key, with: .success(fetched))
             case .lead(let flight):
                 self.lead(
@@ -554,15 +555,7 @@ public final class ListService: Sendable {
                     switch outcome {
                     case .page(let found)?:
                         // Answered as the upstream's page it is, collapsed into the other replica's request.
-                        guard var fetched = self.adopt(found, for: key) else {
-                            return self.fetch(
-                                key,
-                                holdsPage: holdsPage,
-                                on: eventLoop,
-                                correlation: correlation,
-                                sharedSpender: sharedSpender
-                            )
-                        }
+                        guard var fetched = self.adopt(found, for: key) else { return fetchHere() }
                         if case .sharedPage(let page) = fetched.result { fetched.result = .page(page, .stored) }
                         fetched.followedAnotherReplica = true
                         self.flights.complete(key, with: .success(fetched))
@@ -590,13 +583,7 @@ public final class ListService: Sendable {
                     }
                 }
             case .alone:
-                self.fetch(
-                    key,
-                    holdsPage: holdsPage,
-                    on: eventLoop,
-                    correlation: correlation,
-                    sharedSpender: sharedSpender
-                )
+                fetchHere()
             }
         }
     }

@@ -398,22 +398,7 @@ struct DeploymentTests {
 
     /// The image's `ENV` settings, read as DocumentationTests reads them.
     private func dockerfileSettings() throws -> [String: String] {
-        let lines = try read("Dockerfile").split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
-        var settings: [String: String] = [:]
-        var inEnv = false
-        for line in lines {
-            guard inEnv || line.hasPrefix("ENV ") else { continue }
-            let text = (line.hasPrefix("ENV ") ? String(line.dropFirst(4)) : line).replacingOccurrences(
-                of: " \\",
-                with: ""
-            )
-            for pair in text.split(separator: " ") {
-                let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
-                if parts.count == 2 { settings[parts[0]] = parts[1] }
-            }
-            inEnv = line.hasSuffix("\\")
-        }
-        return settings
+        DocumentationTests.environmentSettings(ofDockerfile: try read("Dockerfile"))
     }
 
     /// The ports of the image's `EXPOSE` line.

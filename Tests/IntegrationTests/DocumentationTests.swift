@@ -45,8 +45,8 @@ struct DocumentationTests {
     }
 
     /// The image sets only keys the gateway reads, to values it takes, and exposes the ports they name.
-    @Test func theDockerfileSetsKnownKeysAndExposesTheirPorts() throws {
-        let dockerfile = try read("Dockerfile")
+    /// The `ENV` settings of a Dockerfile (`ENV A=1 B=2`, continued over lines ending in `\`).
+    static func environmentSettings(ofDockerfile dockerfile: String) -> [String: String] {
         let lines = dockerfile.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
         var settings: [String: String] = [:]
         var inEnv = false
@@ -62,10 +62,17 @@ struct DocumentationTests {
             }
             inEnv = line.hasSuffix("\\")
         }
+        return settings
+    }
+
+    @Test func theDockerfileSetsKnownKeysAndExposesTheirPorts() throws {
+        let dockerfile = try read("Dockerfile")
+        let settings = Self.environmentSettings(ofDockerfile: dockerfile)
         #expect(settings == ["LISTEN_HOST": "0.0.0.0", "LISTEN_PORT": "8080", "ADMIN_LISTEN": "0.0.0.0:9091"])
         #expect(Set(settings.keys).isSubset(of: Set(GatewayConfiguration.keys.map(\.name))))
         let configuration = try GatewayConfiguration { settings[$0] ?? ($0 == "ELEVENLABS_API_KEY" ? "k" : nil) }
-        let exposed = lines.first { $0.hasPrefix("EXPOSE ") }?.split(separator: " ").dropFirst().compactMap { Int($0) }
+        let exposed = dockerfile.split(separator: "\n").first { $0.hasPrefix("EXPOSE ") }?.split(separator: " ")
+            .dropFirst().compactMap { Int($0) }
         #expect(exposed == [configuration.listenPort] + [configuration.adminListen?.port].compactMap { $0 })
         #expect(dockerfile.contains("USER 10001:10001"))
     }
