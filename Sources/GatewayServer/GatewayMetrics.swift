@@ -100,6 +100,18 @@ public final class GatewayMetrics: Sendable {
         process = ProcessMetrics(registry: registry)
     }
 
+    /// The team families' series of each of `teams`, made at zero if not yet there: a dashboard or an alert
+    /// sees every team from the start (and from the reload that added it), not from its first request.
+    func prepare(teams: [String]) {
+        for team in teams {
+            for family in [Family.teamRequests, .teamHits, .teamUpstreamRequests, .teamRefusals] {
+                _ = counter(key: family.name + "|" + team) {
+                    registry.makeCounter(descriptor: family.descriptor, labels: [("team", team)])
+                }
+            }
+        }
+    }
+
     /// Counts one request of `team` (a name from `CLIENTS_FILE`, so a bounded set): the request, whether
     /// the cache answered it, whether it caused an upstream request, whether its budget refused one.
     func team(_ team: String, trace: ResponseTrace) {

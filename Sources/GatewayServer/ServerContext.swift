@@ -84,6 +84,7 @@ public final class ServerContext: Sendable {
         self.accessLogHandler = accessLogger.handler as? GatewayLogHandler
         self.metrics = metrics
         self.renderMetrics = renderMetrics
+        metrics?.prepare(teams: settings.teams?.teams.map(\.name) ?? [])
     }
 
     /// Whether `/readyz` says 200.
@@ -101,8 +102,9 @@ public final class ServerContext: Sendable {
     /// The version of the settings in force: when it equals the one read with them, they are still in force.
     public var settingsVersion: Int { version.load(ordering: .acquiring) }
 
-    /// Replaces the settings (a reload).
+    /// Replaces the settings (a reload). A team the new teams file adds has its series at zero at once.
     public func update(_ newSettings: Settings) {
+        metrics?.prepare(teams: newSettings.teams?.teams.map(\.name) ?? [])
         settings.withLock { current in
             current = (newSettings, current.version + 1)
             version.store(current.version, ordering: .releasing)

@@ -1,5 +1,6 @@
 import GatewayCore
 import GatewayTesting
+import Logging
 import Prometheus
 import Testing
 
@@ -116,6 +117,44 @@ struct GatewayMetricsTests {
             )
         }
         #expect(exposition.samples.contains { $0.name == "xi_gateway_build_info" })
+    }
+
+    /// Each team of the teams file has its series at zero from the start, and a team a reload adds from
+    /// that reload: a dashboard or an alert sees it before its first request.
+    @Test func everyTeamsSeriesExistFromTheStartAndFromTheReloadThatAddsIt() throws {
+        let digest = String(repeating: "a", count: 64)
+        func teams(_ names: [String]) throws -> TeamRegistry {
+            try TeamRegistry(
+                parsing: names.enumerated().map { "\($1) \(String(digest.dropLast(1)))\($0)\n" }.joined(),
+                source: "test"
+            )
+        }
+        let fixture = ServiceFixture()
+        let context = ServerContext(
+            service: fixture.service,
+            cache: fixture.cache,
+            governor: fixture.governor,
+            settings: .init(accessLog: false, adminToken: nil, teams: try teams(["red", "blue"])),
+            accessLogger: Logger(label: "test"),
+            metrics: metrics
+        )
+        let families = [
+            "xi_gateway_team_requests_total", "xi_gateway_team_hits_total",
+            "xi_gateway_team_upstream_requests_total", "xi_gateway_team_refusals_total",
+        ]
+        var exposition = Exposition(scrape())
+        for family in families {
+            for team in ["red", "blue"] {
+                #expect(exposition.value(family, #"team="\#(team)""#) == 0, "\(family) \(team)")
+            }
+            #expect(exposition.value(family, #"team="green""#) == nil)
+        }
+
+        context.update(.init(accessLog: false, adminToken: nil, teams: try teams(["red", "green"])))
+        exposition = Exposition(scrape())
+        for family in families {
+            #expect(exposition.value(family, #"team="green""#) == 0, "\(family)")
+        }
     }
 
     @Test func buildInfoNamesTheVersionAndLibcurl() {
