@@ -88,5 +88,17 @@ extension GatewayMetrics {
             name: "xi_gateway_team_refusals_total",
             help: "Requests of each team whose upstream request its budget refused."
         )
+        static let teamBudget = Family(
+            name: "xi_gateway_team_budget_per_minute",
+            help: "Each team's upstream budget, in requests per minute (teams with a budget only)."
+        )
+        static let teamBudgetRemaining = Family(
+            name: "xi_gateway_team_budget_remaining",
+            help: "What is left of each team's upstream budget now, across replicas with a shared tier."
+        )
+        static let cacheMaxBytes = Family(
+            name: "xi_gateway_cache_max_bytes",
+            help: "The cache's memory bound, CACHE_MAX_BYTES."
+        )
     }
 }

@@ -45,6 +45,9 @@ public final class GatewayMetrics: Sendable {
     private let upstreamDuration: DurationHistogram
     private let cacheEntries: Gauge
     private let cacheBytes: Gauge
+    private let cacheMaxBytes: Gauge
+    /// The team budget gauges, by family and team.
+    private let gauges = Locked<[String: Gauge]>([:])
     private let cacheEvictions: Counter
     /// The cache's eviction count as last read: the counter grows by what the cache adds to it.
     private let evictionsCounted = Locked(0)
@@ -72,6 +75,7 @@ public final class GatewayMetrics: Sendable {
         )
         cacheEntries = registry.makeGauge(descriptor: Family.cacheEntries.descriptor)
         cacheBytes = registry.makeGauge(descriptor: Family.cacheBytes.descriptor)
+        cacheMaxBytes = registry.makeGauge(descriptor: Family.cacheMaxBytes.descriptor)
         cacheEvictions = registry.makeCounter(descriptor: Family.cacheEvictions.descriptor)
         flightWaiters = registry.makeGauge(descriptor: Family.flightWaiters.descriptor)
         governorInFlight = registry.makeGauge(descriptor: Family.upstreamInFlight.descriptor)
@@ -108,6 +112,27 @@ public final class GatewayMetrics: Sendable {
                 _ = counter(key: family.name + "|" + team) {
                     registry.makeCounter(descriptor: family.descriptor, labels: [("team", team)])
                 }
+            }
+        }
+    }
+
+    /// The cache's bound (`CACHE_MAX_BYTES`), for a dashboard to draw the bytes held against.
+    public func setCacheBound(bytes: Int) {
+        cacheMaxBytes.set(Int64(bytes))
+    }
+
+    /// Each team's budget per minute and what is left of it, as read at a scrape (teams with a budget).
+    func teamBudgets(_ states: [(team: String, state: BudgetState)]) {
+        for (team, state) in states {
+            for (family, value) in [(Family.teamBudget, state.perMinute), (.teamBudgetRemaining, state.remaining)] {
+                let gauge = gauges.withLock { gauges in
+                    let key = family.name + "|" + team
+                    if let existing = gauges[key] { return existing }
+                    let made = registry.makeGauge(descriptor: family.descriptor, labels: [("team", team)])
+                    gauges[key] = made
+                    return made
+                }
+                gauge.set(Int64(value))
             }
         }
     }

@@ -26,6 +26,7 @@ struct OperationsEndpoints {
             governor: context.governor.snapshot,
             sharedTierUp: context.sharedTier?.isUp
         )
+        context.metrics?.teamBudgets(budgetStates())
         return GatewayResponse(
             status: .ok,
             headers: HTTPHeaders([("Content-Type", "text/plain; version=0.0.4; charset=utf-8")]),
@@ -67,6 +68,18 @@ struct OperationsEndpoints {
                 + "\"limit\":\(governor.limit),\"backoff_seconds_left\":\(governor.backoffSecondsLeft)},"
                 + "\"shared_tier\":\"\(shared)\",\"teams\":\(teams())}"
         )
+    }
+
+    /// The budget of each team that has one, as it stands now.
+    private func budgetStates() -> [(team: String, state: BudgetState)] {
+        let settings = context.currentSettings
+        guard let registry = settings.teams else { return [] }
+        let ledger = context.service.budgetLedger
+        return registry.teams.compactMap { team in
+            (team.upstreamPerMinute ?? settings.defaultUpstreamPerMinute).map {
+                (team.name, ledger.state(team: team.name, perMinute: $0))
+            }
+        }
     }
 
     /// Each team of `CLIENTS_FILE`, in its order: its budget per minute (`null`: unlimited), what is left of

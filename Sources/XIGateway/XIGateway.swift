@@ -62,6 +62,7 @@ enum XIGateway {
 
         let registry = PrometheusCollectorRegistry()
         let metrics = GatewayMetrics(registry: registry, libcurlVersion: CurlUpstreamClient.libcurlVersion)
+        metrics.setCacheBound(bytes: configuration.cacheMaxBytes)
 
         let upstream: CurlUpstreamClient
         do {

@@ -44,6 +44,9 @@ struct GatewayMetricsTests {
             "xi_gateway_upstream_duration_seconds": "histogram",
             "xi_gateway_cache_entries": "gauge",
             "xi_gateway_cache_bytes": "gauge",
+            "xi_gateway_cache_max_bytes": "gauge",
+            "xi_gateway_team_budget_per_minute": "gauge",
+            "xi_gateway_team_budget_remaining": "gauge",
             "xi_gateway_cache_evictions_total": "counter",
             "xi_gateway_singleflight_waiters": "gauge",
             "xi_gateway_upstream_in_flight": "gauge",
@@ -77,6 +80,7 @@ struct GatewayMetricsTests {
         trace.budgetRefused = true
         metrics.request(route: .list, status: 200, cache: .hit, nanoseconds: 1_000)
         metrics.team("alpha", trace: trace)
+        metrics.teamBudgets([("alpha", BudgetState(perMinute: 10, remaining: 4, secondsToNext: 6))])
         metrics.refused(.bareLF)
         metrics.upstream(status: 200, outcome: .ok, nanoseconds: 1_000)
         update()
@@ -100,7 +104,8 @@ struct GatewayMetricsTests {
         let exposition = Exposition(scrape())
 
         for gauge in [
-            "xi_gateway_cache_entries", "xi_gateway_cache_bytes", "xi_gateway_singleflight_waiters",
+            "xi_gateway_cache_entries", "xi_gateway_cache_bytes", "xi_gateway_cache_max_bytes",
+            "xi_gateway_singleflight_waiters",
             "xi_gateway_upstream_in_flight", "xi_gateway_upstream_queue_length",
             "xi_gateway_upstream_concurrency_limit", "xi_gateway_upstream_backoff_remaining_seconds",
             "xi_gateway_shared_tier_up",
@@ -155,6 +160,23 @@ struct GatewayMetricsTests {
         for family in families {
             #expect(exposition.value(family, #"team="green""#) == 0, "\(family)")
         }
+    }
+
+    /// The bound and each budget are what was set or read last.
+    @Test func theCacheBoundAndEachTeamsBudgetAreGauges() {
+        metrics.setCacheBound(bytes: 67_108_864)
+        metrics.teamBudgets([
+            ("red", BudgetState(perMinute: 10, remaining: 4, secondsToNext: 6)),
+            ("blue", BudgetState(perMinute: 60, remaining: 60, secondsToNext: 0)),
+        ])
+        metrics.teamBudgets([("red", BudgetState(perMinute: 10, remaining: 3, secondsToNext: 6))])
+
+        let exposition = Exposition(scrape())
+        #expect(exposition.value("xi_gateway_cache_max_bytes") == 67_108_864)
+        #expect(exposition.value("xi_gateway_team_budget_per_minute", #"team="red""#) == 10)
+        #expect(exposition.value("xi_gateway_team_budget_remaining", #"team="red""#) == 3)
+        #expect(exposition.value("xi_gateway_team_budget_per_minute", #"team="blue""#) == 60)
+        #expect(exposition.value("xi_gateway_team_budget_remaining", #"team="blue""#) == 60)
     }
 
     @Test func buildInfoNamesTheVersionAndLibcurl() {

@@ -2,6 +2,7 @@ import GatewayCore
 import GatewayTesting
 import NIOCore
 import NIOHTTP1
+import Prometheus
 import Testing
 
 @testable import GatewayServer
@@ -86,5 +87,34 @@ struct RateLimitFieldsTests {
             ),
             "\(stats.body)"
         )
+    }
+
+    /// `/metrics` gives each budgeted team's budget and what is left of it, as the statistics do.
+    @Test func theMetricsGiveEachBudgetedTeamsBudgetAndWhatIsLeft() throws {
+        let teams = try TeamRegistry(
+            parsing: """
+                alpha \(SHA256.hexDigest("alpha-token".utf8)) upstream_per_minute=2
+                beta \(SHA256.hexDigest("beta-token".utf8))
+                """,
+            source: "test"
+        )
+        let registry = PrometheusCollectorRegistry()
+        let connection = try ConnectionFixture(
+            teams: teams,
+            metrics: GatewayMetrics(registry: registry, libcurlVersion: "test"),
+            renderMetrics: {
+                var bytes: [UInt8] = []
+                registry.emit(into: &bytes)
+                return bytes
+            }
+        )
+        _ = try get(connection, "page_size=1")
+        let scrape = try #require(
+            parseResponses(try connection.exchange("GET /metrics HTTP/1.1\r\nHost: h\r\n\r\n")).first
+        )
+        let exposition = Exposition(scrape.body)
+        #expect(exposition.value("xi_gateway_team_budget_per_minute", #"team="alpha""#) == 2)
+        #expect(exposition.value("xi_gateway_team_budget_remaining", #"team="alpha""#) == 1)
+        #expect(exposition.value("xi_gateway_team_budget_per_minute", #"team="beta""#) == nil, "unlimited")
     }
 }

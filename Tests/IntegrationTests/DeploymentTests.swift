@@ -112,6 +112,8 @@ struct DeploymentTests {
         trace.causedUpstreamRequest = true
         trace.budgetRefused = true
         metrics.team("alpha", trace: trace)
+        metrics.teamBudgets([("alpha", BudgetState(perMinute: 10, remaining: 4, secondsToNext: 6))])
+        metrics.setCacheBound(bytes: 1 << 26)
         metrics.upstream(status: 429, outcome: .rateLimited, nanoseconds: 1_000)
         metrics.publishTallies()
         var bytes: [UInt8] = []
