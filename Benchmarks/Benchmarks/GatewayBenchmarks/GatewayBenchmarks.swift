@@ -65,5 +65,15 @@ let benchmarks: @Sendable () -> Void = {
         try PipelineFixture()
     }
 
+    Benchmark("A gzip client's hit through a connection's handlers", configuration: configuration) {
+        benchmark,
+        fixture in
+        for _ in benchmark.scaledIterations {
+            blackHole(try fixture.hit())
+        }
+    } setup: {
+        try PipelineFixture(acceptEncoding: "gzip, deflate, br")
+    }
+
     tokenDigestBenchmarks(configuration: configuration)
 }

@@ -16,8 +16,10 @@ final class PipelineFixture {
     private let channel = EmbeddedChannel()
     private let request: ByteBuffer
 
-    /// A fixture whose request, `GET` of the list path with `query`, hits a page of about 10 KiB.
-    init(query: String = "agent_id=agent_123&page_size=30") throws {
+    /// A fixture whose request, `GET` of the list path with `query`, hits a page of about 10 KiB, stored as
+    /// the gateway stores it by default (gzip); `acceptEncoding`: the request's field, if any (without it, the
+    /// identity form is the answer).
+    init(query: String = "agent_id=agent_123&page_size=30", acceptEncoding: String? = nil) throws {
         let apiKey = Secret("benchmark-key")
         let cache = ResponseCache(maxBytes: 64 << 20, ttlSeconds: 3_600)
         let governor = UpstreamGovernor(
@@ -45,14 +47,24 @@ final class PipelineFixture {
         )
         let target = "/v1/convai/test-invocations?\(query)"
         let page = ByteBuffer(string: FakeUpstream.page(for: target))
+        let packed = page.withUnsafeReadableBytes { Gzip.compress($0) } ?? []
         cache.store(
-            CachedPage(body: page, contentType: "application/json", storedAt: cache.now()),
+            CachedPage(
+                body: ByteBuffer(bytes: packed),
+                coding: .gzip,
+                identityByteCount: page.readableBytes,
+                contentType: "application/json",
+                storedAt: cache.now(),
+                modifiedAt: 0
+            ),
             for: CacheKey(credential: CredentialID(apiKey), query: try ListQuery.parse(Substring(query)))
         )
-        request = ByteBuffer(string: "GET \(target) HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n")
+        let field = acceptEncoding.map { "Accept-Encoding: \($0)\r\n" } ?? ""
+        request = ByteBuffer(string: "GET \(target) HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\(field)\r\n")
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         let answered = try hit()
-        precondition(answered > page.readableBytes, "the request must be answered with the page")
+        let expected = acceptEncoding == nil ? page.readableBytes : packed.count
+        precondition(answered > expected, "the request must be answered with the page")
     }
 
     /// Sends the request and reads its answer; returns the answer's length.
