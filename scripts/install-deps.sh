@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building xi-gateway needs on Debian or Ubuntu, only when it is missing:
 # libcurl's, hiredis's and zlib's headers (libcurl4-openssl-dev, libhiredis-dev, zlib1g-dev) and pkg-config, which SwiftPM uses
-# to find them, redis-server, which the shared tier's tests start on a Unix socket of their own, and python3
-# with venv, for the official SDK (below).
+# to find them, redis-server, which the shared tier's tests start on a Unix socket of their own, chromium, which
+# loads the status page headless in its test, prometheus for promtool, which checks deploy/'s rules (its
+# service is not started by the tests), and python3 with venv, for the official SDK (below).
 # With --bench: also wrk, nginx, HAProxy and Varnish for the benchmark.
 set -euo pipefail
 
@@ -14,6 +15,8 @@ installed libcurl4-openssl-dev || missing+=(libcurl4-openssl-dev)
 installed libhiredis-dev || missing+=(libhiredis-dev)
 installed zlib1g-dev || missing+=(zlib1g-dev)
 command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missing+=(redis-server)
+command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 if [ "${1:-}" = "--bench" ]; then
     command -v wrk >/dev/null 2>&1 || missing+=(wrk)
     command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)

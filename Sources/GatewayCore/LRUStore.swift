@@ -90,6 +90,11 @@ struct LRUStore<Key: Hashable, Value> {
         return doomed.count
     }
 
+    /// Calls `body` with every key, in no particular order.
+    func forEachKey(_ body: (Key) -> Void) {
+        for key in indexByKey.keys { body(key) }
+    }
+
     /// Keys from most to least recently used (for tests).
     var keysByRecency: [Key] {
         var keys: [Key] = []

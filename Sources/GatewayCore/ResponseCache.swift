@@ -175,6 +175,21 @@ public final class ResponseCache: Sendable {
         }
     }
 
+    /// The most bytes the shards hold together: `maxBytes` as created, rounded down to whole shards.
+    public var maxBytes: Int { perShardBytes * shards.count }
+
+    /// The agents with the most pages, and the pages without an agent filter. Takes each shard's lock in
+    /// turn for one walk over its keys: for the status page, not the request path.
+    public func pagesByAgent(limit: Int) -> AgentPages {
+        var counts: [[UInt8]?: Int] = [:]
+        for shard in 0..<shards.count {
+            shards.withLock(shard) { store in
+                store.forEachKey { counts[$0.agentID.map { Array($0.utf8) }, default: 0] += 1 }
+            }
+        }
+        return AgentPages(counts: counts, limit: limit)
+    }
+
     /// The current clock reading, so callers stamp pages with the cache's notion of time.
     public func now() -> UInt64 { clock.nowNanoseconds() }
 

@@ -40,4 +40,9 @@ public final class TieredPageStore: PageStore {
     public func now() -> UInt64 { first.now() }
 
     public var statistics: ResponseCache.Statistics { first.statistics }
+
+    public var maxBytes: Int { first.maxBytes }
+
+    /// This replica's pages only: the shared tier's are not walked.
+    public func pagesByAgent(limit: Int) -> AgentPages { first.pagesByAgent(limit: limit) }
 }

@@ -52,6 +52,11 @@ extension GatewayMetrics {
             name: "xi_gateway_singleflight_waiters",
             help: "Requests waiting for another request's upstream exchange of the same page."
         )
+        static let upstreamRejections = Family(
+            name: "xi_gateway_upstream_rejections_total",
+            help: "Requests the governor gave no upstream slot, by reason: queue_full, queue_timeout, or "
+                + "backing_off (after a 429)."
+        )
         static let upstreamInFlight = Family(
             name: "xi_gateway_upstream_in_flight",
             help: "Upstream exchanges in progress."
@@ -62,7 +67,8 @@ extension GatewayMetrics {
         )
         static let upstreamConcurrencyLimit = Family(
             name: "xi_gateway_upstream_concurrency_limit",
-            help: "Upstream exchanges allowed at once (the configured limit, or the upstream's own if lower)."
+            help: "Upstream exchanges allowed at once (the configured limit, or the upstream's own if lower; "
+                + "FALLBACK_MAX_CONCURRENCY while the shared tier is down)."
         )
         static let upstreamBackoffRemaining = Family(
             name: "xi_gateway_upstream_backoff_remaining_seconds",

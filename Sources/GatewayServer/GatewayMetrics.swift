@@ -14,6 +14,36 @@ public final class GatewayMetrics: Sendable {
         case error
     }
 
+    /// Why the governor gave no upstream slot, as the metrics name it.
+    public enum RejectionReason: String, Sendable, CaseIterable {
+        case queueFull = "queue_full"
+        case queueTimeout = "queue_timeout"
+        case backingOff = "backing_off"
+
+        init(_ rejection: UpstreamGovernor.Rejection) {
+            switch rejection {
+            case .queueFull: self = .queueFull
+            case .queueTimeout: self = .queueTimeout
+            case .backingOff: self = .backingOff
+            }
+        }
+    }
+
+    /// Upstream exchanges and refusals since start: what the status page subtracts from to show the last
+    /// minute's.
+    public struct UpstreamTotals: Sendable, Hashable {
+        /// Exchanges by status (`"200"`, `"429"`), or by outcome when there was none (`"timeout"`,
+        /// `"refused"`, `"error"`).
+        public var exchanges: [String: Int] = [:]
+        /// Refusals by ``RejectionReason`` raw value.
+        public var rejections: [String: Int] = [:]
+
+        public init(exchanges: [String: Int] = [:], rejections: [String: Int] = [:]) {
+            self.exchanges = exchanges
+            self.rejections = rejections
+        }
+    }
+
     /// The routes, as the request metrics name them.
     public enum RouteLabel: String, Sendable, CaseIterable {
         case list
@@ -43,6 +73,8 @@ public final class GatewayMetrics: Sendable {
     /// The upstream counters of the outcomes that never have a status (`status="none"`).
     private let upstreamFailures: [UpstreamOutcome: Counter]
     private let upstreamDuration: DurationHistogram
+    private let rejections: [RejectionReason: Counter]
+    private let totals = Locked(UpstreamTotals())
     private let cacheEntries: Gauge
     private let cacheBytes: Gauge
     private let cacheMaxBytes: Gauge
@@ -99,6 +131,14 @@ public final class GatewayMetrics: Sendable {
             )
         }
         self.upstreamFailures = upstreamFailures
+        var rejections: [RejectionReason: Counter] = [:]
+        for reason in RejectionReason.allCases {
+            rejections[reason] = registry.makeCounter(
+                descriptor: Family.upstreamRejections.descriptor,
+                labels: [("reason", reason.rawValue)]
+            )
+        }
+        self.rejections = rejections
         requestMetrics = Locked(RequestMetrics())
         tallies = PerThread { Tally() }
         process = ProcessMetrics(registry: registry)
@@ -156,8 +196,20 @@ public final class GatewayMetrics: Sendable {
         refusals[reason]?.increment()
     }
 
+    /// Counts one request the governor gave no upstream slot.
+    func rejected(_ rejection: UpstreamGovernor.Rejection) {
+        let reason = RejectionReason(rejection)
+        rejections[reason]?.increment()
+        totals.withLock { $0.rejections[reason.rawValue, default: 0] += 1 }
+    }
+
+    /// The upstream exchanges and refusals counted since start.
+    public var upstreamTotals: UpstreamTotals { totals.withLock { $0 } }
+
     /// Counts one upstream exchange and its time.
     func upstream(status: Int?, outcome: UpstreamOutcome, nanoseconds: UInt64) {
+        let total = status.map { (100...599).contains($0) ? String($0) : "other" } ?? outcome.rawValue
+        totals.withLock { $0.exchanges[total, default: 0] += 1 }
         if status == nil, let failure = upstreamFailures[outcome] {
             failure.increment()
         } else {

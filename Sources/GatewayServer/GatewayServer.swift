@@ -107,6 +107,7 @@ public final class GatewayServer: Sendable {
             try await channel.close()
             throw ChannelError.unknownLocalAddress
         }
+        context.startStatusSampler(on: channel.eventLoop)
         return GatewayServer(channel: channel, localAddress: address, connections: connections, context: context)
     }
 
@@ -140,6 +141,7 @@ public final class GatewayServer: Sendable {
     /// still open then is closed.
     public func shutdown(grace: TimeAmount) async {
         context.setReady(false)
+        context.stopStatusSampler()
         // A connection accepted just before the listener closes, but set up after, is refused too.
         connections.refuseNew()
         try? await channel.close()

@@ -118,6 +118,7 @@ final class GovernedUpstream: Sendable {
         }.recover { error in
             // Only the governor's refusal gets here: the exchange above never fails.
             let rejection = error as? UpstreamGovernor.Rejection ?? .queueFull
+            self.metrics?.rejected(rejection)
             return Exchange(result: .failure(GatewayError(rejection)), nanoseconds: nil)
         }
     }

@@ -528,7 +528,7 @@ public final class ListService: Sendable {
             freshMilliseconds.map { min($0, max(1, cache.ttlSeconds * 1000)) } ?? max(1, cache.ttlSeconds * 1000)
         shared.enter(key, freshMilliseconds: fresh, on: eventLoop).whenSuccess { entry in
             // This replica asks the upstream itself: the tier says so, or its page is not usable.
-            let fetchHere = {
+            let fetchHere: @Sendable () -> Void = {
                 self.fetch(
                     key,
                     holdsPage: holdsPage,

@@ -70,6 +70,47 @@ struct OperationsEndpoints {
         )
     }
 
+    /// How many agents the status report lists, those with the most pages first.
+    static let listedAgents = 20
+
+    /// `GET /admin/status` (admin listener only): the status page's figures, the last minute's among them,
+    /// as JSON. Never cached by a browser.
+    func status() -> GatewayResponse {
+        let current = context.statusSample()
+        let (lastMinute, perSecond) = context.statusHistory.withLock { ($0.lastMinute(upTo: current), $0.perSecond) }
+        let settings = context.currentSettings
+        let ledger = context.service.budgetLedger
+        let budgetCounts = current.teams
+        let teams = (settings.teams?.teams ?? []).map { team in
+            let perMinute = team.upstreamPerMinute ?? settings.defaultUpstreamPerMinute
+            return StatusReport.Team(
+                name: team.name,
+                budgetPerMinute: perMinute,
+                remaining: perMinute.map { ledger.state(team: team.name, perMinute: $0).remaining },
+                total: budgetCounts[team.name] ?? BudgetCounts(),
+                lastMinute: lastMinute.teams[team.name] ?? BudgetCounts()
+            )
+        }
+        let now = SystemCacheClock().secondsSince1970()
+        let report = StatusReport(
+            version: GatewayVersion.current,
+            startedAt: context.startedAt,
+            uptimeSeconds: max(0, now - context.startedAt),
+            lastMinute: lastMinute,
+            perSecond: perSecond,
+            cache: context.cache.statistics,
+            cacheMaxBytes: context.cache.maxBytes,
+            agents: context.cache.pagesByAgent(limit: Self.listedAgents),
+            governor: context.governor.snapshot,
+            waiters: context.service.flightStatistics.waiters,
+            sharedTier: context.sharedTier.map { $0.isUp ? "up" : "down" } ?? "off",
+            teams: teams
+        )
+        var response = json(report.json)
+        response.headers.add(name: "Cache-Control", value: "no-store")
+        return response
+    }
+
     /// The budget of each team that has one, as it stands now.
     private func budgetStates() -> [(team: String, state: BudgetState)] {
         let settings = context.currentSettings

@@ -129,6 +129,10 @@ struct Responder {
                 open: role == .admin
             )
             return .now(response, isHead: false, closes: false)
+        case .statusPage(let isHead):
+            return .now(StatusPage.response, isHead: isHead, closes: false)
+        case .status:
+            return .now(OperationsEndpoints(context: context).status(), isHead: false, closes: false)
         case .list(let query, let isHead):
             let freshness =
                 settings.clientCacheControl

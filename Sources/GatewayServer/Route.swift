@@ -36,6 +36,10 @@ enum Route: Equatable {
     case purge(query: Substring)
     /// `GET /admin/cache/stats`.
     case stats
+    /// `GET /` on the admin listener: the status page.
+    case statusPage(isHead: Bool)
+    /// `GET /admin/status` on the admin listener: the status page's figures.
+    case status
     /// A request forwarded upstream as it is (not cached).
     case passthrough(PassthroughRoute, isHead: Bool)
     /// A refusal the gateway answers itself.
@@ -64,6 +68,9 @@ enum Route: Equatable {
         ("/healthz", "GET, HEAD", false), ("/readyz", "GET, HEAD", false), ("/metrics", "GET", true),
         ("/admin/cache/purge", "POST", true), ("/admin/cache/stats", "GET", true),
     ]
+
+    /// The status page's paths, served on the admin listener only.
+    private static let statusPaths = ["/", "/admin/status"]
 
     /// Routes `method` and `uri` (the request target as received) on a listener of `role`: a route the
     /// listener does not serve is 404, whatever the method.
@@ -95,6 +102,16 @@ enum Route: Equatable {
             return
         }
         let servesAdmin = role != .api
+        // The status page and its figures are read without a token: on the admin listener only, never on a
+        // listener that teams reach.
+        if role == .admin, let page = Self.statusPaths.first(where: { Self.bytes(path, equal: $0) }) {
+            switch (page, method) {
+            case ("/", .GET), ("/", .HEAD): self = .statusPage(isHead: isHead)
+            case ("/admin/status", .GET): self = .status
+            default: self = .refuse(.methodNotAllowed(allow: page == "/" ? "GET, HEAD" : "GET"))
+            }
+            return
+        }
         guard let known = Self.paths.first(where: { (servesAdmin || !$0.isAdmin) && Self.bytes(path, equal: $0.path) })
         else {
             self = .refuse(.notFound)
@@ -143,7 +160,7 @@ enum Route: Equatable {
         case .health: return .healthz
         case .readiness: return .readyz
         case .metrics: return .metrics
-        case .purge, .stats: return .admin
+        case .purge, .stats, .statusPage, .status: return .admin
         case .refuse: return .other
         }
     }

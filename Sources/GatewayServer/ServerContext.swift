@@ -55,6 +55,12 @@ public final class ServerContext: Sendable {
     /// Forwards the uncached routes; `nil` when `PASSTHROUGH=off` (they are then 404).
     public let passthrough: PassthroughService?
 
+    /// When the context was made, in seconds since 1970 (the status page's uptime).
+    public let startedAt: Int
+    /// The last minute of counters, for the status page (``startStatusSampler(on:)``).
+    let statusHistory: Locked<StatusHistory>
+    private let sampler = Locked<RepeatedTask?>(nil)
+
     private let ready = Atomic<Bool>(false)
     private let settings: Locked<(settings: Settings, version: Int)>
     /// Moves on every ``update(_:)``: a connection keeps the settings it read, and reads them again only
@@ -84,7 +90,41 @@ public final class ServerContext: Sendable {
         self.accessLogHandler = accessLogger.handler as? GatewayLogHandler
         self.metrics = metrics
         self.renderMetrics = renderMetrics
+        self.startedAt = SystemCacheClock().secondsSince1970()
+        self.statusHistory = Locked(StatusHistory(origin: StatusSample(at: NIODeadline.now().uptimeNanoseconds)))
         metrics?.prepare(teams: settings.teams?.teams.map(\.name) ?? [])
+    }
+
+    /// Reads the counters the status page shows (cheap: a few locks, none the request path waits on long).
+    func statusSample(at now: UInt64 = NIODeadline.now().uptimeNanoseconds) -> StatusSample {
+        let lookups = service.lookupStatistics
+        return StatusSample(
+            at: now,
+            lookups: lookups.lookups,
+            hits: lookups.hits,
+            upstream: metrics?.upstreamTotals ?? .init(),
+            teams: service.budgetLedger.counts
+        )
+    }
+
+    /// Samples the counters once a second on `eventLoop`, for the status page's last minute; a second call
+    /// does nothing (every listener of a process shares one context).
+    public func startStatusSampler(on eventLoop: any EventLoop) {
+        sampler.withLock { task in
+            guard task == nil else { return }
+            task = eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+                let sample = self.statusSample()
+                self.statusHistory.withLock { $0.record(sample) }
+            }
+        }
+    }
+
+    /// Stops the sampler (at shutdown).
+    public func stopStatusSampler() {
+        sampler.withLock { task in
+            task?.cancel()
+            task = nil
+        }
     }
 
     /// Whether `/readyz` says 200.

@@ -357,6 +357,31 @@ struct ResponseCacheInvalidationTests {
         #expect(cache.statistics.entries == 0)
     }
 
+    /// What the status page lists: agents by pages held, most first, ties by id; agents told apart by their
+    /// bytes, as a purge tells them; the pages without a filter apart; the rest counted.
+    @Test func theAgentsWithTheMostPagesComeFirst() throws {
+        let cache = ResponseCache(maxBytes: 1 << 20, ttlSeconds: 30, clock: TestClock())
+        let queries = [
+            "agent_id=b", "agent_id=b&page_size=5", "agent_id=b&cursor=c",
+            "agent_id=a", "agent_id=a&page_size=5", "agent_id=K", "agent_id=%E2%84%AA", "agent_id=z",
+            "", "page_size=9",
+        ]
+        for query in queries { cache.store(page("p", at: cache.now()), for: try key(query)) }
+        #expect(cache.maxBytes == 1 << 20)
+        #expect(
+            cache.pagesByAgent(limit: 3)
+                == AgentPages(
+                    agents: [.init(id: "b", pages: 3), .init(id: "a", pages: 2), .init(id: "K", pages: 1)],
+                    moreAgents: 2,
+                    unfiltered: 2
+                )
+        )
+        let all = cache.pagesByAgent(limit: 10)
+        #expect(all.agents.map(\.id.unicodeScalars.first!.value) == [98, 97, 75, 122, 0x212A])
+        #expect(all.moreAgents == 0)
+        #expect(cache.pagesByAgent(limit: 0) == AgentPages(agents: [], moreAgents: 5, unfiltered: 2))
+    }
+
     /// A key made from a query's text reads its agent by parsing it, so tools get the same answer.
     @Test func aKeyFromTextKnowsItsAgent() {
         #expect(CacheKey(credential: "fp", query: "agent_id=a%20b&page_size=30").agentID == "a b")

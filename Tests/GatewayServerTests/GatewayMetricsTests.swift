@@ -40,6 +40,7 @@ struct GatewayMetricsTests {
             "xi_gateway_requests_total": "counter",
             "xi_gateway_request_duration_seconds": "histogram",
             "xi_gateway_refused_requests_total": "counter",
+            "xi_gateway_upstream_rejections_total": "counter",
             "xi_gateway_upstream_requests_total": "counter",
             "xi_gateway_upstream_duration_seconds": "histogram",
             "xi_gateway_cache_entries": "gauge",
@@ -121,7 +122,35 @@ struct GatewayMetricsTests {
                 exposition.value("xi_gateway_upstream_requests_total", #"status="none",outcome="\#(outcome)""#) == 0
             )
         }
+        for reason in ["queue_full", "queue_timeout", "backing_off"] {
+            #expect(exposition.value("xi_gateway_upstream_rejections_total", #"reason="\#(reason)""#) == 0)
+        }
         #expect(exposition.samples.contains { $0.name == "xi_gateway_build_info" })
+    }
+
+    /// The governor's refusals are counted by reason, and with the upstream's answers kept as totals for the
+    /// status page (by status, or by outcome when there was none).
+    @Test func refusalsOfASlotAreCountedByReasonAndTheStatusPageGetsTotals() {
+        metrics.rejected(.queueFull)
+        metrics.rejected(.backingOff(secondsLeft: 3))
+        metrics.rejected(.backingOff(secondsLeft: 2))
+        metrics.upstream(status: 200, outcome: .ok, nanoseconds: 1_000)
+        metrics.upstream(status: 429, outcome: .rateLimited, nanoseconds: 1_000)
+        metrics.upstream(status: 200, outcome: .ok, nanoseconds: 1_000)
+        metrics.upstream(status: nil, outcome: .timeout, nanoseconds: 1_000)
+        metrics.upstream(status: 999, outcome: .ok, nanoseconds: 1_000)
+        let exposition = Exposition(scrape())
+
+        #expect(exposition.value("xi_gateway_upstream_rejections_total", #"reason="queue_full""#) == 1)
+        #expect(exposition.value("xi_gateway_upstream_rejections_total", #"reason="queue_timeout""#) == 0)
+        #expect(exposition.value("xi_gateway_upstream_rejections_total", #"reason="backing_off""#) == 2)
+        #expect(
+            metrics.upstreamTotals
+                == .init(
+                    exchanges: ["200": 2, "429": 1, "timeout": 1, "other": 1],
+                    rejections: ["queue_full": 1, "backing_off": 2]
+                )
+        )
     }
 
     /// Each team of the teams file has its series at zero from the start, and a team a reload adds from

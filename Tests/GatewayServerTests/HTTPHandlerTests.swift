@@ -22,7 +22,8 @@ struct ConnectionFixture {
         passthrough: Bool = true,
         accessLogger: Logger = Logger(label: "test"),
         metrics: GatewayMetrics? = nil,
-        renderMetrics: (@Sendable () -> [UInt8])? = nil
+        renderMetrics: (@Sendable () -> [UInt8])? = nil,
+        role: ListenerRole = .combined
     ) throws {
         self.fixture = fixture
         context = ServerContext(
@@ -50,7 +51,12 @@ struct ConnectionFixture {
         )
         try GatewayServer.configurePipeline(
             channel.pipeline.syncOperations,
-            configuration: GatewayServer.Configuration(host: "127.0.0.1", port: 0, idleTimeout: .seconds(60)),
+            configuration: GatewayServer.Configuration(
+                host: "127.0.0.1",
+                port: 0,
+                idleTimeout: .seconds(60),
+                role: role
+            ),
             context: context
         )
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()

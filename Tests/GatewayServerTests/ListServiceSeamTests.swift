@@ -63,6 +63,8 @@ final class RecordingPageStore: PageStore {
     var staleSeconds: Int { inner.staleSeconds }
     func now() -> UInt64 { inner.now() }
     var statistics: ResponseCache.Statistics { inner.statistics }
+    var maxBytes: Int { inner.maxBytes }
+    func pagesByAgent(limit: Int) -> AgentPages { inner.pagesByAgent(limit: limit) }
 }
 
 struct RecordingSlots: UpstreamSlots {

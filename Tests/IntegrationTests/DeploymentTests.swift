@@ -40,6 +40,34 @@ struct DeploymentTests {
         }
     }
 
+    // MARK: Prometheus's own checks
+
+    static let promtool = "/usr/bin/promtool"
+
+    /// `promtool` (Debian's `prometheus` package, which `scripts/install-deps.sh` installs) checks the rules
+    /// and the scrape configuration as Prometheus itself would load them. Without it, the rules are still
+    /// parsed by ``theDashboardAndTheAlertsUseOnlyExportedMetricsAndLabels()``.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: promtool), "promtool is not installed"))
+    func promtoolAcceptsTheRulesAndTheScrapeConfiguration() throws {
+        for (command, file, success) in [
+            ("rules", "deploy/prometheus/alerts.yml", "SUCCESS: 9 rules found"),
+            ("config", "deploy/prometheus/prometheus.yml", "is valid prometheus config file syntax"),
+        ] {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: Self.promtool)
+            process.arguments = ["check", command, file]
+            process.currentDirectoryURL = Self.root
+            let output = Pipe()
+            process.standardOutput = output
+            process.standardError = output
+            try process.run()
+            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 0, "promtool check \(command) \(file): \(text)")
+            #expect(text.contains(success), "\(text)")
+        }
+    }
+
     // MARK: Metrics
 
     /// Every metric the dashboard's queries and the alert rules' expressions name is one a scrape of the
