@@ -35,6 +35,9 @@ let package = Package(
         // Deque, for the governor's queue of waiters: taking the oldest costs the same at any length, where an
         // Array's removeFirst moved every waiter behind it (already in the graph: swift-nio builds on it).
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        // TLS on the listeners (TLS_CERT_FILE): BoringSSL under a NIO channel handler, so a TLS connection runs
+        // the same pipeline as a plain one, on its event loop.
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         // Metrics: made on its registry, each with a help text (the swift-metrics API has none), and rendered
         // for GET /metrics.
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
@@ -113,6 +116,8 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
@@ -217,6 +222,8 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                // A TLS client that keeps its connection open across a certificate rotation.
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 "GatewayServer",
                 "GatewayCurl",
                 "GatewayTesting",

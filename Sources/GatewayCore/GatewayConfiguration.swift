@@ -15,6 +15,14 @@ public struct GatewayConfiguration: Sendable {
         Key(name: "LISTEN_HOST", defaultValue: "127.0.0.1", summary: "address to bind"),
         Key(name: "LISTEN_PORT", defaultValue: "8080", summary: "port to bind (0 picks a free one)"),
         Key(name: "ADMIN_LISTEN", defaultValue: "127.0.0.1:9091", summary: "metrics and admin API: HOST:PORT or off"),
+        Key(
+            name: "TLS_CERT_FILE",
+            defaultValue: nil,
+            summary: "PEM certificate (and chain): the API listener speaks TLS"
+        ),
+        Key(name: "TLS_KEY_FILE", defaultValue: nil, summary: "PEM private key of TLS_CERT_FILE"),
+        Key(name: "TLS_MIN_VERSION", defaultValue: "1.2", summary: "oldest TLS version taken: 1.2 or 1.3"),
+        Key(name: "ADMIN_TLS", defaultValue: "off", summary: "the admin listener speaks TLS too: on or off"),
         Key(name: "UPSTREAM_URL", defaultValue: "https://api.elevenlabs.io", summary: "base URL of the upstream"),
         Key(name: "ELEVENLABS_API_KEY", defaultValue: nil, summary: "the shared upstream key, sent as xi-api-key"),
         Key(name: "ELEVENLABS_API_KEY_FILE", defaultValue: nil, summary: "a file holding ELEVENLABS_API_KEY instead"),
@@ -56,6 +64,10 @@ public struct GatewayConfiguration: Sendable {
     /// Where `/metrics`, the admin API and the status page are served; `nil` (`off`): on the API listener,
     /// the admin API behind `ADMIN_TOKEN` as a whole.
     public var adminListen: ListenAddress?
+    /// The API listener's certificate and key; `nil`: plain HTTP.
+    public var tls: ListenerTLSSettings?
+    /// Whether the admin listener uses ``tls`` too (it is plain HTTP otherwise).
+    public var adminTLS: Bool
     public var upstreamURL: UpstreamURL
     /// The proxy upstream requests go through; `nil`: none, whatever the environment's `http_proxy` says.
     /// A secret, as its URL may carry credentials: shown redacted.
@@ -147,6 +159,30 @@ public struct GatewayConfiguration: Sendable {
                 )
             }
             self.adminListen = address
+        }
+
+        let certificateFile = value("TLS_CERT_FILE")
+        let keyFile = value("TLS_KEY_FILE")
+        let minimumVersion = value("TLS_MIN_VERSION") ?? "1.2"
+        guard let version = ListenerTLSSettings.Version(rawValue: minimumVersion) else {
+            throw ConfigurationError(key: "TLS_MIN_VERSION", problem: "must be 1.2 or 1.3, got \"\(minimumVersion)\"")
+        }
+        switch (certificateFile, keyFile) {
+        case (let certificate?, let key?):
+            self.tls = ListenerTLSSettings(certificateFile: certificate, keyFile: key, minimumVersion: version)
+        case (nil, nil):
+            self.tls = nil
+        case (nil, _):
+            throw ConfigurationError(key: "TLS_CERT_FILE", problem: "must be set with TLS_KEY_FILE (or neither)")
+        case (_, nil):
+            throw ConfigurationError(key: "TLS_KEY_FILE", problem: "must be set with TLS_CERT_FILE (or neither)")
+        }
+        self.adminTLS = try switchedOn("ADMIN_TLS")
+        if adminTLS, tls == nil {
+            throw ConfigurationError(key: "ADMIN_TLS", problem: "is on, but TLS_CERT_FILE and TLS_KEY_FILE are not set")
+        }
+        if adminTLS, adminListen == nil {
+            throw ConfigurationError(key: "ADMIN_TLS", problem: "is on, but ADMIN_LISTEN is off")
         }
 
         let urlText = value("UPSTREAM_URL") ?? ""
@@ -421,6 +457,10 @@ extension GatewayConfiguration {
             "LISTEN_HOST": listenHost,
             "LISTEN_PORT": "\(listenPort)",
             "ADMIN_LISTEN": adminListen?.description ?? "off",
+            "TLS_CERT_FILE": tls?.certificateFile ?? "",
+            "TLS_KEY_FILE": tls?.keyFile ?? "",
+            "TLS_MIN_VERSION": tls?.minimumVersion.rawValue ?? "1.2",
+            "ADMIN_TLS": on(adminTLS),
             "UPSTREAM_URL": upstreamURL.description,
             "ELEVENLABS_API_KEY": "<redacted>",
             "UPSTREAM_PROXY": upstreamProxy.map { RedactedURL.shown($0.revealed) } ?? "",
@@ -454,6 +494,29 @@ extension GatewayConfiguration {
             "FALLBACK_MAX_CONCURRENCY": "\(fallbackMaxConcurrency)",
         ]
         return Self.keys.compactMap { key in values[key.name].map { (key.name, $0) } }
+    }
+}
+
+/// Where the API listener's TLS certificate and key are, and the oldest TLS version it takes. The files are
+/// read by the listener (and again on `SIGHUP`); the key file is a secret: its path may be shown, never what
+/// it holds.
+public struct ListenerTLSSettings: Sendable, Hashable {
+    /// The TLS versions `TLS_MIN_VERSION` names.
+    public enum Version: String, Sendable, Hashable {
+        case v1_2 = "1.2"
+        case v1_3 = "1.3"
+    }
+
+    /// PEM: the certificate, then any intermediates.
+    public var certificateFile: String
+    /// PEM: the certificate's private key.
+    public var keyFile: String
+    public var minimumVersion: Version
+
+    public init(certificateFile: String, keyFile: String, minimumVersion: Version = .v1_2) {
+        self.certificateFile = certificateFile
+        self.keyFile = keyFile
+        self.minimumVersion = minimumVersion
     }
 }
 

@@ -178,15 +178,19 @@ public final class ResponseCache: Sendable {
     /// The most bytes the shards hold together: `maxBytes` as created, rounded down to whole shards.
     public var maxBytes: Int { perShardBytes * shards.count }
 
-    /// The agents with the most pages, and the pages without an agent filter. Takes each shard's lock in
-    /// turn for one walk over its keys: for the status page, not the request path.
+    /// The agents with the most pages, and the pages without an agent filter. For the status page, not the
+    /// request path: each shard's lock is held only to copy out its keys' agent ids (no allocation but the
+    /// array's), and they are counted outside it.
     public func pagesByAgent(limit: Int) -> AgentPages {
-        var counts: [[UInt8]?: Int] = [:]
+        var agents: [String?] = []
         for shard in 0..<shards.count {
             shards.withLock(shard) { store in
-                store.forEachKey { counts[$0.agentID.map { Array($0.utf8) }, default: 0] += 1 }
+                agents.reserveCapacity(agents.count + store.count)
+                store.forEachKey { agents.append($0.agentID) }
             }
         }
+        var counts: [[UInt8]?: Int] = [:]
+        for agent in agents { counts[agent.map { Array($0.utf8) }, default: 0] += 1 }
         return AgentPages(counts: counts, limit: limit)
     }
 

@@ -102,6 +102,11 @@ extension GatewayMetrics {
             name: "xi_gateway_team_budget_remaining",
             help: "What is left of each team's upstream budget now, across replicas with a shared tier."
         )
+        static let tlsCertificateExpiry = Family(
+            name: "xi_gateway_tls_certificate_expiry_timestamp_seconds",
+            help: "When the listeners' TLS certificate (TLS_CERT_FILE) expires, in seconds since 1970; "
+                + "only while TLS is on."
+        )
         static let cacheMaxBytes = Family(
             name: "xi_gateway_cache_max_bytes",
             help: "The cache's memory bound, CACHE_MAX_BYTES."

@@ -161,6 +161,19 @@ public final class GatewayMetrics: Sendable {
         cacheMaxBytes.set(Int64(bytes))
     }
 
+    /// When the TLS certificate in force expires (`TLS_CERT_FILE`), set at start and on each reload that
+    /// loads a new one; the family does not exist while TLS is off.
+    public func setTLSCertificateExpiry(secondsSince1970: Int) {
+        let gauge = gauges.withLock { gauges in
+            let key = Family.tlsCertificateExpiry.name
+            if let existing = gauges[key] { return existing }
+            let made = registry.makeGauge(descriptor: Family.tlsCertificateExpiry.descriptor)
+            gauges[key] = made
+            return made
+        }
+        gauge.set(Int64(secondsSince1970))
+    }
+
     /// Each team's budget per minute and what is left of it, as read at a scrape (teams with a budget).
     func teamBudgets(_ states: [(team: String, state: BudgetState)]) {
         for (team, state) in states {

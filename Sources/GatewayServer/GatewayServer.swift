@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import Synchronization
 
 /// The listener: binds, accepts, and gives each connection an HTTP/1.1 pipeline ending in ``ListService``.
@@ -25,6 +26,8 @@ public final class GatewayServer: Sendable {
         public var requestHeadTimeout: TimeAmount
         /// Which routes the listener serves.
         public var role: ListenerRole
+        /// The listener's TLS identity; `nil`: plain HTTP.
+        public var tls: ListenerTLS?
 
         /// Creates listener settings.
         public init(
@@ -35,8 +38,10 @@ public final class GatewayServer: Sendable {
             maxBodyBytes: Int = 64 * 1024,
             maxConnections: Int = 4096,
             requestHeadTimeout: TimeAmount = .seconds(10),
-            role: ListenerRole = .combined
+            role: ListenerRole = .combined,
+            tls: ListenerTLS? = nil
         ) {
+            self.tls = tls
             self.role = role
             self.maxConnections = maxConnections
             self.requestHeadTimeout = requestHeadTimeout
@@ -113,12 +118,18 @@ public final class GatewayServer: Sendable {
 
     /// Sets up one connection's handler: ``HTTPHandler``, which reads requests within the head's limits (size
     /// and time), holds back pipelined requests, writes its answers' bytes itself and closes idle
-    /// connections.
+    /// connections. With TLS, BoringSSL's handler comes first, with the identity in force when the connection
+    /// was accepted, and the handshake must end within the head timeout; bytes that are not TLS end the
+    /// handshake, and the connection, before any route sees them.
     public static func configurePipeline(
         _ pipeline: ChannelPipeline.SynchronousOperations,
         configuration: Configuration,
         context: ServerContext
     ) throws {
+        if let tls = configuration.tls {
+            try pipeline.addHandler(NIOSSLServerHandler(context: tls.context))
+            try pipeline.addHandler(TLSHandshakeDeadline(timeout: configuration.requestHeadTimeout))
+        }
         try pipeline.addHandler(
             HTTPHandler(
                 context: context,
@@ -133,6 +144,7 @@ public final class GatewayServer: Sendable {
 
     /// Stops accepting and closes the listening socket; open connections finish on their own.
     public func close() async throws {
+        context.stopStatusSampler()
         try await channel.close()
     }
 

@@ -76,8 +76,11 @@ struct OperationsEndpoints {
     /// `GET /admin/status` (admin listener only): the status page's figures, the last minute's among them,
     /// as JSON. Never cached by a browser.
     func status() -> GatewayResponse {
-        let current = context.statusSample()
-        let (lastMinute, perSecond) = context.statusHistory.withLock { ($0.lastMinute(upTo: current), $0.perSecond) }
+        // Read under the history's lock: a sample the sampler records meanwhile would be newer than `current`.
+        let (current, lastMinute, perSecond) = context.statusHistory.withLock { history in
+            let current = context.statusSample()
+            return (current, history.lastMinute(upTo: current), history.perSecond)
+        }
         let settings = context.currentSettings
         let ledger = context.service.budgetLedger
         let budgetCounts = current.teams
@@ -108,6 +111,7 @@ struct OperationsEndpoints {
         )
         var response = json(report.json)
         response.headers.add(name: "Cache-Control", value: "no-store")
+        response.headers.add(name: "X-Content-Type-Options", value: "nosniff")
         return response
     }
 

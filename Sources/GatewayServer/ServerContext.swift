@@ -59,7 +59,7 @@ public final class ServerContext: Sendable {
     public let startedAt: Int
     /// The last minute of counters, for the status page (``startStatusSampler(on:)``).
     let statusHistory: Locked<StatusHistory>
-    private let sampler = Locked<RepeatedTask?>(nil)
+    private let sampler = Locked<(task: RepeatedTask?, users: Int)>((nil, 0))
 
     private let ready = Atomic<Bool>(false)
     private let settings: Locked<(settings: Settings, version: Int)>
@@ -107,23 +107,29 @@ public final class ServerContext: Sendable {
         )
     }
 
-    /// Samples the counters once a second on `eventLoop`, for the status page's last minute; a second call
-    /// does nothing (every listener of a process shares one context).
+    /// Samples the counters once a second on `eventLoop`, for the status page's last minute, until as many
+    /// ``stopStatusSampler()`` as starts: every listener of a process shares one context and starts it, and
+    /// the page keeps moving until the last listener stops (the admin one, which shows the drain).
     public func startStatusSampler(on eventLoop: any EventLoop) {
-        sampler.withLock { task in
-            guard task == nil else { return }
-            task = eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+        sampler.withLock { sampler in
+            sampler.users += 1
+            guard sampler.task == nil else { return }
+            sampler.task = eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) {
+                [weak self] task in
+                guard let self else { return task.cancel() }
                 let sample = self.statusSample()
                 self.statusHistory.withLock { $0.record(sample) }
             }
         }
     }
 
-    /// Stops the sampler (at shutdown).
+    /// Stops the sampler once every listener that started it has stopped.
     public func stopStatusSampler() {
-        sampler.withLock { task in
-            task?.cancel()
-            task = nil
+        sampler.withLock { sampler in
+            sampler.users = max(0, sampler.users - 1)
+            guard sampler.users == 0 else { return }
+            sampler.task?.cancel()
+            sampler.task = nil
         }
     }
 

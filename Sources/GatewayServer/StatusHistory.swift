@@ -28,8 +28,8 @@ public struct StatusSample: Sendable, Hashable {
         self.teams = teams
     }
 
-    /// What happened between `earlier` and this sample (counts that went down, a restart of a counter, give
-    /// zero rather than a negative figure).
+    /// What happened between `earlier` and this sample. Never negative: a count that went down gives zero,
+    /// and never more hits than lookups.
     func since(_ earlier: StatusSample) -> StatusSample {
         func difference(_ now: [String: Int], _ then: [String: Int]) -> [String: Int] {
             now.reduce(into: [:]) { result, entry in
@@ -37,10 +37,12 @@ public struct StatusSample: Sendable, Hashable {
                 if grown > 0 { result[entry.key] = grown }
             }
         }
+        let lookups = max(0, self.lookups - earlier.lookups)
         return StatusSample(
-            at: at &- earlier.at,
-            lookups: max(0, lookups - earlier.lookups),
-            hits: max(0, hits - earlier.hits),
+            at: at > earlier.at ? at - earlier.at : 0,
+            lookups: lookups,
+            // A page from the shared tier counts its hit after its lookup: a step may see the hit alone.
+            hits: min(lookups, max(0, hits - earlier.hits)),
             upstream: .init(
                 exchanges: difference(upstream.exchanges, earlier.upstream.exchanges),
                 rejections: difference(upstream.rejections, earlier.upstream.rejections)
@@ -84,7 +86,7 @@ public struct StatusHistory: Sendable {
     public func lastMinute(upTo current: StatusSample) -> StatusSample {
         let window = UInt64(Self.windowSeconds) * 1_000_000_000
         let baseline =
-            samples.last { current.at &- $0.at >= window } ?? samples.first.flatMap {
+            samples.last { $0.at <= current.at && current.at - $0.at >= window } ?? samples.first.flatMap {
                 samples.count > Self.windowSeconds ? $0 : nil
             } ?? origin
         return current.since(baseline)

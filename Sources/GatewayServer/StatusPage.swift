@@ -56,7 +56,7 @@ enum StatusPage {
         <div class="panel"><h2>Upstream statuses, last minute</h2><table id="statuses"><thead><tr><th>status</th><th>answers</th></tr></thead><tbody></tbody></table><h3>Refused an upstream slot</h3><table id="rejections"><thead><tr><th>reason</th><th>requests</th></tr></thead><tbody></tbody></table></div>
         <div class="panel"><h2>Teams</h2><table id="teams"><thead><tr><th>team</th><th>upstream, last minute</th><th>budget per minute</th><th>left now</th><th>refused, last minute</th><th>since start</th></tr></thead><tbody></tbody></table><p class="small" id="teams-note"></p></div>
         </section>
-        <section class="panel"><h2>Cached agents</h2><form id="purge" autocomplete="off"><label>Admin token <input type="password" id="token" autocomplete="off" spellcheck="false"></label><button type="button" id="purge-all" class="danger">Purge everything</button><span id="purge-result" role="status"></span></form><p class="small">The token is sent with one purge and then cleared; the page keeps nothing. Purging an agent also drops the pages listed without an agent filter.</p><table id="agents"><thead><tr><th>agent</th><th>pages here</th><th></th></tr></thead><tbody></tbody></table><p class="small" id="agents-note"></p></section>
+        <section class="panel"><h2>Cached agents</h2><form id="purge" autocomplete="off"><label>Admin token <input type="password" id="token" autocomplete="new-password" spellcheck="false"></label><button type="button" id="purge-all" class="danger">Purge everything</button><span id="purge-result" role="status"></span></form><p class="small">The token is sent with one purge and then cleared; the page keeps nothing. Purging an agent also drops the pages listed without an agent filter.</p><table id="agents"><thead><tr><th>agent</th><th>pages here</th><th></th></tr></thead><tbody></tbody></table><p class="small" id="agents-note"></p></section>
         </main>
         """#
 
@@ -107,7 +107,7 @@ enum StatusPage {
           show("version", s.version); show("uptime", duration(s.uptime_seconds));
           show("shared-tier", s.shared_tier); $("shared-tier").className = "badge " + s.shared_tier;
           show("rps", m.requests_per_second); show("requests", m.requests); show("window", m.seconds);
-          show("hit-ratio", m.hit_ratio === null ? "–" : (100 * m.hit_ratio).toFixed(1) + " %"); show("hits", m.hits); show("misses", m.misses);
+          show("hit-ratio", m.requests === 0 ? "–" : (100 * m.hits / m.requests).toFixed(1) + " %"); show("hits", m.hits); show("misses", m.misses);
           show("cache-entries", c.entries); show("cache-bytes", bytes(c.bytes)); show("cache-max", bytes(c.max_bytes)); show("evictions", c.evictions);
           $("cache-bar").style.width = percent(c.bytes, c.max_bytes) + "%"; $("cache-bar").className = percent(c.bytes, c.max_bytes) > 90 ? "full" : "";
           show("in-flight", u.in_flight); show("limit", u.limit); show("queued", u.queued); show("waiters", u.singleflight_waiters);

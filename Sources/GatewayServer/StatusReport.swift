@@ -35,7 +35,8 @@ struct StatusReport {
     /// The report as JSON: numbers as numbers, every key always present.
     var json: String {
         let requests = lastMinute.lookups
-        let windowSeconds = Int((lastMinute.at + 500_000_000) / 1_000_000_000)
+        let nanoseconds = lastMinute.at
+        let windowSeconds = Int(nanoseconds / 1_000_000_000) + (nanoseconds % 1_000_000_000 >= 500_000_000 ? 1 : 0)
         let statuses = lastMinute.upstream.exchanges.sorted { $0.key < $1.key }
             .map { "\(JSONText.quoted($0.key)):\($0.value)" }
         let rejections = GatewayMetrics.RejectionReason.allCases
@@ -50,7 +51,7 @@ struct StatusReport {
         return "{\"version\":\(JSONText.quoted(version)),\"started_at\":\(startedAt),"
             + "\"uptime_seconds\":\(uptimeSeconds),"
             + "\"last_minute\":{\"seconds\":\(windowSeconds),\"requests\":\(requests),"
-            + "\"hits\":\(lastMinute.hits),\"misses\":\(requests - lastMinute.hits),"
+            + "\"hits\":\(lastMinute.hits),\"misses\":\(max(0, requests - lastMinute.hits)),"
             + "\"hit_ratio\":\(requests == 0 ? "null" : Self.decimal(lastMinute.hits, over: requests, places: 4)),"
             + "\"requests_per_second\":\(Self.decimal(requests, over: max(1, windowSeconds), places: 2)),"
             + "\"upstream\":{\(statuses.joined(separator: ","))},"

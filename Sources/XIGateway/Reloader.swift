@@ -13,6 +13,8 @@ final class Reloader: Sendable {
     private let governor: any UpstreamSlots
     private let context: ServerContext
     private let levelControl: LogLevelControl
+    private let tls: ListenerTLS?
+    private let metrics: GatewayMetrics?
     private let logger: Logger
 
     init(
@@ -23,8 +25,12 @@ final class Reloader: Sendable {
         governor: any UpstreamSlots,
         context: ServerContext,
         levelControl: LogLevelControl,
+        tls: ListenerTLS? = nil,
+        metrics: GatewayMetrics? = nil,
         logger: Logger
     ) {
+        self.tls = tls
+        self.metrics = metrics
         self.configFile = configFile
         self.environment = environment
         self.current = Locked(current)
@@ -98,6 +104,7 @@ final class Reloader: Sendable {
             )
         )
 
+        reloadCertificate(new.tls)
         needsRestart += Self.restartKeys(old: old, new: new)
         logger.info(
             "configuration reloaded",
@@ -113,6 +120,34 @@ final class Reloader: Sendable {
             logger.warning(
                 "changed keys take effect only after a restart",
                 metadata: ["keys": "\(needsRestart.joined(separator: ","))"]
+            )
+        }
+    }
+
+    /// Reads the TLS pair again, the usual way to rotate it: new connections get it; a pair that cannot be
+    /// used is reported, and the one in force stays.
+    private func reloadCertificate(_ settings: ListenerTLSSettings?) {
+        guard let tls, let settings else { return }
+        let before = tls.identity
+        switch tls.reload(settings) {
+        case .success(let identity):
+            metrics?.setTLSCertificateExpiry(secondsSince1970: identity.notValidAfter)
+            logger.notice(
+                "TLS certificate reloaded: new connections get it",
+                metadata: [
+                    "certificate": "\(identity.subject)",
+                    "expires": "\(HTTPDate.format(identity.notValidAfter))",
+                    "certificate_before": "\(before.subject)",
+                    "expires_before": "\(HTTPDate.format(before.notValidAfter))",
+                ]
+            )
+        case .failure(let error):
+            logger.error(
+                "TLS certificate not reloaded; the one in force stays",
+                metadata: [
+                    "error": "\(error)", "certificate": "\(before.subject)",
+                    "expires": "\(HTTPDate.format(before.notValidAfter))",
+                ]
             )
         }
     }
@@ -145,6 +180,9 @@ final class Reloader: Sendable {
         if old.redisTimeoutMilliseconds != new.redisTimeoutMilliseconds { keys.append("REDIS_TIMEOUT_MS") }
         if old.redisKeyPrefix != new.redisKeyPrefix { keys.append("REDIS_KEY_PREFIX") }
         if old.fallbackMaxConcurrency != new.fallbackMaxConcurrency { keys.append("FALLBACK_MAX_CONCURRENCY") }
+        // The pair itself is read again on every reload; only turning TLS on or off needs a restart.
+        if (old.tls == nil) != (new.tls == nil) { keys.append("TLS_CERT_FILE") }
+        if old.adminTLS != new.adminTLS { keys.append("ADMIN_TLS") }
         return keys
     }
 }

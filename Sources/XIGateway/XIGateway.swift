@@ -40,6 +40,15 @@ enum XIGateway {
         for (name, value) in loaded.configuration.shownSettings(teams: loaded.teams?.teams.count) {
             print("\(name)=\(value)")
         }
+        if let settings = loaded.configuration.tls {
+            do {
+                let identity = try ListenerTLS.load(settings)
+                print("TLS certificate: \(identity.subject); expires \(HTTPDate.format(identity.notValidAfter))")
+            } catch {
+                printError("xi-gateway: configuration error: \(error)")
+                exit(configurationExitCode)
+            }
+        }
         print("configuration ok")
     }
 
@@ -63,6 +72,18 @@ enum XIGateway {
         let registry = PrometheusCollectorRegistry()
         let metrics = GatewayMetrics(registry: registry, libcurlVersion: CurlUpstreamClient.libcurlVersion)
         metrics.setCacheBound(bytes: configuration.cacheMaxBytes)
+
+        var tls: ListenerTLS?
+        do {
+            if let settings = configuration.tls { tls = try ListenerTLS(settings) }
+        } catch {
+            printError("xi-gateway: configuration error: \(error)")
+            BufferedOutput.standardOutput.flush()
+            exit(configurationExitCode)
+        }
+        if let identity = tls?.identity {
+            metrics.setTLSCertificateExpiry(secondsSince1970: identity.notValidAfter)
+        }
 
         let upstream: CurlUpstreamClient
         do {
@@ -143,7 +164,8 @@ enum XIGateway {
                     configuration,
                     at: ListenAddress(host: configuration.listenHost, port: configuration.listenPort),
                     maxConnections: configuration.maxConnections,
-                    role: configuration.adminListen == nil ? .combined : .api
+                    role: configuration.adminListen == nil ? .combined : .api,
+                    tls: tls
                 ),
                 context: context,
                 group: group
@@ -156,7 +178,8 @@ enum XIGateway {
                         configuration,
                         at: admin,
                         maxConnections: Self.adminMaxConnections,
-                        role: .admin
+                        role: .admin,
+                        tls: configuration.adminTLS ? tls : nil
                     ),
                     context: context,
                     group: group
@@ -179,9 +202,11 @@ enum XIGateway {
         logger.info(
             "xi-gateway \(GatewayVersion.current) listening",
             metadata: [
-                "listen": "http://\(configuration.listenHost):\(server.localPort)",
+                "listen": "\(tls == nil ? "http" : "https")://\(configuration.listenHost):\(server.localPort)",
                 "admin_listen":
-                    "\(adminServer.map { "http://\(ListenAddress(host: configuration.adminListen?.host ?? "", port: $0.localPort))" } ?? "off")",
+                    "\(adminServer.map { "\(configuration.adminTLS ? "https" : "http")://\(ListenAddress(host: configuration.adminListen?.host ?? "", port: $0.localPort))" } ?? "off")",
+                "tls":
+                    "\(tls.map { "\($0.identity.subject), expires \(HTTPDate.format($0.identity.notValidAfter)), TLS \(configuration.tls?.minimumVersion.rawValue ?? "") or later" } ?? "off")",
                 "upstream": "\(configuration.upstreamURL)",
                 "upstream_proxy": "\(configuration.upstreamProxy.map { RedactedURL.shown($0.revealed) } ?? "none")",
                 "cache_ttl_seconds": "\(configuration.cacheTTLSeconds)",
@@ -206,6 +231,8 @@ enum XIGateway {
             governor: governor,
             context: context,
             levelControl: levelControl,
+            tls: tls,
+            metrics: metrics,
             logger: logger
         )
         let services = ServiceGroup(
@@ -240,7 +267,8 @@ enum XIGateway {
         _ configuration: GatewayConfiguration,
         at address: ListenAddress,
         maxConnections: Int,
-        role: ListenerRole
+        role: ListenerRole,
+        tls: ListenerTLS?
     ) -> GatewayServer.Configuration {
         GatewayServer.Configuration(
             host: address.host,
@@ -248,7 +276,8 @@ enum XIGateway {
             idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds)),
             maxConnections: maxConnections,
             requestHeadTimeout: .seconds(Int64(configuration.requestHeadTimeoutSeconds)),
-            role: role
+            role: role,
+            tls: tls
         )
     }
 

@@ -41,7 +41,8 @@ struct ConfigurationTests {
     @Test func keysAreListedInOrderAndOnlyTheAPIKeyHasNoDefault() {
         #expect(
             GatewayConfiguration.keys.map(\.name) == [
-                "LISTEN_HOST", "LISTEN_PORT", "ADMIN_LISTEN", "UPSTREAM_URL", "ELEVENLABS_API_KEY",
+                "LISTEN_HOST", "LISTEN_PORT", "ADMIN_LISTEN", "TLS_CERT_FILE", "TLS_KEY_FILE", "TLS_MIN_VERSION",
+                "ADMIN_TLS", "UPSTREAM_URL", "ELEVENLABS_API_KEY",
                 "ELEVENLABS_API_KEY_FILE",
                 "UPSTREAM_PROXY",
                 "UPSTREAM_TIMEOUT_MS",
@@ -59,7 +60,8 @@ struct ConfigurationTests {
         )
         #expect(
             GatewayConfiguration.keys.filter { $0.defaultValue == nil }.map(\.name) == [
-                "ELEVENLABS_API_KEY", "ELEVENLABS_API_KEY_FILE", "UPSTREAM_PROXY", "ADMIN_TOKEN", "ADMIN_TOKEN_FILE",
+                "TLS_CERT_FILE", "TLS_KEY_FILE", "ELEVENLABS_API_KEY", "ELEVENLABS_API_KEY_FILE", "UPSTREAM_PROXY",
+                "ADMIN_TOKEN", "ADMIN_TOKEN_FILE",
                 "CLIENTS_FILE", "REDIS_URL", "REDIS_URL_FILE",
             ]
         )
@@ -344,6 +346,50 @@ struct SharedTierConfigurationTests {
     }
 }
 
+@Suite("GatewayConfiguration: TLS on the listeners")
+struct TLSConfigurationTests {
+    @Test func tlsIsOffUnlessBothFilesAreSet() throws {
+        let plain = try configuration([:]).get()
+        #expect(plain.tls == nil)
+        #expect(!plain.adminTLS)
+
+        let on = try configuration([
+            "TLS_CERT_FILE": "/etc/tls/cert.pem", "TLS_KEY_FILE": "/etc/tls/key.pem", "TLS_MIN_VERSION": "1.3",
+            "ADMIN_TLS": "on",
+        ]).get()
+        #expect(
+            on.tls
+                == ListenerTLSSettings(
+                    certificateFile: "/etc/tls/cert.pem",
+                    keyFile: "/etc/tls/key.pem",
+                    minimumVersion: .v1_3
+                )
+        )
+        #expect(on.adminTLS)
+        let shown = Dictionary(uniqueKeysWithValues: on.shownSettings(teams: nil).map { ($0.name, $0.value) })
+        #expect(shown["TLS_CERT_FILE"] == "/etc/tls/cert.pem", "paths are shown; the key's content never is")
+        #expect(shown["TLS_KEY_FILE"] == "/etc/tls/key.pem")
+        #expect(shown["TLS_MIN_VERSION"] == "1.3")
+        #expect(shown["ADMIN_TLS"] == "on")
+    }
+
+    /// One file without the other, an unknown version, the admin listener's TLS without a pair or without
+    /// an admin listener: each names its key.
+    @Test(arguments: [
+        (["TLS_CERT_FILE": "/c.pem"], "TLS_KEY_FILE"),
+        (["TLS_KEY_FILE": "/k.pem"], "TLS_CERT_FILE"),
+        (["TLS_MIN_VERSION": "1.1"], "TLS_MIN_VERSION"),
+        (["TLS_MIN_VERSION": "1.0", "TLS_CERT_FILE": "/c.pem", "TLS_KEY_FILE": "/k.pem"], "TLS_MIN_VERSION"),
+        (["ADMIN_TLS": "on"], "ADMIN_TLS"),
+        (["ADMIN_TLS": "maybe"], "ADMIN_TLS"),
+        (["ADMIN_TLS": "on", "ADMIN_LISTEN": "off", "TLS_CERT_FILE": "/c.pem", "TLS_KEY_FILE": "/k.pem"], "ADMIN_TLS"),
+    ])
+    func aHalfTLSConfigurationNamesItsKey(settings: [String: String], key: String) throws {
+        let found = try #require(error(settings))
+        #expect(found.key == key, "\(found)")
+    }
+}
+
 @Suite("GatewayConfiguration: the settings check-config shows")
 struct ShownSettingsTests {
     @Test func everyKeyButTheFileKeysIsShownInOrderWithSecretsRedacted() throws {
@@ -357,7 +403,9 @@ struct ShownSettingsTests {
         let shown = config.shownSettings(teams: 4)
         #expect(
             shown.map(\.name)
-                == GatewayConfiguration.keys.map(\.name).filter { !$0.hasSuffix("_FILE") || $0 == "CLIENTS_FILE" }
+                == GatewayConfiguration.keys.map(\.name).filter {
+                    !$0.hasSuffix("_FILE") || ["CLIENTS_FILE", "TLS_CERT_FILE", "TLS_KEY_FILE"].contains($0)
+                }
         )
         let values = Dictionary(uniqueKeysWithValues: shown.map { ($0.name, $0.value) })
         #expect(values["ELEVENLABS_API_KEY"] == "<redacted>")

@@ -46,6 +46,7 @@ struct GatewayMetricsTests {
             "xi_gateway_cache_entries": "gauge",
             "xi_gateway_cache_bytes": "gauge",
             "xi_gateway_cache_max_bytes": "gauge",
+            "xi_gateway_tls_certificate_expiry_timestamp_seconds": "gauge",
             "xi_gateway_team_budget_per_minute": "gauge",
             "xi_gateway_team_budget_remaining": "gauge",
             "xi_gateway_cache_evictions_total": "counter",
@@ -84,6 +85,7 @@ struct GatewayMetricsTests {
         metrics.teamBudgets([("alpha", BudgetState(perMinute: 10, remaining: 4, secondsToNext: 6))])
         metrics.refused(.bareLF)
         metrics.upstream(status: 200, outcome: .ok, nanoseconds: 1_000)
+        metrics.setTLSCertificateExpiry(secondsSince1970: 1_900_000_000)
         update()
         let exposition = Exposition(scrape())
 

@@ -1,4 +1,6 @@
 import GatewayCore
+import NIOCore
+import NIOEmbedded
 import Testing
 
 @testable import GatewayServer
@@ -75,6 +77,41 @@ struct StatusHistoryTests {
         young.record(sample(10, 5, 0))
         young.record(sample(50, 20, 0))
         #expect(young.lastMinute(upTo: sample(55, 25, 0)).lookups == 25, "younger than a minute: from start")
+    }
+
+    /// A reading taken just before the sampler recorded a newer sample (the two run on different threads)
+    /// never takes that sample as its baseline, and a step never has more hits than lookups.
+    @Test func aSampleNewerThanTheReadingIsNeverTheBaseline() {
+        var history = StatusHistory(origin: StatusSample(at: 0))
+        for n in UInt64(1)...70 { history.record(sample(n, Int(n) * 10, Int(n) * 5)) }
+        let reading = StatusSample(at: 70 * second - 1000, lookups: 699, hits: 349)
+        let minute = history.lastMinute(upTo: reading)
+        #expect(minute.lookups == 699 - 100, "from the sample at 10 s, the newest a minute before the reading")
+        #expect(minute.at == 60 * second - 1000)
+
+        let ahead = StatusSample(at: 5, lookups: 10, hits: 20).since(StatusSample(at: 9, lookups: 5, hits: 0))
+        #expect(ahead.at == 0)
+        #expect(ahead.hits == 5, "never more hits than lookups")
+    }
+
+    /// Every listener of a process starts the sampler on one context; it samples once a second until the
+    /// last of them stops it.
+    @Test func theSamplerRunsUntilTheLastListenerStopsIt() throws {
+        let connection = try ConnectionFixture()
+        let loop = EmbeddedEventLoop()
+        let context = connection.context
+        let before = context.statusHistory.withLock { $0.samples.count }
+        context.startStatusSampler(on: loop)
+        context.startStatusSampler(on: loop)
+        loop.advanceTime(by: .seconds(2))
+        #expect(context.statusHistory.withLock { $0.samples.count } == before + 2)
+        context.stopStatusSampler()
+        loop.advanceTime(by: .seconds(1))
+        #expect(context.statusHistory.withLock { $0.samples.count } == before + 3, "one listener still serves")
+        context.stopStatusSampler()
+        loop.advanceTime(by: .seconds(3))
+        #expect(context.statusHistory.withLock { $0.samples.count } == before + 3)
+        try loop.syncShutdownGracefully()
     }
 
     /// A counter that went down (which the gateway's never do) gives zero, not a negative figure; a status

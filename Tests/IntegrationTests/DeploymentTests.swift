@@ -50,7 +50,7 @@ struct DeploymentTests {
     @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: promtool), "promtool is not installed"))
     func promtoolAcceptsTheRulesAndTheScrapeConfiguration() throws {
         for (command, file, success) in [
-            ("rules", "deploy/prometheus/alerts.yml", "SUCCESS: 9 rules found"),
+            ("rules", "deploy/prometheus/alerts.yml", "SUCCESS: 10 rules found"),
             ("config", "deploy/prometheus/prometheus.yml", "is valid prometheus config file syntax"),
         ] {
             let process = Process()
@@ -142,6 +142,7 @@ struct DeploymentTests {
         metrics.team("alpha", trace: trace)
         metrics.teamBudgets([("alpha", BudgetState(perMinute: 10, remaining: 4, secondsToNext: 6))])
         metrics.setCacheBound(bytes: 1 << 26)
+        metrics.setTLSCertificateExpiry(secondsSince1970: 1_900_000_000)
         metrics.upstream(status: 429, outcome: .rateLimited, nanoseconds: 1_000)
         metrics.publishTallies()
         var bytes: [UInt8] = []

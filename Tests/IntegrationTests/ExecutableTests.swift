@@ -65,8 +65,8 @@ final class GatewayProcess: Sendable {
     func printedPort(admin: Bool = false) -> Int? {
         let found =
             admin
-            ? printed.firstMatch(of: /"admin_listen":"http:\/\/127\.0\.0\.1:(\d+)"/)
-            : printed.firstMatch(of: /"listen":"http:\/\/127\.0\.0\.1:(\d+)"/)
+            ? printed.firstMatch(of: /"admin_listen":"https?:\/\/127\.0\.0\.1:(\d+)"/)
+            : printed.firstMatch(of: /"listen":"https?:\/\/127\.0\.0\.1:(\d+)"/)
         return found.flatMap { Int($0.1) }
     }
 
@@ -314,9 +314,14 @@ struct ExecutableTests {
         #expect(lines.contains("ELEVENLABS_API_KEY=<redacted>"))
         #expect(lines.contains("CLIENTS_FILE=\(teams.path) (2 teams)"))
         #expect(lines.contains("REDIS_URL=redis://***@127.0.0.1:1/0"))
+        // Every key but those that name a file holding a secret (the secret is listed instead); the files of
+        // the teams and of TLS are paths, shown as they are.
+        let shownFiles: Set = ["CLIENTS_FILE", "TLS_CERT_FILE", "TLS_KEY_FILE"]
         #expect(
-            lines.count == GatewayConfiguration.keys.filter { !$0.name.hasSuffix("_FILE") || $0.name == "CLIENTS_FILE" }
-                .count + 1
+            lines.count == GatewayConfiguration.keys.filter {
+                !$0.name.hasSuffix("_FILE") || shownFiles.contains($0.name)
+            }
+            .count + 1
         )
         #expect(!gateway.printed.contains("sk_check_config_secret_9") && !gateway.printed.contains("redis-pass-3"))
         #expect(taken.requestCount == 0)

@@ -31,6 +31,7 @@ struct GatewayHarness {
         teams: TeamRegistry? = nil,
         accessLogger: Logger? = nil,
         metrics: GatewayMetrics? = nil,
+        tls: ListenerTLS? = nil,
         governor: UpstreamGovernor.Configuration = .init(
             maxConcurrency: 4,
             maxQueue: 1024,
@@ -75,7 +76,8 @@ struct GatewayHarness {
                 port: 0,
                 idleTimeout: idleTimeout,
                 maxConnections: maxConnections,
-                requestHeadTimeout: requestHeadTimeout
+                requestHeadTimeout: requestHeadTimeout,
+                tls: tls
             ),
             context: context,
             group: MultiThreadedEventLoopGroup.singleton
