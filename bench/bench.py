@@ -17,6 +17,7 @@ import selectors
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -32,8 +33,11 @@ LIST = "/v1/convai/test-invocations"
 API_KEY = "bench-upstream-key"
 
 
-def http_get(port, path, timeout=10.0):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as response:
+def http_get(port, path, timeout=10.0, tls=False):
+    # The benchmark's own certificate is self-signed: the client checks nothing (loopback only).
+    context = ssl._create_unverified_context() if tls else None
+    with urllib.request.urlopen(f"{'https' if tls else 'http'}://127.0.0.1:{port}{path}", timeout=timeout,
+                                context=context) as response:
         return response.status, dict(response.headers), response.read()
 
 
@@ -246,9 +250,9 @@ def start_varnish(procs, upstream_port, ttl=3600):
 
 # ---------------------------------------------------------------- load
 
-def wrk(port, script, connections, seconds, env=None, threads=2):
+def wrk(port, script, connections, seconds, env=None, threads=2, scheme="http"):
     argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s",
-            os.path.join(HERE, script), f"http://127.0.0.1:{port}"]
+            os.path.join(HERE, script), f"{scheme}://127.0.0.1:{port}"]
     out = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **(env or {})},
                          timeout=seconds + 60).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -270,9 +274,9 @@ def median_of(runs, key):
     return statistics.median(run[key] for run in runs)
 
 
-def warm(port, keys):
+def warm(port, keys, tls=False):
     for i in range(keys):
-        status, _, _ = http_get(port, f"{LIST}?agent_id=hot{i}&page_size=30")
+        status, _, _ = http_get(port, f"{LIST}?agent_id=hot{i}&page_size=30", tls=tls)
         assert status == 200, status
 
 
@@ -517,6 +521,75 @@ def scenario_gzip(procs, rows, runs, seconds):
                  str(fake_stats(upstream)["requests"]), "", "", ""])
 
 
+def make_certificate():
+    """A self-signed ECDSA P-256 pair for 127.0.0.1, made by openssl in the work folder: (certificate, key)."""
+    certificate, key = os.path.join(WORK, "tls.crt"), os.path.join(WORK, "tls.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-keyout", key, "-out", certificate, "-days", "2", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"], check=True, capture_output=True)
+    os.chmod(key, 0o644)  # nginx reads it as root, but keep it readable for its workers too
+    return certificate, key
+
+
+# nginx's cache with TLS on its listener: the same certificate as the gateway, TLS 1.2 and 1.3, and the cipher
+# suite BoringSSL picks for TLS 1.3 on this hardware (AES-128-GCM), so both do the same work per byte.
+# No session cache or tickets: a new connection is a full handshake on both.
+NGINX_TLS_SERVER = """listen 127.0.0.1:{port} ssl reuseport backlog=4096;
+        ssl_certificate %(certificate)s;
+        ssl_certificate_key %(key)s;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256;
+        ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256;
+        ssl_session_cache off;
+        ssl_session_tickets off;"""
+
+
+def negotiated(port):
+    """The TLS version and cipher suite a default client gets from the server on port."""
+    context = ssl._create_unverified_context()
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost") as tls:
+            return f"{tls.version()} {tls.cipher()[0]}"
+
+
+def scenario_tls(procs, rows, runs, seconds):
+    """Hits over TLS, against nginx with the same certificate and cipher suite: keep-alive (the record layer
+    only), and a new connection for every request (a full handshake each, ECDHE P-256 and ECDSA)."""
+    certificate, key = make_certificate()
+    upstream = start_fake(procs, latency_ms=50)
+    template = NGINX_CACHE.replace("listen 127.0.0.1:{port} reuseport backlog=4096;",
+                                   NGINX_TLS_SERVER % {"certificate": certificate, "key": key})
+    servers = {"xi-gateway": start_gateway(procs, upstream, TLS_CERT_FILE=certificate, TLS_KEY_FILE=key)[0],
+               "nginx": start_nginx(procs, upstream, template=template)[0]}
+    for name, port in servers.items():
+        warm(port, 100, tls=True)
+    ciphers = {name: negotiated(port) for name, port in servers.items()}
+    fake_reset(upstream)
+    results = {}
+    for load, connections, env in (("keep-alive", 64, {"KEYS": "100"}),
+                                    ("handshake", 16, {"KEYS": "100", "CLOSE": "1"})):
+        measured = {name: [] for name in servers}
+        order = list(servers.items())
+        for round_index in range(runs):
+            shift = round_index % len(order)
+            for name, port in order[shift:] + order[:shift]:
+                measured[name].append(wrk(port, "hot.lua", connections, seconds, env=env, scheme="https"))
+        for name, runs_of in measured.items():
+            results[(name, load)] = {"rps": median_of(runs_of, "rps"), "p99": median_of(runs_of, "p99"),
+                                     "non2xx": sum(m["non2xx"] for m in runs_of)}
+    for load, title in (("keep-alive", "TLS hot keys, keep-alive (64 conn)"),
+                        ("handshake", "TLS hot keys, a new connection per request (16 conn)")):
+        base = results[("xi-gateway", load)]
+        for name in servers:
+            r = results[(name, load)]
+            rows.append([f"{title}, {name}", f"{r['rps']:,.0f} req/s", f"p99 {r['p99']:.2f} ms", ciphers[name],
+                         f"non-2xx {r['non2xx']}" if name == "xi-gateway"
+                         else f"xi/{name}: {base['rps'] / r['rps']:.2f}x"])
+    rows.append(["TLS: upstream requests during the runs (all should be hits)", str(fake_stats(upstream)["requests"]),
+                 "", "", ""])
+    return results
+
+
 def scenario_mixed(procs, rows, seconds, limit=4):
     upstream = start_fake(procs, latency_ms=50, max_concurrent=limit)
     # Pages fresh for 5 s, so popular ones are refreshed (stale-while-revalidate) many times in a run.
@@ -644,7 +717,7 @@ def main():
     global WORK, BIN, CLEANUP, BASELINE
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="1 run of 3 s each, for trying the harness")
-    parser.add_argument("--only", default="hot,burst,misses,memory,gzip,mixed,replicas")
+    parser.add_argument("--only", default="hot,burst,misses,memory,gzip,tls,mixed,replicas")
     parser.add_argument("--bin-dir", default=os.path.join(ROOT, ".build", "release"))
     parser.add_argument("--output", default=None)
     parser.add_argument("--baseline-bin-dir", default=None,
@@ -678,6 +751,7 @@ def main():
              "misses": lambda: scenario_misses(procs, rows, runs, seconds),
              "memory": lambda: scenario_memory(procs, rows),
              "gzip": lambda: scenario_gzip(procs, rows, runs, seconds),
+             "tls": lambda: scenario_tls(procs, rows, runs, seconds),
              "mixed": lambda: scenario_mixed(procs, rows, seconds * 2),
              "replicas": lambda: scenario_replicas(procs, rows, seconds * 2)}[name]()
             procs.stop_all()

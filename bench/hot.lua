@@ -5,7 +5,11 @@ local keys = tonumber(os.getenv("KEYS") or "100")
 local pace = tonumber(os.getenv("PACE_MS") or "0")
 -- With ACCEPT_ENCODING set, every request sends it (gzip clients).
 local encoding = os.getenv("ACCEPT_ENCODING")
-local headers = encoding and { ["Accept-Encoding"] = encoding } or nil
+local headers = {}
+if encoding then headers["Accept-Encoding"] = encoding end
+-- With CLOSE set, every request asks to close its connection: each request is a new connection (over TLS, a
+-- full handshake).
+if os.getenv("CLOSE") then headers["Connection"] = "close" end
 local counter = 0
 
 request = function()

@@ -54,6 +54,7 @@ public struct GatewayConfiguration: Sendable {
         Key(name: "PASSTHROUGH", defaultValue: "on", summary: "forward run-tests, resubmit and get-invocation"),
         Key(name: "REDIS_URL", defaultValue: nil, summary: "the shared tier of several replicas; unset: alone"),
         Key(name: "REDIS_URL_FILE", defaultValue: nil, summary: "a file holding REDIS_URL instead"),
+        Key(name: "REDIS_TLS_CA_FILE", defaultValue: nil, summary: "PEM roots for rediss://; unset: the system's"),
         Key(name: "REDIS_TIMEOUT_MS", defaultValue: "100", summary: "longest wait for one Redis answer"),
         Key(name: "REDIS_KEY_PREFIX", defaultValue: "xg", summary: "start of every key the gateway writes in Redis"),
         Key(name: "FALLBACK_MAX_CONCURRENCY", defaultValue: "1", summary: "each replica's cap while Redis is down"),
@@ -106,6 +107,8 @@ public struct GatewayConfiguration: Sendable {
     public var passthrough: Bool
     /// The shared tier's Redis; `nil`: this gateway works alone. Its password is a ``Secret``.
     public var redis: RedisEndpoint?
+    /// The certificates a `rediss://` server's is checked against; `nil`: the system's roots.
+    public var redisTLSCAFile: String?
     public var redisTimeoutMilliseconds: Int
     public var redisKeyPrefix: String
     public var fallbackMaxConcurrency: Int
@@ -316,6 +319,13 @@ public struct GatewayConfiguration: Sendable {
         } else {
             self.redis = nil
         }
+        self.redisTLSCAFile = value("REDIS_TLS_CA_FILE")
+        if redisTLSCAFile != nil, redis?.usesTLS != true {
+            throw ConfigurationError(
+                key: "REDIS_TLS_CA_FILE",
+                problem: "is set, but REDIS_URL is not a rediss:// URL: the connection to Redis would not use it"
+            )
+        }
         self.redisTimeoutMilliseconds = try integer("REDIS_TIMEOUT_MS", in: 1...60_000, "an integer from 1 to 60000")
         let prefix = value("REDIS_KEY_PREFIX") ?? "xg"
         // Printable, without spaces (keys and channels are shown in logs) or braces (the hash tag that keeps a
@@ -489,6 +499,7 @@ extension GatewayConfiguration {
             "COMPRESSION": on(compression),
             "PASSTHROUGH": on(passthrough),
             "REDIS_URL": redis?.description ?? "",
+            "REDIS_TLS_CA_FILE": redisTLSCAFile ?? "",
             "REDIS_TIMEOUT_MS": "\(redisTimeoutMilliseconds)",
             "REDIS_KEY_PREFIX": redisKeyPrefix,
             "FALLBACK_MAX_CONCURRENCY": "\(fallbackMaxConcurrency)",

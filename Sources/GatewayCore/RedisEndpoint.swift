@@ -1,4 +1,5 @@
-/// Where the shared tier's Redis is, from `REDIS_URL`: `redis://[[user]:password@]host[:port][/db]` or
+/// Where the shared tier's Redis is, from `REDIS_URL`: `redis://[[user]:password@]host[:port][/db]`, the same
+/// over TLS as `rediss://`, or
 /// `unix:///path/to/socket[?db=N]` (a password for a socket as `unix://:password@/path`). The password is
 /// a ``Secret``: ``description`` shows `redis://***@host:port/db`, never it.
 public struct RedisEndpoint: Sendable, Hashable, CustomStringConvertible {
@@ -23,11 +24,20 @@ public struct RedisEndpoint: Sendable, Hashable, CustomStringConvertible {
     public let password: Secret?
     /// Chosen with `SELECT` (0 to 15 on a default server).
     public let database: Int
+    /// Whether the connection speaks TLS (`rediss://`; TCP only).
+    public let usesTLS: Bool
 
     /// The port Redis listens on unless told otherwise.
     public static let defaultPort = 6379
 
-    public init(address: Address, username: String? = nil, password: Secret? = nil, database: Int = 0) {
+    public init(
+        address: Address,
+        username: String? = nil,
+        password: Secret? = nil,
+        database: Int = 0,
+        usesTLS: Bool = false
+    ) {
+        self.usesTLS = usesTLS
         self.address = address
         self.username = username
         self.password = password
@@ -44,8 +54,8 @@ public struct RedisEndpoint: Sendable, Hashable, CustomStringConvertible {
         }
         let scheme = text[..<separator.lowerBound].lowercased()
         var rest = Substring(text[separator.upperBound...])
-        guard scheme == "redis" || scheme == "unix" else {
-            throw Invalid(problem: "must use redis:// or unix:// (rediss:// is not supported yet)")
+        guard scheme == "redis" || scheme == "rediss" || scheme == "unix" else {
+            throw Invalid(problem: "must use redis://, rediss:// (TLS) or unix://")
         }
         // User information: up to the last `@` before the path (a password may hold `/`).
         var username: String?
@@ -114,7 +124,8 @@ public struct RedisEndpoint: Sendable, Hashable, CustomStringConvertible {
             address: .tcp(host: String(host), port: port),
             username: username,
             password: password,
-            database: database
+            database: database,
+            usesTLS: scheme == "rediss"
         )
     }
 
@@ -152,7 +163,7 @@ public struct RedisEndpoint: Sendable, Hashable, CustomStringConvertible {
         switch address {
         case .tcp(let host, let port):
             let shownHost = host.contains(":") ? "[\(host)]" : host
-            return "redis://\(credentials)\(shownHost):\(port)/\(database)"
+            return "\(usesTLS ? "rediss" : "redis")://\(credentials)\(shownHost):\(port)/\(database)"
         case .unix(let path):
             return "unix://\(credentials)\(path)" + (database == 0 ? "" : "?db=\(database)")
         }

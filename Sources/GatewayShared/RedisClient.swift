@@ -2,6 +2,7 @@ import GatewayCore
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 /// A Redis client for the shared tier: one connection per event loop, opened when that loop first sends,
 /// with every command pipelined on it and every command bounded by a timeout.
@@ -28,6 +29,8 @@ public final class RedisClient: Sendable {
     let logger: Logger
     /// `AUTH` and `SELECT`, encoded once; a failure to encode them fails every connection.
     private let handshake: Result<[(name: String, command: ByteBuffer)], RedisError>
+    /// For `rediss://`: the TLS every connection starts with (`nil` for `redis://` and `unix://`).
+    private let tls: RedisTLS?
     private let state = Locked(State())
 
     private struct State {
@@ -49,14 +52,22 @@ public final class RedisClient: Sendable {
         timeout: TimeAmount,
         group: any EventLoopGroup,
         logger: Logger,
-        reconnectInterval: TimeAmount = .milliseconds(250)
+        reconnectInterval: TimeAmount = .milliseconds(250),
+        tls: RedisTLS? = nil
     ) {
+        self.tls = endpoint.usesTLS ? tls : nil
         self.endpoint = endpoint
         self.timeout = timeout
         self.reconnectInterval = reconnectInterval
         self.group = group
         self.logger = logger
-        self.handshake = Result { () throws(RedisError) in try RedisClient.handshake(for: endpoint) }
+        self.handshake = Result { () throws(RedisError) in
+            // A `rediss://` endpoint never falls back to plain text: without TLS, it has no connection.
+            guard !endpoint.usesTLS || tls != nil else {
+                throw RedisError.connectionFailed("\(endpoint) needs TLS, and the client was given none")
+            }
+            return try RedisClient.handshake(for: endpoint)
+        }
     }
 
     /// Sends the command `arguments` (its name first) on `eventLoop`'s connection; the future, completed on
@@ -176,10 +187,21 @@ public final class RedisClient: Sendable {
             return handler
         }
         let bound = NIOLoopBound(handler, eventLoop: eventLoop)
+        let tlsHostname: String?? =
+            if tls != nil, case .tcp(let host, _) = endpoint.address { .some(RedisTLS.serverHostname(host)) } else {
+                .none
+            }
+        let tls = tls
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(timeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    // The commands written before the handshake ends wait in the TLS handler, in order.
+                    if let tls, case .some(let hostname) = tlsHostname {
+                        try channel.pipeline.syncOperations.addHandler(
+                            NIOSSLClientHandler(context: tls.context, serverHostname: hostname)
+                        )
+                    }
                     try channel.pipeline.syncOperations.addHandler(bound.value)
                 }
             }

@@ -22,6 +22,9 @@ public final class RedisServer: Sendable {
     public let socketPath: String
     /// `requirepass`; `nil`: none.
     public let password: String?
+    /// The TCP port on `127.0.0.1` where it speaks TLS, when started with a certificate.
+    public let tlsPort: Int?
+    private let tls: ListenerTLSSettings?
     private let executable: String
     private let state = Locked(State())
 
@@ -50,15 +53,25 @@ public final class RedisServer: Sendable {
         state.withLock { $0.process.flatMap { $0.isRunning ? $0.processIdentifier : nil } }
     }
 
-    private init(directory: String, password: String?, executable: String) {
+    private init(
+        directory: String,
+        password: String?,
+        executable: String,
+        tls: ListenerTLSSettings?,
+        tlsPort: Int?
+    ) {
+        self.tls = tls
+        self.tlsPort = tlsPort
         self.directory = directory
         self.socketPath = directory + "/redis.sock"
         self.password = password
         self.executable = executable
     }
 
-    /// Starts a server (requiring `password` when given) and waits until it answers `PING`.
-    public static func start(password: String? = nil) async throws -> RedisServer {
+    /// Starts a server (requiring `password` when given) and waits until it answers `PING`. With `tls`, it
+    /// also speaks TLS with that certificate on a TCP port of `127.0.0.1` (``tlsPort``), not asking clients
+    /// for certificates.
+    public static func start(password: String? = nil, tls: ListenerTLSSettings? = nil) async throws -> RedisServer {
         let executable = try locate()
         // Short, so the socket's path stays far below the 104 bytes a Unix socket's path may have.
         let directory = "/tmp/xg-redis-" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
@@ -67,7 +80,13 @@ public final class RedisServer: Sendable {
             withIntermediateDirectories: false,
             attributes: [.posixPermissions: 0o700]
         )
-        let server = RedisServer(directory: directory, password: password, executable: executable)
+        let server = RedisServer(
+            directory: directory,
+            password: password,
+            executable: executable,
+            tls: tls,
+            tlsPort: try tls.map { _ in try freePort() }
+        )
         try server.writeConfiguration()
         try await server.launch()
         return server
@@ -177,11 +196,35 @@ public final class RedisServer: Sendable {
             "loglevel notice",
         ]
         if let password { lines.append("requirepass \(Self.quoted(password))") }
+        if let tls, let tlsPort {
+            lines += [
+                "tls-port \(tlsPort)", "bind 127.0.0.1", "tls-cert-file \(Self.quoted(tls.certificateFile))",
+                "tls-key-file \(Self.quoted(tls.keyFile))", "tls-auth-clients no",
+            ]
+        }
         try (lines.joined(separator: "\n") + "\n").write(
             toFile: directory + "/redis.conf",
             atomically: true,
             encoding: .utf8
         )
+    }
+
+    /// A TCP port on `127.0.0.1` free just now (Redis takes no 0 for its TLS port).
+    private static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw Failure(description: "socket() failed") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
+                bind(fd, address, length) == 0 && getsockname(fd, address, &length) == 0
+            }
+        }
+        guard bound else { throw Failure(description: "no free port on 127.0.0.1") }
+        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     /// `text` as a double-quoted string of Redis's configuration syntax.

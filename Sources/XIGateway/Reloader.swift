@@ -177,6 +177,7 @@ final class Reloader: Sendable {
         if old.passthrough != new.passthrough { keys.append("PASSTHROUGH") }
         if old.compression != new.compression { keys.append("COMPRESSION") }
         if old.redis != new.redis { keys.append("REDIS_URL") }
+        if old.redisTLSCAFile != new.redisTLSCAFile { keys.append("REDIS_TLS_CA_FILE") }
         if old.redisTimeoutMilliseconds != new.redisTimeoutMilliseconds { keys.append("REDIS_TIMEOUT_MS") }
         if old.redisKeyPrefix != new.redisKeyPrefix { keys.append("REDIS_KEY_PREFIX") }
         if old.fallbackMaxConcurrency != new.fallbackMaxConcurrency { keys.append("FALLBACK_MAX_CONCURRENCY") }

@@ -16,13 +16,15 @@ struct SharedWiring: Sendable {
         configuration: GatewayConfiguration,
         cache: ResponseCache,
         group: any EventLoopGroup,
+        tls: RedisTLS?,
         logger: Logger
     ) {
         client = RedisClient(
             endpoint: endpoint,
             timeout: .milliseconds(Int64(configuration.redisTimeoutMilliseconds)),
             group: group,
-            logger: logger
+            logger: logger,
+            tls: tls
         )
         health = SharedTierHealth(logger: logger)
         // A leader holds a question while it may wait for a slot and then for the upstream.

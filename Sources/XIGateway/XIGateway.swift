@@ -40,6 +40,14 @@ enum XIGateway {
         for (name, value) in loaded.configuration.shownSettings(teams: loaded.teams?.teams.count) {
             print("\(name)=\(value)")
         }
+        if loaded.configuration.redis?.usesTLS == true {
+            do {
+                _ = try RedisTLS(caFile: loaded.configuration.redisTLSCAFile)
+            } catch {
+                printError("xi-gateway: configuration error: \(error)")
+                exit(configurationExitCode)
+            }
+        }
         if let settings = loaded.configuration.tls {
             do {
                 let identity = try ListenerTLS.load(settings)
@@ -100,8 +108,23 @@ enum XIGateway {
         )
         let eventLoopThreads = configuration.eventLoopThreads(cores: System.coreCount)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: eventLoopThreads)
+        var redisTLS: RedisTLS?
+        do {
+            if configuration.redis?.usesTLS == true { redisTLS = try RedisTLS(caFile: configuration.redisTLSCAFile) }
+        } catch {
+            printError("xi-gateway: configuration error: \(error)")
+            BufferedOutput.standardOutput.flush()
+            exit(configurationExitCode)
+        }
         let shared = configuration.redis.map { endpoint in
-            SharedWiring(endpoint: endpoint, configuration: configuration, cache: cache, group: group, logger: logger)
+            SharedWiring(
+                endpoint: endpoint,
+                configuration: configuration,
+                cache: cache,
+                group: group,
+                tls: redisTLS,
+                logger: logger
+            )
         }
         let pages: any PageStore = shared.map { TieredPageStore(first: cache, shared: $0.tier) } ?? cache
         let governor: any UpstreamSlots =

@@ -53,7 +53,7 @@ struct ConfigurationTests {
                 "SHUTDOWN_GRACE_SECONDS", "LOG_LEVEL",
                 "LOG_FORMAT", "ACCESS_LOG", "ADMIN_TOKEN", "ADMIN_TOKEN_FILE", "CLIENTS_FILE",
                 "CLIENT_UPSTREAM_PER_MINUTE", "CLIENT_CACHE_CONTROL", "COMPRESSION", "PASSTHROUGH", "REDIS_URL",
-                "REDIS_URL_FILE",
+                "REDIS_URL_FILE", "REDIS_TLS_CA_FILE",
                 "REDIS_TIMEOUT_MS",
                 "REDIS_KEY_PREFIX", "FALLBACK_MAX_CONCURRENCY",
             ]
@@ -62,7 +62,7 @@ struct ConfigurationTests {
             GatewayConfiguration.keys.filter { $0.defaultValue == nil }.map(\.name) == [
                 "TLS_CERT_FILE", "TLS_KEY_FILE", "ELEVENLABS_API_KEY", "ELEVENLABS_API_KEY_FILE", "UPSTREAM_PROXY",
                 "ADMIN_TOKEN", "ADMIN_TOKEN_FILE",
-                "CLIENTS_FILE", "REDIS_URL", "REDIS_URL_FILE",
+                "CLIENTS_FILE", "REDIS_URL", "REDIS_URL_FILE", "REDIS_TLS_CA_FILE",
             ]
         )
         #expect(GatewayConfiguration.keys.allSatisfy { !$0.summary.isEmpty })
@@ -366,6 +366,9 @@ struct TLSConfigurationTests {
                 )
         )
         #expect(on.adminTLS)
+        let redis = try configuration(["REDIS_URL": "rediss://cache:6380", "REDIS_TLS_CA_FILE": "/ca.pem"]).get()
+        #expect(redis.redis?.usesTLS == true)
+        #expect(redis.redisTLSCAFile == "/ca.pem")
         let shown = Dictionary(uniqueKeysWithValues: on.shownSettings(teams: nil).map { ($0.name, $0.value) })
         #expect(shown["TLS_CERT_FILE"] == "/etc/tls/cert.pem", "paths are shown; the key's content never is")
         #expect(shown["TLS_KEY_FILE"] == "/etc/tls/key.pem")
@@ -383,6 +386,8 @@ struct TLSConfigurationTests {
         (["ADMIN_TLS": "on"], "ADMIN_TLS"),
         (["ADMIN_TLS": "maybe"], "ADMIN_TLS"),
         (["ADMIN_TLS": "on", "ADMIN_LISTEN": "off", "TLS_CERT_FILE": "/c.pem", "TLS_KEY_FILE": "/k.pem"], "ADMIN_TLS"),
+        (["REDIS_TLS_CA_FILE": "/ca.pem"], "REDIS_TLS_CA_FILE"),
+        (["REDIS_TLS_CA_FILE": "/ca.pem", "REDIS_URL": "redis://cache:6379"], "REDIS_TLS_CA_FILE"),
     ])
     func aHalfTLSConfigurationNamesItsKey(settings: [String: String], key: String) throws {
         let found = try #require(error(settings))
@@ -404,7 +409,8 @@ struct ShownSettingsTests {
         #expect(
             shown.map(\.name)
                 == GatewayConfiguration.keys.map(\.name).filter {
-                    !$0.hasSuffix("_FILE") || ["CLIENTS_FILE", "TLS_CERT_FILE", "TLS_KEY_FILE"].contains($0)
+                    !$0.hasSuffix("_FILE")
+                        || ["CLIENTS_FILE", "TLS_CERT_FILE", "TLS_KEY_FILE", "REDIS_TLS_CA_FILE"].contains($0)
                 }
         )
         let values = Dictionary(uniqueKeysWithValues: shown.map { ($0.name, $0.value) })

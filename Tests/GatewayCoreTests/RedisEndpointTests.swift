@@ -25,6 +25,11 @@ struct RedisEndpointTests {
             ),
             ("unix:///tmp/r.sock?db=2", .unix(path: "/tmp/r.sock"), nil, nil, 2, "unix:///tmp/r.sock?db=2"),
             ("unix://:pw@/tmp/r.sock", .unix(path: "/tmp/r.sock"), nil, "pw", 0, "unix://***@/tmp/r.sock"),
+            (
+                "rediss://:s3cret@redis.managed.example:6380/2", .tcp(host: "redis.managed.example", port: 6380), nil,
+                "s3cret", 2, "rediss://***@redis.managed.example:6380/2"
+            ),
+            ("REDISS://h", .tcp(host: "h", port: 6379), nil, nil, 0, "rediss://h:6379/0"),
         ] as [(String, RedisEndpoint.Address, String?, String?, Int, String)]
     )
     func parses(
@@ -43,13 +48,14 @@ struct RedisEndpointTests {
         #expect(endpoint.password?.revealed == password)
         #expect(endpoint.database == db)
         #expect(endpoint.description == shown)
+        #expect(endpoint.usesTLS == text.lowercased().hasPrefix("rediss://"))
         #expect("\(endpoint)" == shown)
         if let password { #expect(!"\(endpoint)".contains(password)) }
     }
 
     @Test(
         arguments: [
-            "", "127.0.0.1:6379", "http://h", "rediss://h", "redis://", "redis://:6379", "redis://h:0",
+            "", "127.0.0.1:6379", "http://h", "rediss://", "rediss://h:0", "redis://", "redis://:6379", "redis://h:0",
             "redis://h:65536", "redis://h:x", "redis://h/db", "redis://h/1024", "redis://user@h", "redis://:@h",
             "redis://:p%4@h", "redis://h w", "unix://relative.sock", "unix:///", "unix:///s?x=1", "unix:///s?db=x",
             "redis://[::1", "redis://[::1]x",
@@ -60,7 +66,7 @@ struct RedisEndpointTests {
     }
 
     /// However it is wrong, the message never repeats the password.
-    @Test(arguments: ["redis://:hunter2secret@h:99999", "redis://u:hunter2secret@h/x", "rediss://:hunter2secret@h"])
+    @Test(arguments: ["redis://:hunter2secret@h:99999", "redis://u:hunter2secret@h/x", "rediss://:hunter2secret@h:0"])
     func aRefusalNeverShowsThePassword(text: String) {
         do {
             _ = try RedisEndpoint(text)

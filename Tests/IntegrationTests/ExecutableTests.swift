@@ -316,7 +316,7 @@ struct ExecutableTests {
         #expect(lines.contains("REDIS_URL=redis://***@127.0.0.1:1/0"))
         // Every key but those that name a file holding a secret (the secret is listed instead); the files of
         // the teams and of TLS are paths, shown as they are.
-        let shownFiles: Set = ["CLIENTS_FILE", "TLS_CERT_FILE", "TLS_KEY_FILE"]
+        let shownFiles: Set = ["CLIENTS_FILE", "TLS_CERT_FILE", "TLS_KEY_FILE", "REDIS_TLS_CA_FILE"]
         #expect(
             lines.count == GatewayConfiguration.keys.filter {
                 !$0.name.hasSuffix("_FILE") || shownFiles.contains($0.name)

@@ -20,15 +20,17 @@ struct Replicas {
     static let adminToken = "admin-token-for-replicas-0123456789"
 
     /// Starts Redis, the upstream (answering with `script`) and `count` gateways with `settings` added to
-    /// their environment.
+    /// their environment. With `redisCertificate`, the gateways reach Redis by `rediss://` on its TLS port,
+    /// trusting that certificate (`REDIS_TLS_CA_FILE`).
     static func start(
         count: Int = 3,
         settings: [String: String] = [:],
+        redisCertificate: ListenerTLSSettings? = nil,
         upstreamScript: @escaping @Sendable (FakeUpstream.ReceivedRequest) -> FakeUpstream.Reply = {
             .page(for: $0.uri)
         }
     ) async throws -> Replicas {
-        let redis = try await RedisServer.start()
+        let redis = try await RedisServer.start(tls: redisCertificate)
         let upstream = try await FakeUpstream.start(script: upstreamScript)
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
             "xi-replicas-\(UUID().uuidString)"
@@ -40,13 +42,14 @@ struct Replicas {
             "UPSTREAM_URL": upstream.baseURL,
             "LISTEN_PORT": "0",
             "ADMIN_LISTEN": "127.0.0.1:0",
-            "REDIS_URL": redis.endpoint().description,
+            "REDIS_URL": redis.tlsPort.map { "rediss://127.0.0.1:\($0)" } ?? redis.endpoint().description,
             // A loaded test machine may keep Redis from answering within the default 100 ms.
             "REDIS_TIMEOUT_MS": "5000",
             "ADMIN_TOKEN": adminToken,
             "ACCESS_LOG": "off",
             "EVENT_LOOP_THREADS": "1",
         ]
+        if let redisCertificate { environment["REDIS_TLS_CA_FILE"] = redisCertificate.certificateFile }
         environment.merge(settings) { $1 }
         var gateways: [GatewayProcess] = []
         var ports: [Int] = []
@@ -172,8 +175,15 @@ struct ReplicasTests {
         try await replicas.stop()
     }
 
-    @Test func aPageFetchedByOneReplicaIsASharedHitOnTheOthersWithTheSameAge() async throws {
-        let replicas = try await Replicas.start()
+    @Test(arguments: [false, true])
+    func aPageFetchedByOneReplicaIsASharedHitOnTheOthersWithTheSameAge(overTLS: Bool) async throws {
+        let certificates = try TestCertificates()
+        defer { certificates.remove() }
+        let replicas = try await Replicas.start(redisCertificate: overTLS ? try certificates.pair("redis") : nil)
+        if overTLS {
+            #expect(replicas.gateways.allSatisfy { $0.printed.contains("rediss://127.0.0.1:") })
+            #expect(replicas.stats(0).contains(#""shared_tier":"up""#))
+        }
         let first = try replicas.get(0, "page_size=3")
         #expect(first.header("Cache-Status") == "xi-gateway; fwd=miss; fwd-status=200; stored")
         // The leader answers its client before its page is in Redis (storing it does not hold the answer
