@@ -137,7 +137,8 @@ public final class GatewayServer: Sendable {
                 headTimeout: configuration.requestHeadTimeout,
                 maxBodyBytes: configuration.maxBodyBytes,
                 idleTimeout: configuration.idleTimeout,
-                role: configuration.role
+                role: configuration.role,
+                coalescesAnswers: configuration.tls != nil
             )
         )
     }
@@ -165,7 +166,10 @@ public final class GatewayServer: Sendable {
         while connections.count > 0, NIODeadline.now() < deadline {
             try? await Task.sleep(for: .milliseconds(10))
         }
-        for connection in connections.all { try? await connection.close() }
+        // All at once: a TLS connection's close may wait (up to a second) for the client's close_notify.
+        await withTaskGroup(of: Void.self) { group in
+            for connection in connections.all { group.addTask { try? await connection.close() } }
+        }
     }
 }
 

@@ -37,6 +37,10 @@ final class HTTPHandler: ChannelDuplexHandler {
     private var spareHead: ByteBuffer?
     /// Which routes this listener serves.
     private let role: ListenerRole
+    /// Whether an answer's body is copied after its head whatever its size: over TLS, each buffer written
+    /// is a TLS record of its own (and a call into BoringSSL), so one buffer an answer is cheaper than a
+    /// copy. Plain HTTP hands large bodies to the socket as buffers of their own.
+    private let coalescesAnswers: Bool
 
     /// A handler reading requests with heads up to `maxHeadBytes` that take at most `headTimeout` to arrive,
     /// bodies up to `maxBodyBytes`, and closing the connection after `idleTimeout` without a request.
@@ -46,8 +50,10 @@ final class HTTPHandler: ChannelDuplexHandler {
         headTimeout: TimeAmount,
         maxBodyBytes: Int,
         idleTimeout: TimeAmount,
-        role: ListenerRole = .combined
+        role: ListenerRole = .combined,
+        coalescesAnswers: Bool = false
     ) {
+        self.coalescesAnswers = coalescesAnswers
         self.role = role
         self.machine = HTTPConnection.StateMachine(maxBodyBytes: maxBodyBytes)
         self.timers = HTTPConnection.TimerStateMachine(idleTimeout: idleTimeout, headTimeout: headTimeout)
@@ -239,8 +245,10 @@ final class HTTPHandler: ChannelDuplexHandler {
 
     /// Bodies up to this size are copied after the head rather than written as a buffer of their own.
     private static let bodyBytesCopiedIntoHead = 1024
-    /// The largest head buffer a connection keeps between answers (a hit's takes 512 bytes).
+    /// The largest head buffer a connection keeps between answers (a hit's takes 512 bytes), and over TLS,
+    /// where the body is copied after the head, one that holds a typical page too.
     private static let largestSpareHead = 4096
+    private static let largestCoalescedSpareHead = 32 * 1024
 
     /// Writes a whole answer. When the connection closes after it, it closes once the last buffer is
     /// written, as the machine says (``HTTPConnection/StateMachine/lastAnswerWritten()``).
@@ -252,7 +260,8 @@ final class HTTPHandler: ChannelDuplexHandler {
     ) {
         let sendsBody = !write.isHead && response.body.readableBytes > 0
         // Small bodies (errors, refusals) go in the head's buffer: one buffer, one iovec.
-        let copiesBody = sendsBody && response.body.readableBytes <= Self.bodyBytesCopiedIntoHead
+        let copiesBody =
+            sendsBody && (coalescesAnswers || response.body.readableBytes <= Self.bodyBytesCopiedIntoHead)
         // Room for a hit's head as `writeResponseHead` reserves it, so that it is never reallocated.
         let headCapacity = 512 + (copiesBody ? response.body.readableBytes : 0)
         // Taken out of the property, so that `head` is its only reference when cleared.
@@ -278,7 +287,11 @@ final class HTTPHandler: ChannelDuplexHandler {
             head.writeBuffer(&body)
         }
         let written = write.keepAlive ? nil : context.eventLoop.makePromise(of: Void.self)
-        if write.keepAlive, head.capacity <= Self.largestSpareHead { spareHead = head }
+        if write.keepAlive,
+            head.capacity <= (coalescesAnswers ? Self.largestCoalescedSpareHead : Self.largestSpareHead)
+        {
+            spareHead = head
+        }
         if sendsBody, !copiesBody {
             context.write(wrapOutboundOut(head), promise: nil)
             context.write(wrapOutboundOut(response.body), promise: written)

@@ -83,6 +83,12 @@ public final class ListenerTLS: Sendable {
         )
         configuration.minimumTLSVersion = settings.minimumVersion == .v1_3 ? .tlsv13 : .tlsv12
         configuration.applicationProtocols = ["http/1.1"]
+        // TLS 1.2: forward secrecy and AEAD only (no static RSA key exchange, no CBC). TLS 1.3's suites are
+        // all of that kind already.
+        configuration.cipherSuites = Self.cipherSuites
+        // A closing connection waits this long for the client's close_notify (NIOSSL's default is 5 s): a
+        // shutdown or an idle close holds a connection slot no longer.
+        configuration.shutdownTimeout = .seconds(1)
         let context: NIOSSLContext
         do {
             // BoringSSL refuses a key that is not the leaf certificate's here.
@@ -90,7 +96,8 @@ public final class ListenerTLS: Sendable {
         } catch {
             throw LoadError(
                 key: "TLS_KEY_FILE",
-                problem: "does not match the certificate of TLS_CERT_FILE (\(settings.keyFile)): \(error)"
+                problem: "cannot be used with the certificate of TLS_CERT_FILE (\(settings.keyFile)); does the key "
+                    + "match the certificate? \(error)"
             )
         }
         return Identity(
@@ -100,6 +107,12 @@ public final class ListenerTLS: Sendable {
             settings: settings
         )
     }
+
+    /// The TLS 1.2 cipher suites offered: ECDHE key exchange and AEAD ciphers only.
+    static let cipherSuites = [
+        "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
+    ].joined(separator: ":")
 
     /// `CN=name, DNS:alt, IP:alt` from NIOSSL's description of `certificate` (it exposes the common name
     /// no other way).
@@ -145,12 +158,13 @@ final class TLSHandshakeDeadline: ChannelInboundHandler, RemovableChannelHandler
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // Passed on first: once removed, this handler's context no longer reaches the next handler.
+        context.fireUserInboundEventTriggered(event)
         if case .handshakeCompleted = event as? TLSUserEvent {
             deadline?.cancel()
             deadline = nil
             context.pipeline.syncOperations.removeHandler(self, promise: nil)
         }
-        context.fireUserInboundEventTriggered(event)
     }
 
     private func arm(_ context: ChannelHandlerContext) {

@@ -521,8 +521,8 @@ struct DeploymentTests {
         #expect(Route(method: .GET, uri: scrapedPath, role: .admin) == metricsRoute)
     }
 
-    /// compose.yml publishes only the replicas' API port, and Prometheus scrapes `/metrics` on each replica's
-    /// admin port.
+    /// compose.yml publishes the replicas' API port, and their admin port on the host's loopback only (for the
+    /// status page); Prometheus scrapes `/metrics` on each replica's admin port.
     @Test func composeAndPrometheusUseTheImagesPortsAndRoutes() throws {
         let composeLines = Self.yamlLines(try read("deploy/compose.yml"))
         let configuration = try gatewayConfiguration(overriddenBy: [:])
@@ -534,8 +534,16 @@ struct DeploymentTests {
             for block in Self.blocks(in: section, under: { $0 == "ports:" }) {
                 for line in block where line.text.hasPrefix("- ") {
                     let published = line.text.dropFirst(2).trimmingCharacters(in: CharacterSet(charactersIn: "\"' "))
-                    let containerPort = published.split(separator: ":").last.flatMap { Int($0) }
-                    #expect(containerPort == apiPort, "compose.yml publishes \(published)")
+                    let parts = published.split(separator: ":")
+                    let containerPort = parts.last.flatMap { Int($0) }
+                    #expect(
+                        containerPort == apiPort || containerPort == adminPort,
+                        "compose.yml publishes \(published)"
+                    )
+                    // The admin port (the status page, purges) only ever on the host's loopback.
+                    if containerPort == adminPort {
+                        #expect(parts.count == 3 && parts[0] == "127.0.0.1", "compose.yml publishes \(published)")
+                    }
                 }
             }
         }

@@ -12,8 +12,13 @@ final class TLSTestClient: Sendable {
     private let responses: ResponseCollector
 
     /// Connects to `127.0.0.1:port` trusting only the certificates in `roots`, and completes the handshake.
-    static func connect(port: Int, roots: String) async throws -> TLSTestClient {
+    static func connect(
+        port: Int,
+        roots: String,
+        maximumVersion: TLSVersion? = nil
+    ) async throws -> TLSTestClient {
         var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.maximumTLSVersion = maximumVersion
         configuration.trustRoots = .file(roots)
         configuration.applicationProtocols = ["http/1.1"]
         let context = try NIOSSLContext(configuration: configuration)
@@ -32,7 +37,11 @@ final class TLSTestClient: Sendable {
         let client = TLSTestClient(channel: channel, responses: collector)
         // The connect completes before the handshake does: wait until the server's certificate is known.
         let deadline = ContinuousClock.now + .seconds(10)
-        while try await channel.nioSSL_peerCertificate().get() == nil, ContinuousClock.now < deadline {
+        while try await channel.nioSSL_peerCertificate().get() == nil {
+            guard ContinuousClock.now < deadline, channel.isActive else {
+                await client.close()
+                throw ChannelError.connectTimeout(.seconds(10))
+            }
             try await Task.sleep(for: .milliseconds(5))
         }
         return client

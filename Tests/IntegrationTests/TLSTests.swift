@@ -3,6 +3,7 @@ import GatewayCore
 import GatewayServer
 import GatewayTesting
 import NIOCore
+import NIOSSL
 import Testing
 
 /// TLS on the API listener (`TLS_CERT_FILE`, `TLS_KEY_FILE`), with certificates `openssl` makes for each test:
@@ -175,10 +176,23 @@ struct TLSTests {
         #expect(try await before.get(list).status == 200, "the open connection goes on")
         #expect(try await before.peerCommonName() == "first")
 
+        // TLS_MIN_VERSION applies on a reload too: a TLS 1.2 client is refused from then on.
+        var onlyTLS13 = second
+        onlyTLS13.minimumVersion = .v1_3
+        #expect((try? tls.reload(onlyTLS13).get()) != nil)
+        await #expect(throws: (any Error).self) {
+            _ = try await TLSTestClient.connect(port: gateway.port, roots: roots, maximumVersion: .tlsv12)
+        }
+        #expect((try? tls.reload(second).get()) != nil)
+        let tls12 = try await TLSTestClient.connect(port: gateway.port, roots: roots, maximumVersion: .tlsv12)
+        #expect(try await tls12.get(list).status == 200)
+        await tls12.close()
+
         let keyText = try String(contentsOfFile: second.keyFile, encoding: .utf8)
         let keyBody = try #require(keyText.split(separator: "\n").dropFirst().first.map(String.init))
         let bad = [
             (ListenerTLSSettings(certificateFile: first.certificateFile, keyFile: second.keyFile), "TLS_KEY_FILE"),
+            (ListenerTLSSettings(certificateFile: "/nonexistent/cert.pem", keyFile: second.keyFile), "TLS_CERT_FILE"),
             (
                 ListenerTLSSettings(
                     certificateFile: try certificates.file("junk.crt", "not PEM"),
@@ -236,7 +250,7 @@ struct TLSTests {
         try install(first, key: second)
         let mismatched = try GatewayProcess(arguments: ["check-config"], environment: environment, directory: directory)
         #expect(try await mismatched.waitForExit() == 78)
-        #expect(mismatched.printedOnStandardError.contains("TLS_KEY_FILE does not match the certificate"))
+        #expect(mismatched.printedOnStandardError.contains("TLS_KEY_FILE cannot be used with the certificate"))
         let refused = try GatewayProcess(arguments: [], environment: environment, directory: directory)
         #expect(try await refused.waitForExit() == 78)
         #expect(refused.printed.contains("TLS_KEY_FILE"))
