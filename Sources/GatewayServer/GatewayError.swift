@@ -23,6 +23,7 @@ public struct GatewayError: Error, Sendable, CustomStringConvertible {
         case upstreamBusy
         case upstreamBackoff(secondsLeft: Int)
         case notCached
+        case hostNotDirect
     }
 
     private let code: Code
@@ -67,6 +68,10 @@ public struct GatewayError: Error, Sendable, CustomStringConvertible {
     /// `Cache-Control: only-if-cached` and no page the client takes is in the cache: 504, the upstream not
     /// asked.
     public static let notCached = Self(.notCached)
+
+    /// The status page or its figures asked for by a name in `Host` rather than an address or `localhost`:
+    /// 403 (what a DNS-rebinding page in an operator's browser would send).
+    public static let hostNotDirect = Self(.hostNotDirect)
 
     /// Too many requests wait for the upstream already, or one waited too long for a slot: 503.
     public static let upstreamBusy = Self(.upstreamBusy)
@@ -121,6 +126,7 @@ public struct GatewayError: Error, Sendable, CustomStringConvertible {
         case .upstreamBusy: return "upstream-busy"
         case .upstreamBackoff: return "upstream-backoff"
         case .notCached: return "not-cached"
+        case .hostNotDirect: return "host-not-direct"
         }
     }
 
@@ -199,6 +205,13 @@ public struct GatewayError: Error, Sendable, CustomStringConvertible {
             body = ErrorBody.json(
                 status: "not_cached",
                 message: "Cache-Control: only-if-cached, and the cache holds no page this request takes"
+            )
+        case .hostNotDirect:
+            status = .forbidden
+            body = ErrorBody.json(
+                status: "host_not_direct",
+                message: "the status page answers to an IP address or localhost in Host only: open it by address "
+                    + "or through a port-forward"
             )
         }
         return GatewayResponse(status: status, headers: headers, body: allocator.buffer(string: body))

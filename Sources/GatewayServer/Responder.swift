@@ -130,8 +130,14 @@ struct Responder {
             )
             return .now(response, isHead: false, closes: false)
         case .statusPage(let isHead):
+            guard StatusPage.isDirect(host: head.first(name: "host")) else {
+                return .now(GatewayError.hostNotDirect.response(), isHead: isHead, closes: false)
+            }
             return .now(StatusPage.response, isHead: isHead, closes: false)
         case .status:
+            guard StatusPage.isDirect(host: head.first(name: "host")) else {
+                return .now(GatewayError.hostNotDirect.response(), isHead: false, closes: false)
+            }
             return .now(OperationsEndpoints(context: context).status(), isHead: false, closes: false)
         case .list(let query, let isHead):
             let freshness =

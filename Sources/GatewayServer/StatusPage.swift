@@ -25,6 +25,37 @@ enum StatusPage {
         return GatewayResponse(status: .ok, headers: headers, body: ByteBuffer(string: html))
     }()
 
+    /// Whether `host` (the request's `Host`) names the listener directly: an IPv4 or bracketed IPv6 address
+    /// or `localhost`, with or without a port, or no `Host` at all (HTTP/1.0). A browser that a page on
+    /// another site sends here by DNS rebinding names that site instead, and gets no figures: the page and
+    /// its JSON need no token, so this is what keeps another site's script from reading them.
+    static func isDirect(host: String?) -> Bool {
+        guard let host, !host.isEmpty else { return true }
+        var name = Substring(host)
+        if name.hasPrefix("[") {
+            guard let close = name.firstIndex(of: "]") else { return false }
+            let after = name[name.index(after: close)...]
+            guard after.isEmpty || (after.hasPrefix(":") && after.dropFirst().allSatisfy(Self.isDigit)) else {
+                return false
+            }
+            return name[name.index(after: name.startIndex)..<close].allSatisfy {
+                $0.isHexDigit || $0 == ":" || $0 == "."
+            }
+        }
+        if let colon = name.lastIndex(of: ":") {
+            guard name[name.index(after: colon)...].allSatisfy(Self.isDigit) else { return false }
+            name = name[..<colon]
+        }
+        if name.lowercased() == "localhost" { return true }
+        let parts = name.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4
+            && parts.allSatisfy { part in
+                (1...3).contains(part.count) && part.allSatisfy(Self.isDigit) && Int(part).map { $0 <= 255 } == true
+            }
+    }
+
+    private static func isDigit(_ character: Character) -> Bool { character >= "0" && character <= "9" }
+
     static let contentSecurityPolicy =
         "default-src 'none'; script-src '\(digest(script))'; style-src '\(digest(style))'; "
         + "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"

@@ -70,6 +70,37 @@ struct StatusPageEndpointTests {
         #expect(StatusReport.decimal(numerator, over: denominator, places: places) == text)
     }
 
+    /// What `Host` may name for the page and its figures: an address or localhost, never a site's name (a
+    /// DNS-rebinding page in an operator's browser sends its own).
+    @Test(
+        arguments: [
+            (nil, true), ("", true), ("127.0.0.1", true), ("127.0.0.1:9091", true), ("10.1.2.3:80", true),
+            ("localhost:9091", true), ("LOCALHOST", true), ("[::1]:9091", true), ("[::1]", true),
+            ("[fe80::1]:9091", true), ("evil.example", false), ("evil.example:9091", false),
+            ("127.0.0.1.nip.io", false), ("1.2.3", false), ("256.1.1.1", false), ("localhost.evil.com", false),
+            ("[::1]x", false), ("127.0.0.1:abc", false), ("[::1]:90x", false), ("[evil.example]", false),
+        ] as [(String?, Bool)]
+    )
+    func theHostMustNameTheListenerDirectly(host: String?, direct: Bool) {
+        #expect(StatusPage.isDirect(host: host) == direct)
+    }
+
+    @Test func aRebindingHostGetsNoFigures() throws {
+        let connection = try ConnectionFixture(role: .admin)
+        for target in ["/", "/admin/status"] {
+            let refused = try #require(
+                parseResponses(try connection.exchange("GET \(target) HTTP/1.1\r\nHost: rebind.example:9091\r\n\r\n"))
+                    .first
+            )
+            #expect(refused.status == "HTTP/1.1 403 Forbidden")
+            #expect(refused.body.contains(#""status":"host_not_direct""#))
+            let direct = parseResponses(
+                try connection.exchange("GET \(target) HTTP/1.1\r\nHost: 127.0.0.1:9091\r\n\r\n")
+            )
+            #expect(direct.first?.status == "HTTP/1.1 200 OK")
+        }
+    }
+
     @Test func thePageAndItsFiguresAreOnTheAdminListenerOnly() {
         #expect(Route(method: .GET, uri: "/", role: .admin) == .statusPage(isHead: false))
         #expect(Route(method: .HEAD, uri: "/", role: .admin) == .statusPage(isHead: true))
@@ -89,9 +120,14 @@ struct StatusPageEndpointTests {
     /// outside it but `data:`; not stored, not framed.
     @Test func thePageIsSelfContainedAndLockedDown() throws {
         let connection = try ConnectionFixture(role: .admin)
-        let page = try #require(parseResponses(try connection.exchange("GET / HTTP/1.1\r\nHost: h\r\n\r\n")).first)
+        let page = try #require(
+            parseResponses(try connection.exchange("GET / HTTP/1.1\r\nHost: 127.0.0.1:9091\r\n\r\n")).first
+        )
         let head = try #require(
-            parseResponses(try connection.exchange("HEAD / HTTP/1.1\r\nHost: h\r\n\r\n"), headRequests: [0]).first
+            parseResponses(
+                try connection.exchange("HEAD / HTTP/1.1\r\nHost: 127.0.0.1:9091\r\n\r\n"),
+                headRequests: [0]
+            ).first
         )
 
         #expect(page.status == "HTTP/1.1 200 OK")
@@ -144,7 +180,7 @@ struct StatusPageEndpointTests {
             _ = try api.exchange("GET \(list)?\(query) HTTP/1.1\r\nHost: h\r\n\r\n")
         }
         let answer = try #require(
-            parseResponses(try connection.exchange("GET /admin/status HTTP/1.1\r\nHost: h\r\n\r\n")).first
+            parseResponses(try connection.exchange("GET /admin/status HTTP/1.1\r\nHost: 127.0.0.1:9091\r\n\r\n")).first
         )
         #expect(answer.headers["content-type"] == "application/json")
         #expect(answer.headers["cache-control"] == "no-store")
@@ -164,7 +200,8 @@ struct StatusPageEndpointTests {
         #expect((report["per_second"] as? [String: [Int]])?["requests"]?.count == 60)
         #expect(fixture.upstream.requests.count == 1)
 
-        let refused = parseResponses(try api.exchange("GET /admin/status HTTP/1.1\r\nHost: h\r\n\r\n")).first
+        let refused = parseResponses(try api.exchange("GET /admin/status HTTP/1.1\r\nHost: 127.0.0.1:9091\r\n\r\n"))
+            .first
         #expect(refused?.status == "HTTP/1.1 404 Not Found")
     }
 }

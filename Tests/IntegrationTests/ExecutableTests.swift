@@ -26,6 +26,12 @@ final class GatewayProcess: Sendable {
     ) throws {
         process.executableURL = Self.executable(name)
         process.arguments = arguments
+        // A binary built with a sanitizer runs with the test run's options (`make sanitize` turns leak
+        // detection off, as libraries leak at exit): a child given none would fail its exit status on them.
+        var environment = environment
+        for name in ["ASAN_OPTIONS", "TSAN_OPTIONS", "LSAN_OPTIONS"] where environment[name] == nil {
+            environment[name] = ProcessInfo.processInfo.environment[name]
+        }
         process.environment = environment
         process.currentDirectoryURL = directory
         let outputPipe = Pipe()
